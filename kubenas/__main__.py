@@ -1,0 +1,3 @@
+from kubenas.cli import main
+
+main()

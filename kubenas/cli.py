@@ -1,0 +1,154 @@
+"""The `kubenas` command. Thin: parses flags, calls one function, maps errors to exit 2.
+
+Each command imports its implementation lazily so `kubenas validate` never pays for
+torch, kopf or the kubernetes client.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="kubenas",
+    help="Neural architecture search, Katib v1beta1 compatible: run experiments locally or on Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+suggestion_app = typer.Typer(help="Suggestion (search algorithm) server.", no_args_is_help=True)
+db_app = typer.Typer(help="Observation store (DBManager) server.", no_args_is_help=True)
+app.add_typer(suggestion_app, name="suggestion")
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+USAGE_ERROR = 2
+
+
+def _fail(message: str) -> "typer.Exit":
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(USAGE_ERROR)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def validate(file: Path = typer.Argument(..., help="Experiment YAML (kubeflow.org/v1beta1)")) -> None:
+    """Check an Experiment YAML against Katib's rules; print every error with its field path."""
+    from kubenas.experiment import SpecError, load_experiment_file
+
+    try:
+        exp = load_experiment_file(file)
+    except SpecError as exc:
+        for line in exc.lines():
+            err.print(f"[red]{file}:[/] {line}", soft_wrap=True)
+        raise typer.Exit(USAGE_ERROR) from None
+    out.print(f"[green]ok[/] {file}: experiment {exp.name!r}, algorithm {exp.algorithm_name!r}, "
+              f"{'nasConfig' if exp.is_nas else f'{len(exp.parameters)} parameters'}, "
+              f"maxTrialCount {exp.max_trial_count}, parallelTrialCount {exp.parallel_trial_count}")
+
+
+@app.command()
+def algorithms() -> None:
+    """List the registered search algorithms."""
+    from suggestion.algorithms.registry import algorithm_class, algorithm_names
+
+    for name in algorithm_names():
+        cls = algorithm_class(name)
+        kinds = "/".join(k for k, ok in (("hpo", cls.supports_hpo), ("nas", cls.supports_nas)) if ok)
+        out.print(f"{name:<12} {kinds:<8} {cls.description}")
+
+
+@suggestion_app.command("serve")
+def suggestion_serve(
+    algorithm: str = typer.Option(..., "--algorithm", "-a", help="registered algorithm name"),
+    port: int = typer.Option(6789, min=0, max=65535, help="gRPC port (0 picks a free one)"),
+    host: str = typer.Option("0.0.0.0", help="address to bind"),
+    state_dir: Optional[Path] = typer.Option(None, help="directory for durable algorithm state"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve the Suggestion gRPC service (with health and reflection) until SIGTERM."""
+    from suggestion.algorithms.registry import UnknownAlgorithm, algorithm_class
+
+    _logging(verbose)
+    try:
+        algorithm_class(algorithm)
+    except UnknownAlgorithm as exc:
+        raise _fail(f"--algorithm: {exc}") from None
+    from suggestion.service import serve
+
+    try:
+        serve(algorithm, host=host, port=port, state_dir=state_dir)
+    except OSError as exc:
+        raise _fail(f"--port {port} on {host}: cannot listen: {exc}") from None
+
+
+@db_app.command("serve")
+def db_serve(
+    db: str = typer.Option("sqlite:///kubenas.db", help="sqlite:///PATH or postgresql://..."),
+    port: int = typer.Option(6789, min=0, max=65535),
+    host: str = typer.Option("0.0.0.0"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve the DBManager gRPC service over an observation store."""
+    _logging(verbose)
+    from controller.store import StoreError, serve_dbmanager
+
+    try:
+        serve_dbmanager(db, host=host, port=port)
+    except StoreError as exc:
+        raise _fail(f"--db {db!r}: {exc}") from None
+
+
+@app.command()
+def run(
+    file: Path = typer.Argument(..., help="Experiment YAML"),
+    workdir: Optional[Path] = typer.Option(None, help="work directory (default: runs/<experiment name>)"),
+    parallel: Optional[int] = typer.Option(None, min=1, help="override parallelTrialCount"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from the store"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run an experiment on this machine: suggestion server, SQLite store, trials as processes."""
+    _logging(verbose)
+    from controller.local import RunError, run_experiment
+
+    try:
+        code = run_experiment(file, workdir=workdir, parallel=parallel, resume=resume, console=out)
+    except RunError as exc:
+        for line in exc.lines():
+            err.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+        raise typer.Exit(USAGE_ERROR) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def controller(
+    namespace: Optional[str] = typer.Option(None, help="watch one namespace (default: all)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run the Kubernetes operator (kopf) for Experiment, Suggestion and Trial resources."""
+    _logging(verbose)
+    from controller.kube.operator import run_operator
+
+    run_operator(namespace=namespace)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

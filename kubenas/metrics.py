@@ -1,0 +1,109 @@
+"""The metric line format, written by trainers and read by collectors.
+
+Katib's StdOut collector reads `name=value` pairs with the default regex below, after an
+optional leading RFC 3339 timestamp. An experiment may replace the regex with its own
+`metricsFormat` filters (each with two groups: name and value).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable, Mapping, Sequence
+
+__all__ = [
+    "DEFAULT_METRICS_FORMAT",
+    "MetricPoint",
+    "MetricFormatError",
+    "format_metrics",
+    "parse_line",
+    "parse_lines",
+    "compile_filters",
+    "now_rfc3339",
+]
+
+DEFAULT_METRICS_FORMAT = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+_DEFAULT = re.compile(DEFAULT_METRICS_FORMAT)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+class MetricFormatError(ValueError):
+    """A metricsFormat filter is not a usable regex."""
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    name: str
+    value: float
+    timestamp: str
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def format_metrics(metrics: Mapping[str, float], timestamp: str | None = None) -> str:
+    """One line `[timestamp ]name=value name=value`; values in full precision."""
+    pairs = " ".join(f"{name}={float(value)!r}" for name, value in metrics.items())
+    return f"{timestamp} {pairs}" if timestamp else pairs
+
+
+def compile_filters(filters: Sequence[str] | None) -> list[re.Pattern[str]]:
+    if not filters:
+        return [_DEFAULT]
+    compiled = []
+    for i, text in enumerate(filters):
+        try:
+            pattern = re.compile(text)
+        except re.error as exc:
+            raise MetricFormatError(f"metricsFormat[{i}]: {text!r} is not a valid regex: {exc}") from None
+        if pattern.groups < 2:
+            raise MetricFormatError(f"metricsFormat[{i}]: {text!r} must have two groups (name, value)")
+        compiled.append(pattern)
+    return compiled
+
+
+def _split_timestamp(line: str) -> tuple[str | None, str]:
+    head, _, rest = line.partition(" ")
+    if rest and _RFC3339.match(head):
+        return head, rest
+    return None, line
+
+
+def parse_line(
+    line: str,
+    names: Iterable[str] | None = None,
+    patterns: Sequence[re.Pattern[str]] | None = None,
+    default_timestamp: str | None = None,
+) -> list[MetricPoint]:
+    """Every wanted metric in `line`. Values that are not finite numbers are skipped."""
+    wanted = set(names) if names is not None else None
+    stamp, body = _split_timestamp(line.rstrip("\n"))
+    stamp = stamp or default_timestamp or now_rfc3339()
+    points = []
+    for pattern in patterns or [_DEFAULT]:
+        for match in pattern.finditer(body):
+            name, raw = match.group(1).strip(), match.group(2).strip()
+            if wanted is not None and name not in wanted:
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                points.append(MetricPoint(name, value, stamp))
+    return points
+
+
+def parse_lines(
+    lines: Iterable[str],
+    names: Iterable[str] | None = None,
+    patterns: Sequence[re.Pattern[str]] | None = None,
+) -> list[MetricPoint]:
+    wanted = list(names) if names is not None else None
+    out: list[MetricPoint] = []
+    for line in lines:
+        out.extend(parse_line(line, wanted, patterns))
+    return out

@@ -1,0 +1,98 @@
+"""Trials and objectives as plain data, shared by the controller and the algorithms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterable, Mapping
+
+__all__ = ["ObjectiveType", "MetricStrategy", "Objective", "TrialCondition", "TrialRecord", "observe"]
+
+
+class ObjectiveType(str, Enum):
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+class MetricStrategy(str, Enum):
+    MIN = "min"
+    MAX = "max"
+    LATEST = "latest"
+
+
+class TrialCondition(str, Enum):
+    """Katib's trial conditions (TrialStatus.TrialConditionType on the wire)."""
+
+    CREATED = "Created"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    KILLED = "Killed"
+    FAILED = "Failed"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    EARLY_STOPPED = "EarlyStopped"
+    UNKNOWN = "Unknown"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (TrialCondition.CREATED, TrialCondition.RUNNING, TrialCondition.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Objective:
+    type: ObjectiveType
+    metric_name: str
+    goal: float | None = None
+    additional_metric_names: tuple[str, ...] = ()
+    strategies: Mapping[str, MetricStrategy] = field(default_factory=dict)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return (self.metric_name, *self.additional_metric_names)
+
+    def strategy(self, name: str) -> MetricStrategy:
+        if name in self.strategies:
+            return self.strategies[name]
+        return MetricStrategy.MIN if self.type is ObjectiveType.MINIMIZE else MetricStrategy.MAX
+
+    def better(self, a: float, b: float) -> bool:
+        """True if `a` is strictly better than `b`."""
+        return a < b if self.type is ObjectiveType.MINIMIZE else a > b
+
+    def reached(self, value: float) -> bool:
+        if self.goal is None:
+            return False
+        return value <= self.goal if self.type is ObjectiveType.MINIMIZE else value >= self.goal
+
+    def reward(self, value: float) -> float:
+        """Larger is better: the value itself, negated for minimize."""
+        return -value if self.type is ObjectiveType.MINIMIZE else value
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What an algorithm sees of one trial: its assignments, condition and observation."""
+
+    name: str
+    assignments: Mapping[str, str]
+    condition: TrialCondition = TrialCondition.CREATED
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def value(self, objective: Objective) -> float | None:
+        return self.metrics.get(objective.metric_name)
+
+
+def observe(objective: Objective, points: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """Reduce a metric log (name, value) in time order to one value per metric, per strategy."""
+    out: dict[str, float] = {}
+    for name, value in points:
+        if name not in objective.metric_names:
+            continue
+        strategy = objective.strategy(name)
+        if name not in out or strategy is MetricStrategy.LATEST:
+            out[name] = value
+        elif strategy is MetricStrategy.MIN:
+            out[name] = min(out[name], value)
+        else:
+            out[name] = max(out[name], value)
+    return out

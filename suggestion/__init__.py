@@ -1,0 +1,1 @@
+"""Suggestion algorithms and their gRPC server."""

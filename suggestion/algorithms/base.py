@@ -1,0 +1,75 @@
+"""The one interface every search algorithm implements.
+
+An algorithm is constructed once per server process with a `StateStore` (stateless ones
+ignore it) and then called from any number of threads for any number of experiments:
+keep per-experiment state in the store, keyed by `problem.experiment`, never on `self`
+unless guarded by a lock.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
+
+from kubenas.space import SearchSpace
+from kubenas.trials import Objective, TrialRecord
+
+if TYPE_CHECKING:
+    from suggestion.state import StateStore
+
+__all__ = ["Algorithm", "InvalidSettings", "Problem", "Suggestion"]
+
+
+class InvalidSettings(ValueError):
+    """Settings or search space unusable by this algorithm; becomes INVALID_ARGUMENT."""
+
+    def __init__(self, setting: str, value: object, allowed: str) -> None:
+        self.setting, self.value, self.allowed = setting, value, allowed
+        super().__init__(f"{setting}: invalid value {value!r}: {allowed}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What the experiment asks of an algorithm: its space, objective and raw settings."""
+
+    experiment: str
+    space: SearchSpace
+    objective: Objective
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One new trial: wire-format assignments (name -> text) and optional labels."""
+
+    assignments: Mapping[str, str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    trial_name: str = ""
+
+
+class Algorithm(ABC):
+    name: ClassVar[str]
+    supports_hpo: ClassVar[bool] = True
+    supports_nas: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    def __init__(self, state: "StateStore | None" = None) -> None:
+        from suggestion.state import MemoryStateStore
+
+        self.state = state if state is not None else MemoryStateStore()
+
+    @abstractmethod
+    def validate(self, problem: Problem) -> None:
+        """Raise InvalidSettings if the settings or the space cannot be used.
+
+        Called by ValidateAlgorithmSettings and before every suggest; must not mutate state.
+        """
+
+    @abstractmethod
+    def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
+        """Return exactly `n` new suggestions given every trial so far (any condition).
+
+        `history` is the full list the controller sent; must work when it is empty or
+        when no trial has succeeded. Must not mutate `history`.
+        """
