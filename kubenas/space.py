@@ -28,6 +28,7 @@ __all__ = [
     "SpaceError",
     "MacroArchitecture",
     "expand_operations",
+    "primitive_names",
     "nn_config",
     "loads_lenient",
     "format_value",
@@ -281,6 +282,33 @@ def expand_operations(operations: Sequence[Operation]) -> list[ExpandedOp]:
             params = {n: _coerce(v) for n, v in zip(names, combo)}
             ops.append(ExpandedOp(len(ops), op.operation_type, params))
     return ops
+
+
+def primitive_names(operations: Sequence[Operation]) -> list[str]:
+    """Cell primitives (DARTS, ENAS micro) named from a nasConfig, in YAML order.
+
+    An operation without parameters keeps its type (`skip_connection`); otherwise one
+    primitive `<operationType>_<k>x<k>` per value k of its first parameter, as Katib's DARTS
+    service names them. `reduction` ops name their pooling instead
+    (`max_pooling_3x3`), one per reduction_type x pool_size. Duplicates are dropped.
+    """
+    names: list[str] = []
+    for op in operations:
+        if not op.parameters:
+            candidates = [op.operation_type]
+        elif op.operation_type == "reduction":
+            by_name = {p.name: p for p in op.parameters}
+            kinds = by_name.get("reduction_type")
+            sizes = by_name.get("pool_size")
+            if kinds is None or sizes is None:
+                raise SpaceError(f"operations[{op.operation_type}].parameters", sorted(by_name), "a reduction needs reduction_type and pool_size")
+            candidates = [f"{kind}_{k}x{k}" for kind in kinds.grid_values() for k in sizes.grid_values()]
+        else:
+            candidates = [f"{op.operation_type}_{k}x{k}" for k in op.parameters[0].grid_values()]
+        for name in candidates:
+            if name not in names:
+                names.append(name)
+    return names
 
 
 @dataclass(frozen=True)

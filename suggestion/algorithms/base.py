@@ -18,7 +18,7 @@ from kubenas.trials import Objective, TrialRecord
 if TYPE_CHECKING:
     from suggestion.state import StateStore
 
-__all__ = ["Algorithm", "InvalidSettings", "Problem", "Suggestion"]
+__all__ = ["Algorithm", "InvalidSettings", "Problem", "SearchSpaceExhausted", "Suggestion"]
 
 
 class InvalidSettings(ValueError):
@@ -27,6 +27,17 @@ class InvalidSettings(ValueError):
     def __init__(self, setting: str, value: object, allowed: str) -> None:
         self.setting, self.value, self.allowed = setting, value, allowed
         super().__init__(f"{setting}: invalid value {value!r}: {allowed}")
+
+
+class SearchSpaceExhausted(Exception):
+    """Fewer than the requested number of new points remain (grid); becomes OUT_OF_RANGE.
+
+    `remaining` tells the caller how many it may still ask for (0 = the search is over).
+    """
+
+    def __init__(self, requested: int, remaining: int) -> None:
+        self.requested, self.remaining = requested, remaining
+        super().__init__(f"search space exhausted: {requested} assignments requested, {remaining} remain")
 
 
 @dataclass(frozen=True)
