@@ -111,6 +111,8 @@ def db_serve(
         serve_dbmanager(db, host=host, port=port)
     except StoreError as exc:
         raise _fail(f"--db {db!r}: {exc}") from None
+    except OSError as exc:
+        raise _fail(f"--port {port} on {host}: {exc}") from None
 
 
 @app.command()

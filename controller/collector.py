@@ -1,0 +1,253 @@
+"""Metrics collection for trials: a process's stdout (StdOut) or a file it writes (File).
+
+Both read the line format of `kubenas.metrics` (Katib's default regex or the experiment's
+metricsFormat filters). Input arrives in chunks that need not end at a line boundary: a
+partial line is held back until its newline arrives, or until `close()` says the stream
+ended. Points carry the line's own RFC 3339 timestamp or the time the line completed.
+
+The Push collector needs nothing here: the trainer calls the DBManager's
+`ReportObservationLog` itself (see docs/store.md).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from controller.store import InvalidLogError, MetricLog, parse_rfc3339
+from kubenas.metrics import MetricFormatError, MetricPoint, compile_filters, now_rfc3339, parse_line
+from kubenas.trials import Objective, observe
+
+__all__ = [
+    "FILE_FORMATS",
+    "CollectorError",
+    "FileCollector",
+    "StdoutCollector",
+    "observation_from_log",
+    "parse_json_line",
+    "tee_stream",
+]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+
+
+class CollectorError(ValueError):
+    """A collector is configured wrongly (format, filters). Names the field and what is allowed."""
+
+
+class _LineParser:
+    """Turns a stream of text chunks into complete lines and each line into points."""
+
+    def __init__(self, parse: Callable[[str], list[MetricPoint]]) -> None:
+        self._parse = parse
+        self._partial = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, text: str) -> list[MetricPoint]:
+        self._partial += text
+        if "\n" not in self._partial:
+            return []
+        *lines, self._partial = self._partial.split("\n")
+        points: list[MetricPoint] = []
+        for line in lines:
+            points.extend(self._parse(line.rstrip("\r")))
+        return points
+
+    def feed_bytes(self, data: bytes) -> list[MetricPoint]:
+        # The decoder keeps a multi-byte character split across chunks for the next call.
+        return self.feed(self._decoder.decode(data))
+
+    def close(self) -> list[MetricPoint]:
+        """The stream ended: parse what is left as a last line without a newline."""
+        rest = self._partial + self._decoder.decode(b"", final=True)
+        self._partial = ""
+        return self._parse(rest.rstrip("\r")) if rest.strip() else []
+
+
+def _text_parser(names: Sequence[str] | None, filters: Sequence[str] | None
+                 ) -> Callable[[str], list[MetricPoint]]:
+    try:
+        patterns = compile_filters(filters)
+    except MetricFormatError as exc:
+        raise CollectorError(str(exc)) from None
+    wanted = list(names) if names else None
+    return lambda line: parse_line(line, wanted, patterns)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _json_timestamp(raw: object) -> str:
+    if isinstance(raw, str) and raw:
+        try:
+            parse_rfc3339(raw, "timestamp")
+            return raw
+        except InvalidLogError:
+            pass
+    seconds = _number(raw)
+    if seconds is not None:
+        stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return now_rfc3339()
+
+
+def parse_json_line(line: str, names: Sequence[str] | None = None) -> list[MetricPoint]:
+    """Points of one JSON-lines record: metric names are keys, values numbers or numeric
+    strings; an optional "timestamp" (RFC 3339 string or Unix seconds) dates them all.
+    A line that is not a JSON object yields nothing (trainers interleave other output)."""
+    if not line.strip():
+        return []
+    try:
+        record = json.loads(line)
+    except ValueError:
+        log.debug("skipping a line that is not JSON: %.80r", line)
+        return []
+    if not isinstance(record, dict):
+        return []
+    stamp = _json_timestamp(record.get("timestamp"))
+    wanted = set(names) if names else None
+    points = []
+    for key, raw in record.items():
+        if key == "timestamp" or (wanted is not None and key not in wanted):
+            continue
+        value = _number(raw)
+        if value is not None:
+            points.append(MetricPoint(str(key), value, stamp))
+    return points
+
+
+def _json_parser(names: Sequence[str] | None, filters: Sequence[str] | None
+                 ) -> Callable[[str], list[MetricPoint]]:
+    wanted = list(names) if names else None
+    return lambda line: parse_json_line(line, wanted)
+
+
+# Katib's fileSystemPath.format values; the one place that knows every file format.
+FILE_FORMATS: Mapping[str, Callable[[Sequence[str] | None, Sequence[str] | None],
+                                    Callable[[str], list[MetricPoint]]]] = {
+    "TEXT": _text_parser,
+    "JSON": _json_parser,
+}
+
+
+class StdoutCollector:
+    """Metrics from a trial's stdout, fed as it arrives (`feed` for text, `feed_bytes` for
+    raw pipe reads); `close()` at end of stream returns the points of a last unterminated
+    line. `names` limits the metrics kept (None or empty = all); `filters` are the
+    experiment's metricsFormat regexes (None = Katib's default)."""
+
+    def __init__(self, names: Iterable[str] | None = None,
+                 filters: Sequence[str] | None = None) -> None:
+        self.names = tuple(names) if names else ()
+        self._lines = _LineParser(_text_parser(self.names, filters))
+
+    def feed(self, text: str) -> list[MetricPoint]:
+        return self._lines.feed(text)
+
+    def feed_bytes(self, data: bytes) -> list[MetricPoint]:
+        return self._lines.feed_bytes(data)
+
+    def close(self) -> list[MetricPoint]:
+        return self._lines.close()
+
+
+class FileCollector:
+    """Metrics from a file a trial writes (Katib's fileSystemPath), read incrementally.
+
+    `poll()` returns the points of lines completed since the last poll; it is fine to
+    poll before the file exists. A file that shrinks or is replaced is read again from
+    its start. `close()` also parses a last line without a newline."""
+
+    def __init__(self, path: str | os.PathLike[str], names: Iterable[str] | None = None,
+                 filters: Sequence[str] | None = None, format: str = "TEXT") -> None:
+        key = format.upper() if isinstance(format, str) else format
+        if key not in FILE_FORMATS:
+            raise CollectorError(f"format: invalid value {format!r}: expected one of "
+                                 f"{', '.join(FILE_FORMATS)}")
+        self.path = Path(path)
+        self.format = key
+        self.names = tuple(names) if names else ()
+        self._make_parser = lambda: _LineParser(FILE_FORMATS[key](self.names, filters))
+        self._lines = self._make_parser()
+        self._offset = 0
+        self._identity: tuple[int, int] | None = None
+
+    def poll(self) -> list[MetricPoint]:
+        try:
+            with open(self.path, "rb") as fh:
+                return self._read_new(fh)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return []
+
+    def _read_new(self, fh: IO[bytes]) -> list[MetricPoint]:
+        stat = os.fstat(fh.fileno())
+        identity = (stat.st_dev, stat.st_ino)
+        if identity != self._identity or stat.st_size < self._offset:
+            if self._identity is not None:
+                log.info("%s was replaced or truncated; reading it from the start", self.path)
+            self._identity, self._offset = identity, 0
+            self._lines = self._make_parser()
+        fh.seek(self._offset)
+        points: list[MetricPoint] = []
+        while chunk := fh.read(_CHUNK):
+            self._offset += len(chunk)
+            points.extend(self._lines.feed_bytes(chunk))
+        return points
+
+    def close(self) -> list[MetricPoint]:
+        points = self.poll()
+        return points + self._lines.close()
+
+
+def tee_stream(source: IO[bytes], collector: StdoutCollector, log_file: IO[bytes] | None = None,
+               on_points: Callable[[list[MetricPoint]], None] | None = None) -> list[MetricPoint]:
+    """Read `source` (a process's stdout pipe) until EOF, copying every byte to `log_file`
+    and handing each batch of points to `on_points` as soon as its line completes.
+    Returns every point. Run it in a thread per trial."""
+    read = getattr(source, "read1", source.read)
+    collected: list[MetricPoint] = []
+
+    def emit(points: list[MetricPoint]) -> None:
+        if points:
+            collected.extend(points)
+            if on_points is not None:
+                on_points(points)
+
+    while chunk := read(_CHUNK):
+        if log_file is not None:
+            log_file.write(chunk)
+            log_file.flush()
+        emit(collector.feed_bytes(chunk))
+    emit(collector.close())
+    return collected
+
+
+def observation_from_log(objective: Objective,
+                         points: Iterable[MetricPoint | MetricLog]) -> dict[str, float]:
+    """One value per objective metric from a log in time order, per the metric strategies
+    (min/max/latest). Store logs with a non-numeric value ("unavailable") are ignored."""
+    pairs: list[tuple[str, float]] = []
+    for point in points:
+        if isinstance(point, MetricLog):
+            converted = point.as_point()
+            if converted is None:
+                continue
+            point = converted
+        pairs.append((point.name, point.value))
+    return observe(objective, pairs)
