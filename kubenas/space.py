@@ -250,10 +250,12 @@ class NasConfig:
         gc = self.graph_config
         if gc.num_layers < 1:
             raise SpaceError(f"{where}graphConfig.numLayers", gc.num_layers, "must be an integer >= 1")
-        if not gc.input_sizes or any(s < 1 for s in gc.input_sizes):
-            raise SpaceError(f"{where}graphConfig.inputSizes", list(gc.input_sizes), "must be a non-empty list of positive integers")
-        if not gc.output_sizes or any(s < 1 for s in gc.output_sizes):
-            raise SpaceError(f"{where}graphConfig.outputSizes", list(gc.output_sizes), "must be a non-empty list of positive integers")
+        # Sizes are optional here: Katib's DARTS examples omit them (the trainer's dataset
+        # fixes them); algorithms that need them (ENAS) require them in their validate().
+        if any(s < 1 for s in gc.input_sizes):
+            raise SpaceError(f"{where}graphConfig.inputSizes", list(gc.input_sizes), "must be a list of positive integers")
+        if any(s < 1 for s in gc.output_sizes):
+            raise SpaceError(f"{where}graphConfig.outputSizes", list(gc.output_sizes), "must be a list of positive integers")
         if not self.operations:
             raise SpaceError(f"{where}operations", [], "must list at least one operation")
         for i, op in enumerate(self.operations):

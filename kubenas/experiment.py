@@ -1,0 +1,360 @@
+"""Katib v1beta1 Experiment: YAML -> typed, defaulted, validated objects -> proto and domain.
+
+    exp = load_experiment_file("random.yaml")      # raises SpecError listing every problem
+    exp.search_space(), exp.objective(), exp.to_proto(), exp.to_dict()
+
+The spec models live in `experiment_model`, the rules in `experiment_rules`; this module
+loads, reports and converts. Algorithm names are not checked against any registry here
+(the core imports nothing of ours): pass `extra_checks` to add such checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kubenas import proto_convert
+from kubenas.api.v1beta1 import api_pb2
+from kubenas.experiment_errors import FieldError, SpecError, field_errors
+from kubenas.experiment_model import (
+    API_VERSION,
+    DEFAULT_PARALLEL_TRIAL_COUNT,
+    KIND,
+    AlgorithmSetting,
+    AlgorithmSpec,
+    EarlyStoppingSpec,
+    ExperimentSpec,
+    NasConfig,
+    ObjectiveSpec,
+    ObjectMeta,
+    ParameterSpec,
+    apply_defaults,
+)
+from kubenas.experiment_rules import check_spec
+from kubenas.space import SearchSpace, SpaceError
+from kubenas.trials import Objective
+
+__all__ = [
+    "Experiment",
+    "ExperimentSpec",
+    "ExtraCheck",
+    "FieldError",
+    "SpecError",
+    "load_experiment_dict",
+    "load_experiment_file",
+    "load_experiment_text",
+]
+
+ExtraCheck = Callable[["Experiment"], Iterable[FieldError]]
+
+
+class Experiment(BaseModel):
+    """A loaded Experiment resource with Katib's defaults applied. Immutable."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    api_version: str = Field(API_VERSION, alias="apiVersion")
+    kind: str = KIND
+    metadata: ObjectMeta
+    spec: ExperimentSpec
+    status: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """The namespace given in metadata, else "default"."""
+        return self.metadata.namespace or "default"
+
+    @property
+    def algorithm_name(self) -> str:
+        return self.spec.algorithm.algorithm_name if self.spec.algorithm else ""
+
+    @property
+    def is_nas(self) -> bool:
+        return self.spec.nas_config is not None
+
+    @property
+    def parameters(self) -> list[ParameterSpec]:
+        return list(self.spec.parameters)
+
+    @property
+    def max_trial_count(self) -> int | None:
+        return self.spec.max_trial_count
+
+    @property
+    def parallel_trial_count(self) -> int:
+        return self.spec.parallel_trial_count
+
+    @property
+    def max_failed_trial_count(self) -> int | None:
+        return self.spec.max_failed_trial_count
+
+    @property
+    def resume_policy(self) -> str:
+        return self.spec.resume_policy.value
+
+    def search_space(self) -> SearchSpace:
+        """The HPO parameters or the nasConfig as domain data (`kubenas.space`)."""
+        return SearchSpace(
+            parameters=tuple(p.to_domain() for p in self.spec.parameters),
+            nas_config=self.spec.nas_config.to_domain() if self.spec.nas_config else None,
+        )
+
+    def objective(self) -> Objective:
+        if self.spec.objective is None:
+            raise SpecError.single("spec.objective", None, "required")
+        return self.spec.objective.to_domain()
+
+    def algorithm_settings(self) -> dict[str, str]:
+        """algorithmSettings as name -> text, in YAML order."""
+        return {s.name: s.value for s in (self.spec.algorithm.algorithm_settings if self.spec.algorithm else ())}
+
+    def early_stopping_settings(self) -> dict[str, str]:
+        es = self.spec.early_stopping
+        return {s.name: s.value for s in es.algorithm_settings} if es else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full resource with defaults, camelCase keys, as `kubectl apply` would take it."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data.pop("status", None)
+        return data
+
+    def to_proto(self) -> api_pb2.Experiment:
+        """The wire Experiment Katib's controller sends to a suggestion service."""
+        msg = api_pb2.Experiment(name=self.name)
+        spec = msg.spec
+        proto_convert.search_space_to_proto(self.search_space(), spec)
+        if self.spec.objective is not None:
+            spec.objective.CopyFrom(proto_convert.objective_to_proto(self.objective()))
+        if self.spec.algorithm is not None:
+            spec.algorithm.algorithm_name = self.spec.algorithm.algorithm_name
+            spec.algorithm.algorithm_settings.extend(proto_convert.settings_to_proto(self.algorithm_settings()))
+        if self.spec.early_stopping is not None:
+            spec.early_stopping.algorithm_name = self.spec.early_stopping.algorithm_name
+            spec.early_stopping.algorithm_settings.extend(
+                api_pb2.EarlyStoppingSetting(name=k, value=v) for k, v in self.early_stopping_settings().items()
+            )
+        spec.parallel_trial_count = self.parallel_trial_count
+        spec.max_trial_count = self.max_trial_count or 0
+        return msg
+
+    @classmethod
+    def from_proto(
+        cls,
+        msg: api_pb2.Experiment,
+        namespace: str | None = None,
+        extra_spec: Mapping[str, Any] | None = None,
+        validate: bool = False,
+    ) -> Experiment:
+        """Rebuild an Experiment from the wire; what the wire lacks comes from `extra_spec`.
+
+        `extra_spec` holds camelCase spec fields the proto does not carry (trialTemplate,
+        metricsCollectorSpec, maxFailedTrialCount, resumePolicy, metricStrategies inside
+        objective are lost). With `validate`, every rule runs (a trialTemplate is then needed).
+        Raises SpecError for enum values or numbers the spec cannot hold.
+        """
+        try:
+            spec = _spec_dict_from_proto(msg.spec)
+        except SpaceError as exc:
+            raise SpecError.single(f"spec.{exc.field}", exc.value, exc.allowed) from None
+        spec.update(dict(extra_spec or {}))
+        metadata: dict[str, Any] = {"name": msg.name}
+        if namespace:
+            metadata["namespace"] = namespace
+        data = {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+        if validate:
+            return load_experiment_dict(data)
+        try:
+            exp = cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(field_errors(exc, Experiment)) from None
+        return exp.model_copy(update={"spec": apply_defaults(exp.spec)})
+
+
+def _spec_dict_from_proto(spec: api_pb2.ExperimentSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"parallelTrialCount": spec.parallel_trial_count or DEFAULT_PARALLEL_TRIAL_COUNT}
+    if spec.max_trial_count:
+        out["maxTrialCount"] = spec.max_trial_count
+    space = proto_convert.search_space_from_proto(spec, check=False)
+    if space.parameters:
+        out["parameters"] = [ParameterSpec.from_domain(p) for p in space.parameters]
+    if space.nas_config is not None:
+        out["nasConfig"] = NasConfig.from_domain(space.nas_config)
+    if spec.HasField("objective"):
+        obj = proto_convert.objective_from_proto(spec.objective)
+        out["objective"] = ObjectiveSpec(
+            type=obj.type, goal=obj.goal, objective_metric_name=obj.metric_name,
+            additional_metric_names=obj.additional_metric_names,
+        )
+    if spec.HasField("algorithm"):
+        out["algorithm"] = AlgorithmSpec(
+            algorithm_name=spec.algorithm.algorithm_name,
+            algorithm_settings=tuple(AlgorithmSetting(name=s.name, value=s.value) for s in spec.algorithm.algorithm_settings),
+        )
+    if spec.HasField("early_stopping"):
+        out["earlyStopping"] = EarlyStoppingSpec(
+            algorithm_name=spec.early_stopping.algorithm_name,
+            algorithm_settings=tuple(AlgorithmSetting(name=s.name, value=s.value) for s in spec.early_stopping.algorithm_settings),
+        )
+    return out
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+# libyaml's parser when present: the same results and error marks, several times faster.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """Safe loader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_experiment_file(path: str | Path, extra_checks: Sequence[ExtraCheck] = ()) -> Experiment:
+    """Read, default and validate an Experiment YAML file; raises SpecError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError.single("file", str(path), "does not exist", str(path)) from None
+    except IsADirectoryError:
+        raise SpecError.single("file", str(path), "is a directory; give an Experiment YAML file", str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError.single("file", str(path), f"cannot be read: {exc}", str(path)) from None
+    return load_experiment_text(text, str(path), extra_checks)
+
+
+def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequence[ExtraCheck] = ()) -> Experiment:
+    """Parse YAML text holding one Experiment (other documents, e.g. a ConfigMap, are skipped)."""
+    try:
+        documents = [d for d in yaml.load_all(text, Loader=_UniqueKeyLoader) if d is not None]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
+        lines = text.splitlines()
+        found = lines[mark.line].strip() if mark and mark.line < len(lines) else source
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise SpecError.single(where, found, f"is not valid YAML: {problem}", source) from None
+    except yaml.YAMLError as exc:
+        raise SpecError.single("yaml", source, f"is not valid YAML: {exc}", source) from None
+    experiments = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
+    if len(documents) == 1 or not experiments:
+        data = documents[0] if documents else None
+    elif len(experiments) == 1:
+        data = experiments[0]
+    else:
+        raise SpecError.single("kind", KIND, f"{len(experiments)} Experiment documents found; give one per file", source)
+    if not isinstance(data, dict):
+        raise SpecError.single("(document)", data, "must be a YAML mapping with apiVersion, kind, metadata and spec", source)
+    return load_experiment_dict(data, extra_checks, source)
+
+
+def load_experiment_dict(
+    data: Mapping[str, Any], extra_checks: Sequence[ExtraCheck] = (), source: str | None = None
+) -> Experiment:
+    """Validate a decoded resource (camelCase keys); apply Katib's defaults; run every rule."""
+    if not isinstance(data, Mapping):
+        raise SpecError.single("(document)", data, "must be a mapping with apiVersion, kind, metadata and spec", source)
+    header = []
+    if data.get("apiVersion") != API_VERSION:
+        header.append(FieldError("apiVersion", data.get("apiVersion"), f"must be {API_VERSION!r}"))
+    if data.get("kind") != KIND:
+        header.append(FieldError("kind", data.get("kind"), f"must be {KIND!r}"))
+    for key in ("metadata", "spec"):
+        if not isinstance(data.get(key), Mapping):
+            header.append(FieldError(key, data.get(key), "required: a mapping"))
+    if header:
+        raise SpecError(header, source)
+    exp, errors, broken, index = _parse_leniently(dict(data))
+    exp = exp.model_copy(update={"spec": apply_defaults(exp.spec)})
+    for error in (_renumber(e, index) for e in check_spec(exp.metadata, exp.spec)):
+        if not any(error.path == b or error.path.startswith((b + ".", b + "[")) for b in broken) and not _depends_on(error, broken):
+            errors.append(error)
+    if not errors:
+        for check in extra_checks:
+            errors.extend(check(exp))
+    if errors:
+        raise SpecError(errors, source)
+    return exp
+
+
+def _depends_on(error: FieldError, broken: set[str]) -> bool:
+    # Cross-section rules would only repeat (or invent) what a structural error reported already.
+    params_broken = any(b.startswith("spec.parameters") for b in broken)
+    if params_broken and error.path.startswith("spec.trialTemplate.trialParameters") and error.path.endswith(".reference"):
+        return True
+    return error.path in ("spec.parameters", "spec.nasConfig") and (params_broken or "spec.nasConfig" in broken)
+
+
+def _parse_leniently(data: dict[str, Any]) -> tuple[Experiment, list[FieldError], set[str], list[int]]:
+    """Model-validate; on structural errors drop the broken parts and try again.
+
+    Returns the model of what is left, the structural errors, the dropped paths, and for
+    each remaining spec.parameters item its index in the document (a bad parameter is
+    dropped alone, so the rules still judge the others under their own index).
+    """
+    errors: list[FieldError] = []
+    broken: set[str] = set()
+    index = list(range(len(data["spec"].get("parameters") or []))) if isinstance(data["spec"].get("parameters"), list) else []
+    for _ in range(4):
+        try:
+            return Experiment.model_validate(data), errors, broken, index
+        except ValidationError as exc:
+            errors.extend(field_errors(exc, Experiment, index))
+            data = _drop_broken(data, exc, broken, index)
+    raise SpecError(errors)
+
+
+def _drop_broken(data: dict[str, Any], exc: ValidationError, broken: set[str], index: list[int]) -> dict[str, Any]:
+    data = {**data, "spec": dict(data.get("spec") or {}), "metadata": dict(data.get("metadata") or {})}
+    bad_items: set[int] = set()
+    for err in exc.errors():
+        loc = err["loc"]
+        if loc[:2] == ("spec", "parameters") and len(loc) >= 3 and isinstance(loc[2], int) and loc[2] < len(index):
+            bad_items.add(loc[2])
+            broken.add(f"spec.parameters[{index[loc[2]]}]")
+        elif len(loc) >= 2 and loc[0] in ("spec", "metadata"):
+            data[str(loc[0])].pop(str(loc[1]), None)
+            broken.add(f"{loc[0]}.{loc[1]}")
+        elif loc:
+            data.pop(str(loc[0]), None)
+            broken.add(str(loc[0]))
+    if bad_items and isinstance(data["spec"].get("parameters"), list):
+        items = data["spec"]["parameters"]
+        data["spec"]["parameters"] = [p for i, p in enumerate(items) if i not in bad_items]
+        index[:] = [orig for i, orig in enumerate(index) if i not in bad_items]
+    return data
+
+
+_PARAMETER_PATH = re.compile(r"^spec\.parameters\[(\d+)\]")
+
+
+def _renumber(error: FieldError, index: list[int]) -> FieldError:
+    """Give an error about a remaining parameter the index it has in the document."""
+    match = _PARAMETER_PATH.match(error.path)
+    if not match or int(match.group(1)) >= len(index):
+        return error
+    return FieldError(f"spec.parameters[{index[int(match.group(1))]}]{error.path[match.end():]}", error.value, error.allowed)
