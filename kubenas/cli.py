@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from kubenas.experiment import Experiment, FieldError
 
 app = typer.Typer(
     name="kubenas",
@@ -33,7 +37,7 @@ USAGE_ERROR = 2
 
 
 def _fail(message: str) -> "typer.Exit":
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(USAGE_ERROR)
 
 
@@ -45,20 +49,42 @@ def _logging(verbose: bool) -> None:
     )
 
 
+def _check_algorithm(exp: "Experiment") -> "list[FieldError]":
+    """The registry and the algorithm's own validate(): known name, usable settings and space."""
+    from kubenas.experiment import FieldError
+    from kubenas.space import SpaceError
+    from suggestion.algorithms.base import InvalidSettings, Problem
+    from suggestion.algorithms.registry import UnknownAlgorithm, algorithm_class, algorithm_names
+
+    name = exp.algorithm_name
+    try:
+        cls = algorithm_class(name)
+    except UnknownAlgorithm:
+        return [FieldError("spec.algorithm.algorithmName", name, f"must be one of: {', '.join(algorithm_names())}")]
+    problem = Problem(exp.name, exp.search_space(), exp.objective(), exp.algorithm_settings())
+    try:
+        cls().validate(problem)
+    except InvalidSettings as exc:
+        return [FieldError(f"spec.algorithm.algorithmSettings[{exc.setting}]", exc.value, exc.allowed)]
+    except SpaceError as exc:
+        return [FieldError(f"spec.{exc.field}", exc.value, exc.allowed)]
+    return []
+
+
 @app.command()
 def validate(file: Path = typer.Argument(..., help="Experiment YAML (kubeflow.org/v1beta1)")) -> None:
     """Check an Experiment YAML against Katib's rules; print every error with its field path."""
     from kubenas.experiment import SpecError, load_experiment_file
 
     try:
-        exp = load_experiment_file(file)
+        exp = load_experiment_file(file, extra_checks=[_check_algorithm])
     except SpecError as exc:
         for line in exc.lines():
-            err.print(f"[red]{file}:[/] {line}", soft_wrap=True)
+            err.print(f"[red]{escape(str(file))}:[/] {escape(line)}", soft_wrap=True)
         raise typer.Exit(USAGE_ERROR) from None
-    out.print(f"[green]ok[/] {file}: experiment {exp.name!r}, algorithm {exp.algorithm_name!r}, "
+    out.print(f"[green]ok[/] {escape(str(file))}: experiment {exp.name!r}, algorithm {exp.algorithm_name!r}, "
               f"{'nasConfig' if exp.is_nas else f'{len(exp.parameters)} parameters'}, "
-              f"maxTrialCount {exp.max_trial_count}, parallelTrialCount {exp.parallel_trial_count}")
+              f"maxTrialCount {exp.max_trial_count}, parallelTrialCount {exp.parallel_trial_count}", soft_wrap=True)
 
 
 @app.command()
@@ -81,12 +107,12 @@ def suggestion_serve(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve the Suggestion gRPC service (with health and reflection) until SIGTERM."""
-    from suggestion.algorithms.registry import UnknownAlgorithm, algorithm_class
+    from suggestion.algorithms.registry import UnknownAlgorithm, algorithm_class, algorithm_names
 
     _logging(verbose)
     try:
         algorithm_class(algorithm)
-    except UnknownAlgorithm as exc:
+    except UnknownAlgorithm:
         raise _fail(f"--algorithm: {exc}") from None
     from suggestion.service import serve
 
@@ -131,7 +157,7 @@ def run(
         code = run_experiment(file, workdir=workdir, parallel=parallel, resume=resume, console=out)
     except RunError as exc:
         for line in exc.lines():
-            err.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
         raise typer.Exit(USAGE_ERROR) from None
     raise typer.Exit(code)
 
