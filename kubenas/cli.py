@@ -113,7 +113,7 @@ def suggestion_serve(
     try:
         algorithm_class(algorithm)
     except UnknownAlgorithm:
-        raise _fail(f"--algorithm: {exc}") from None
+        raise _fail(f"--algorithm: invalid value {algorithm!r}: must be one of: {', '.join(algorithm_names())}") from None
     from suggestion.service import serve
 
     try:

@@ -1,0 +1,207 @@
+"""Helpers shared by the model-free algorithms: seeding, sampling one value, point identity.
+
+Everything here is stateless: an algorithm's randomness is derived from its `random_state`
+and the history it is shown, so a restarted server (or a retried request) answers the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+from kubenas.space import (
+    Distribution,
+    ExpandedOp,
+    MacroArchitecture,
+    NasConfig,
+    ParameterSpec,
+    ParameterType,
+    SearchSpace,
+    format_value,
+    nn_config,
+)
+from kubenas.trials import TrialRecord
+from suggestion.algorithms.settings import Setting, as_int
+
+__all__ = [
+    "ARCHITECTURE",
+    "NN_CONFIG",
+    "RANDOM_STATE",
+    "history_rng",
+    "hpo_key",
+    "hpo_keyer",
+    "nas_assignments",
+    "nas_key",
+    "nas_size",
+    "parameter_size",
+    "point_keys",
+    "rows_key",
+    "sample_value",
+    "space_size",
+]
+
+# Katib's name for the seed; numpy-style seeds are non-negative 32-bit integers.
+RANDOM_STATE = Setting(
+    "random_state", None, as_int, lambda v: 0 <= v < 2**32, "an integer in [0, 4294967295]"
+)
+
+ARCHITECTURE = "architecture"
+NN_CONFIG = "nn_config"
+
+# A normal(ish) parameter still has to stay inside [min, max]: the bounds are +-3 sigma
+# around their midpoint and draws outside are redrawn (then clipped, as a last resort).
+_SIGMAS_PER_HALF_RANGE = 3.0
+_MAX_REDRAWS = 64
+
+
+def history_rng(seed: int | None, history: Sequence[TrialRecord]) -> random.Random:
+    """A generator for one call: fixed by (seed, which trials exist) when seeded.
+
+    Mixing in the trial names means each call with a grown history draws fresh points,
+    while the same request twice (a retry) draws the same ones. Names are sorted because
+    the controller's trial order is not part of the contract.
+    """
+    if seed is None:
+        return random.Random()
+    digest = hashlib.sha256("\0".join(sorted(t.name for t in history)).encode()).hexdigest()
+    return random.Random(f"{seed}:{len(history)}:{digest}")
+
+
+def _bounded(draw: Any, lo: float, hi: float) -> float:
+    for _ in range(_MAX_REDRAWS):
+        value = draw()
+        if lo <= value <= hi:
+            return float(value)
+    return float(min(max(draw(), lo), hi))
+
+
+def _continuous(spec: ParameterSpec, rng: random.Random) -> float:
+    lo, hi = float(spec.low), float(spec.high)
+    dist = spec.feasible.distribution or Distribution.UNIFORM
+    if dist is Distribution.UNIFORM:
+        return rng.uniform(lo, hi)
+    if dist is Distribution.LOG_UNIFORM:
+        return min(max(math.exp(rng.uniform(math.log(lo), math.log(hi))), lo), hi)
+    if dist is Distribution.NORMAL:
+        mu, sigma = (lo + hi) / 2, (hi - lo) / (2 * _SIGMAS_PER_HALF_RANGE)
+        return _bounded(lambda: rng.gauss(mu, sigma), lo, hi)
+    llo, lhi = math.log(lo), math.log(hi)
+    mu, sigma = (llo + lhi) / 2, (lhi - llo) / (2 * _SIGMAS_PER_HALF_RANGE)
+    return _bounded(lambda: math.exp(rng.gauss(mu, sigma)), lo, hi)
+
+
+def _snap(spec: ParameterSpec, value: float) -> int | float:
+    """Move a continuous draw onto the parameter's step grid (ints always have one)."""
+    step = spec.step
+    if spec.type is ParameterType.INT:
+        lo, hi, k = int(spec.low), int(spec.high), int(step or 1)
+        snapped = lo + k * round((value - lo) / k)
+        return min(max(snapped, lo), lo + k * ((hi - lo) // k))
+    if step is None:
+        return value
+    grid = spec.grid_values()
+    index = min(max(round((value - float(spec.low)) / float(step)), 0), len(grid) - 1)
+    return float(grid[index])
+
+
+def sample_value(spec: ParameterSpec, rng: random.Random) -> str:
+    """One value of `spec` in wire text, drawn per its distribution (uniform by default)."""
+    if spec.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+        return format_value(rng.choice(spec.grid_values()))
+    if spec.type is ParameterType.INT and spec.feasible.distribution in (None, Distribution.UNIFORM):
+        # Exact uniform over the integer grid; rounding a float draw would halve the end points.
+        return format_value(rng.choice(spec.grid_values()))
+    if spec.type is ParameterType.DOUBLE and spec.step is not None and spec.feasible.distribution in (None, Distribution.UNIFORM):
+        return format_value(rng.choice(spec.grid_values()))
+    return format_value(_snap(spec, _continuous(spec, rng)))
+
+
+def parameter_size(spec: ParameterSpec) -> int | None:
+    """How many values a parameter can take (None: a continuous double), without listing them."""
+    if spec.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+        return len(spec.feasible.list)
+    step = spec.step
+    if spec.type is ParameterType.INT:
+        return (int(spec.high) - int(spec.low)) // int(step or 1) + 1
+    if step is None:
+        return None
+    return math.floor((float(spec.high) - float(spec.low)) / float(step) + 1e-9) + 1
+
+
+def nas_size(nas: NasConfig) -> int:
+    """How many ENAS macro architectures a nasConfig has: ops^layers x 2^skip bits."""
+    layers, ops = nas.graph_config.num_layers, len(nas.expanded())
+    return ops**layers * 2 ** (layers * (layers - 1) // 2)
+
+
+def space_size(space: SearchSpace) -> int | None:
+    """How many distinct points a space has (None: infinitely many)."""
+    if space.nas_config is not None:
+        return nas_size(space.nas_config)
+    sizes = [parameter_size(p) for p in space.parameters]
+    return None if None in sizes else math.prod(s for s in sizes if s is not None)
+
+
+def _number_or_text(text: str) -> Hashable:
+    # 3 and 3.0 must be one point; so must "0.10" and "0.1". Plain float() because this
+    # runs for every parameter of every trial in the history on each call.
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def hpo_keyer(params: Sequence[ParameterSpec]) -> Callable[[Mapping[str, str]], Hashable | None]:
+    """A function giving the identity of an HPO point (None if a parameter is missing)."""
+    plan = [(p.name, p.type is ParameterType.CATEGORICAL) for p in params]
+
+    def key(assignments: Mapping[str, str]) -> Hashable | None:
+        try:
+            return tuple([assignments[name] if as_text else _number_or_text(assignments[name])
+                          for name, as_text in plan])
+        except KeyError:
+            return None
+
+    return key
+
+
+def hpo_key(params: Sequence[ParameterSpec], assignments: Mapping[str, str]) -> Hashable | None:
+    """The identity of one HPO point (None if `assignments` lacks a parameter)."""
+    return hpo_keyer(params)(assignments)
+
+
+def nas_key(assignments: Mapping[str, str]) -> Hashable | None:
+    """The identity of an ENAS macro point: its architecture text without whitespace.
+
+    Our `to_json` and Katib's printed lists differ only in spacing, so this matches both
+    without parsing every trial of a long history.
+    """
+    text = assignments.get(ARCHITECTURE)
+    return None if text is None else "".join(text.split())
+
+
+def rows_key(rows: Sequence[Sequence[int]]) -> str:
+    """`nas_key` of an architecture given as rows."""
+    return json.dumps([list(r) for r in rows], separators=(",", ":"))
+
+
+def point_keys(space: SearchSpace, records: Iterable[Mapping[str, str]]) -> set[Hashable]:
+    """Identities of every readable point among `records` (assignment mappings)."""
+    key = nas_key if space.is_nas else hpo_keyer(space.parameters)
+    keys = {key(assignments) for assignments in records}
+    keys.discard(None)
+    return keys
+
+
+def nas_assignments(nas: NasConfig, ops: Sequence[ExpandedOp], rows: Sequence[Sequence[int]]) -> dict[str, str]:
+    """The `architecture` and `nn_config` assignments for one macro architecture.
+
+    `ops` is `nas.expanded()`, passed in so a batch expands the operations once.
+    """
+    arch = MacroArchitecture(tuple(tuple(r) for r in rows))
+    config = nn_config(nas.graph_config, ops, arch.op_ids)
+    return {ARCHITECTURE: arch.to_json(), NN_CONFIG: json.dumps(config)}

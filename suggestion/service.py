@@ -1,0 +1,261 @@
+"""The Suggestion gRPC service (api.v1.beta1, Katib's wire contract) over one algorithm.
+
+The servicer only translates: request -> `Problem` + `TrialRecord`s, algorithm call,
+suggestions -> reply, domain errors -> status codes. `make_server` adds standard health
+(SERVING for Katib's probe name, ours and "") and reflection; `serve` runs it until
+SIGTERM/SIGINT and then drains in-flight calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
+from kubenas.proto_convert import (
+    assignments_to_proto,
+    objective_from_proto,
+    search_space_from_proto,
+    settings_from_proto,
+)
+from kubenas.space import SpaceError
+from suggestion.algorithms.base import (
+    Algorithm,
+    InvalidSettings,
+    Problem,
+    SearchSpaceExhausted,
+    Suggestion,
+)
+from suggestion.algorithms.registry import algorithm_class
+from suggestion.convert import HistoryConverter
+from suggestion.state import DirectoryStateStore, MemoryStateStore, StateStore
+
+__all__ = [
+    "HEALTH_SERVICE_NAMES",
+    "REMAINING_METADATA_KEY",
+    "SERVICE_NAME",
+    "BadRequest",
+    "SuggestionServicer",
+    "make_server",
+    "serve",
+]
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME: str = api_pb2.DESCRIPTOR.services_by_name["Suggestion"].full_name
+# Katib's controller probes "manager.v1beta1.Suggestion"; grpc_health_probe defaults to "".
+HEALTH_SERVICE_NAMES = ("manager.v1beta1.Suggestion", SERVICE_NAME, "")
+# Trailing metadata on OUT_OF_RANGE: how many assignments may still be asked for.
+REMAINING_METADATA_KEY = "remaining"
+DEFAULT_GRACE_S = 5.0
+
+_Reply = TypeVar("_Reply")
+
+
+class BadRequest(ValueError):
+    """The request itself is malformed (not the space or settings); INVALID_ARGUMENT."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
+
+
+class _WrongCount(RuntimeError):
+    pass
+
+
+def _exhausted(context: grpc.ServicerContext, exc: SearchSpaceExhausted) -> None:
+    context.set_trailing_metadata(((REMAINING_METADATA_KEY, str(exc.remaining)),))
+
+
+# Domain error -> (status code, extra step before aborting). First match wins.
+_STATUS: tuple[tuple[type[Exception], grpc.StatusCode, Callable[..., None] | None], ...] = (
+    (BadRequest, grpc.StatusCode.INVALID_ARGUMENT, None),
+    (InvalidSettings, grpc.StatusCode.INVALID_ARGUMENT, None),
+    (SpaceError, grpc.StatusCode.INVALID_ARGUMENT, None),
+    (SearchSpaceExhausted, grpc.StatusCode.OUT_OF_RANGE, _exhausted),
+    (_WrongCount, grpc.StatusCode.INTERNAL, None),
+)
+
+
+class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
+    """Serves one algorithm instance (shared by every experiment that calls this server)."""
+
+    def __init__(self, algorithm: Algorithm) -> None:
+        self.algorithm = algorithm
+        self.converter = HistoryConverter()
+
+    def GetSuggestions(
+        self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.GetSuggestionsReply:
+        return self._guarded(context, "GetSuggestions", lambda: self._get_suggestions(request))
+
+    def ValidateAlgorithmSettings(
+        self, request: api_pb2.ValidateAlgorithmSettingsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.ValidateAlgorithmSettingsReply:
+        def run() -> api_pb2.ValidateAlgorithmSettingsReply:
+            self.algorithm.validate(self._problem(request))
+            return api_pb2.ValidateAlgorithmSettingsReply()
+
+        return self._guarded(context, "ValidateAlgorithmSettings", run)
+
+    def _get_suggestions(self, request: api_pb2.GetSuggestionsRequest) -> api_pb2.GetSuggestionsReply:
+        n = request.current_request_number
+        if n < 0:
+            raise BadRequest("current_request_number", n, "must be >= 0")
+        problem = self._problem(request)
+        self.algorithm.validate(problem)
+        reply = api_pb2.GetSuggestionsReply(algorithm=request.experiment.spec.algorithm)
+        if n == 0:
+            return reply
+        history = self.converter.history(
+            problem.experiment, request.experiment.spec.objective, problem.objective, request.trials
+        )
+        suggestions = self.algorithm.suggest(problem, history, n)
+        if len(suggestions) != n:
+            raise _WrongCount(
+                f"algorithm {self.algorithm.name!r} returned {len(suggestions)} suggestions for {n} requested"
+            )
+        reply.parameter_assignments.extend(_assignment_set(s) for s in suggestions)
+        return reply
+
+    def _problem(
+        self, request: api_pb2.GetSuggestionsRequest | api_pb2.ValidateAlgorithmSettingsRequest
+    ) -> Problem:
+        if not request.HasField("experiment"):
+            raise BadRequest("experiment", None, "required: the experiment to suggest for")
+        experiment = request.experiment
+        asked = experiment.spec.algorithm.algorithm_name
+        if asked and asked != self.algorithm.name:
+            raise BadRequest(
+                "experiment.spec.algorithm.algorithmName", asked, f"this server serves {self.algorithm.name!r}"
+            )
+        return Problem(
+            experiment=experiment.name,
+            space=search_space_from_proto(experiment.spec),
+            objective=objective_from_proto(experiment.spec.objective),
+            settings=settings_from_proto(experiment.spec.algorithm.algorithm_settings),
+        )
+
+    def _guarded(self, context: grpc.ServicerContext, method: str, call: Callable[[], _Reply]) -> _Reply:
+        try:
+            return call()
+        except Exception as exc:  # every error leaves as a status, never as a traceback
+            _abort(context, method, self.algorithm.name, exc)
+            raise  # context.abort always raises; this only satisfies the type checker
+
+
+def _abort(context: grpc.ServicerContext, method: str, algorithm: str, exc: Exception) -> None:
+
+    for kind, code, before in _STATUS:
+        if isinstance(exc, kind):
+            if before is not None:
+                before(context, exc)
+            level = logging.ERROR if code is grpc.StatusCode.INTERNAL else logging.INFO
+            logger.log(level, "%s -> %s: %s", method, code.name, exc)
+            context.abort(code, str(exc))
+    logger.exception("%s failed in algorithm %r", method, algorithm)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in algorithm {algorithm!r}: {type(exc).__name__}: {exc}"[:300])
+
+
+def _assignment_set(s: Suggestion) -> api_pb2.GetSuggestionsReply.ParameterAssignments:
+    return api_pb2.GetSuggestionsReply.ParameterAssignments(
+        assignments=assignments_to_proto(s.assignments), trial_name=s.trial_name, labels=dict(s.labels)
+    )
+
+
+def _state_store(state_dir: str | os.PathLike[str] | None) -> StateStore:
+    return DirectoryStateStore(state_dir) if state_dir else MemoryStateStore()
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _build(
+    algorithm_name: str, host: str, port: int, state_dir: str | os.PathLike[str] | None, max_workers: int
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    algorithm = algorithm_class(algorithm_name)(_state_store(state_dir))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="suggestion"),
+        # Without this a second server on a busy port would silently share it.
+        options=[("grpc.so_reuseport", 0)],
+    )
+    api_pb2_grpc.add_SuggestionServicer_to_server(SuggestionServicer(algorithm), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in HEALTH_SERVICE_NAMES:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    try:
+        bound = server.add_insecure_port(_address(host, port))
+    except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
+        raise OSError(f"cannot bind {_address(host, port)}: {exc}") from None
+    if bound == 0:
+        raise OSError(f"cannot bind {_address(host, port)}")
+    return server, bound, health_servicer
+
+
+def make_server(
+    algorithm_name: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state_dir: str | os.PathLike[str] | None = None,
+    max_workers: int = 8,
+) -> tuple[grpc.Server, int]:
+    """A bound, not yet started server for `algorithm_name`, and its port (port 0 picks one).
+
+    Raises UnknownAlgorithm for a name not in the registry and OSError if it cannot bind.
+    """
+    server, bound, _health = _build(algorithm_name, host, port, state_dir, max_workers)
+    return server, bound
+
+
+def serve(
+    algorithm: str,
+    host: str = "0.0.0.0",
+    port: int = 6789,
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    grace: float = DEFAULT_GRACE_S,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then report NOT_SERVING and drain.
+
+    Logs "listening on HOST:PORT" with the bound port once it accepts calls.
+    """
+    server, bound, health_servicer = _build(algorithm, host, port, state_dir, max_workers=8)
+    stop = stop if stop is not None else threading.Event()
+    previous = _install_handlers(stop)
+    server.start()
+    logger.info("suggestion server for algorithm %r listening on %s", algorithm, _address(host, bound))
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        logger.info("stopping: NOT_SERVING, draining in-flight calls for up to %.1f s", grace)
+        health_servicer.enter_graceful_shutdown()
+        server.stop(grace).wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    logger.info("stopped")
+
+
+def _install_handlers(stop: threading.Event) -> dict[signal.Signals, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # signals reach only the main thread; the caller stops us via `stop`
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -1,0 +1,334 @@
+"""The contract every registered suggestion algorithm must keep, as a reusable test base.
+
+Use it by subclassing (pytest's pythonpath holds the repository root):
+
+    from tests.suggestion.contract import AlgorithmContract
+
+
+    class TestEnasContract(AlgorithmContract):
+        @pytest.fixture
+        def algorithm_name(self) -> str:
+            return "enas"
+
+Overridable fixtures: `algorithm_name` (required), `base_settings` (settings every call
+gets, e.g. to keep a controller small), `seed_setting` (name of the seed setting),
+`rejected_spaces` ({space name: the field its InvalidSettings or SpaceError must name} for
+contract spaces the algorithm must refuse). The spaces themselves are `CONTRACT_SPACES`; a subclass
+may replace the `spaces` class attribute. NAS outputs are checked by the format their
+assignment names identify (`NAS_FORMATS`); a new format adds an entry there.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar
+
+import pytest
+
+from kubenas.space import (
+    Distribution,
+    FeasibleSpace,
+    GraphConfig,
+    MacroArchitecture,
+    NasConfig,
+    Operation,
+    ParameterSpec,
+    ParameterType,
+    SearchSpace,
+    SpaceError,
+    parse_number,
+    primitive_names,
+)
+from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
+from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
+from suggestion.algorithms.registry import algorithm_class
+
+__all__ = [
+    "CONTRACT_SPACES",
+    "NAS_FORMATS",
+    "OBJECTIVE",
+    "AlgorithmContract",
+    "check_hpo_assignments",
+    "check_macro_assignments",
+    "make_history",
+    "param",
+]
+
+OBJECTIVE = Objective(ObjectiveType.MAXIMIZE, "accuracy", additional_metric_names=("loss",))
+
+
+def param(name: str, ptype: str, *, lo: str | None = None, hi: str | None = None,
+          values: Sequence[str] = (), step: str | None = None, dist: str | None = None) -> ParameterSpec:
+    """A ParameterSpec written the way Experiment YAML writes it."""
+    return ParameterSpec(
+        name,
+        ParameterType(ptype),
+        FeasibleSpace(min=lo, max=hi, list=tuple(values), step=step,
+                      distribution=Distribution(dist) if dist else None),
+    )
+
+
+def _katib_like_nas(num_layers: int = 3) -> NasConfig:
+    """A small ENAS-style space: 7 expanded ops (two parameterised kinds and a reduction)."""
+    return NasConfig(
+        GraphConfig(num_layers, (8, 8, 1), (10,)),
+        (
+            Operation("convolution", (param("filter_size", "categorical", values=("3", "5")),
+                                      param("num_filter", "categorical", values=("8", "16")))),
+            Operation("separable_convolution", (param("filter_size", "int", lo="3", hi="3"),
+                                                param("num_filter", "discrete", values=("8",)))),
+            Operation("reduction", (param("reduction_type", "categorical", values=("max_pooling", "avg_pooling")),
+                                    param("pool_size", "int", lo="2", hi="2"))),
+        ),
+    )
+
+
+CONTRACT_SPACES: dict[str, SearchSpace] = {
+    # Finite: every parameter has a grid (48 points).
+    "hpo_grid": SearchSpace(parameters=(
+        param("lr", "double", lo="0.01", hi="0.1", step="0.03"),
+        param("num_layers", "int", lo="1", hi="3"),
+        param("batch_size", "discrete", values=("16", "32")),
+        param("optimizer", "categorical", values=("sgd", "adam")),
+    )),
+    # Continuous and shaped: every distribution Katib names.
+    "hpo_continuous": SearchSpace(parameters=(
+        param("lr", "double", lo="0.0001", hi="0.1", dist="logUniform"),
+        param("momentum", "double", lo="0.5", hi="0.99"),
+        param("units", "int", lo="8", hi="256", dist="logUniform"),
+        param("dropout", "double", lo="0.0", hi="0.5", dist="normal"),
+        param("decay", "double", lo="0.00001", hi="0.01", dist="logNormal"),
+        param("depth", "int", lo="2", hi="20", step="2", dist="normal"),
+    )),
+    "nas_macro": SearchSpace(nas_config=_katib_like_nas()),
+}
+
+
+def check_hpo_assignments(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    """Every parameter assigned once, as text, inside its feasible space and on its step grid."""
+    assert set(assignments) == {p.name for p in space.parameters}, assignments
+    for p in space.parameters:
+        text = assignments[p.name]
+        assert isinstance(text, str), (p.name, text)
+        assert p.contains(text), f"{p.name}={text!r} is outside {p.feasible}"
+        if p.type is ParameterType.INT:
+            assert str(int(text)) == text, f"int {p.name} written as {text!r}"
+        if p.type in (ParameterType.INT, ParameterType.DOUBLE) and p.step is not None:
+            value = parse_number(text)
+            assert any(math.isclose(value, g, abs_tol=1e-9) for g in p.grid_values()), (p.name, text)
+
+
+def check_macro_assignments(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    """ENAS macro: strict-JSON architecture with numLayers rows of known op ids, and an
+    nn_config whose embedding describes every op the architecture uses."""
+    nas = space.nas_config
+    assert nas is not None
+    ops = nas.expanded()
+    rows = json.loads(assignments["architecture"])
+    arch = MacroArchitecture(tuple(tuple(r) for r in rows))
+    assert len(arch.rows) == nas.graph_config.num_layers
+    assert all(0 <= op < len(ops) for op in arch.op_ids), arch.op_ids
+    config = json.loads(assignments["nn_config"])
+    assert config["num_layers"] == nas.graph_config.num_layers
+    assert config["input_sizes"] == list(nas.graph_config.input_sizes)
+    assert config["output_sizes"] == list(nas.graph_config.output_sizes)
+    embedding = config["embedding"]
+    for op_id in set(arch.op_ids):
+        assert str(op_id) in embedding, (op_id, sorted(embedding))
+    for key, entry in embedding.items():
+        assert entry == json.loads(json.dumps(ops[int(key)].to_json())), (key, entry)
+
+
+def check_darts_assignments(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    """DARTS: resolved settings object, primitives named from the nasConfig, numLayers."""
+    nas = space.nas_config
+    assert nas is not None
+    assert isinstance(json.loads(assignments["algorithm-settings"]), dict)
+    primitives = json.loads(assignments["search-space"])
+    assert primitives and set(primitives) <= set(primitive_names(nas.operations)), primitives
+    assert int(assignments["num-layers"]) == nas.graph_config.num_layers
+
+
+# Assignment names -> the checker of that NAS output format (formats, not algorithm names).
+NAS_FORMATS: dict[frozenset[str], Callable[[SearchSpace, Mapping[str, str]], None]] = {
+    frozenset({"architecture", "nn_config"}): check_macro_assignments,
+    frozenset({"algorithm-settings", "search-space", "num-layers"}): check_darts_assignments,
+}
+
+
+def make_history(suggestions: Sequence[Suggestion], conditions: Sequence[TrialCondition],
+                 metric: Callable[[int], float] | None = None, prefix: str = "t") -> list[TrialRecord]:
+    """Trials made from earlier suggestions; `metric(i)` gives succeeded trial i its value."""
+    out = []
+    for i, (s, cond) in enumerate(zip(suggestions, conditions)):
+        metrics = {}
+        if cond is TrialCondition.SUCCEEDED and metric is not None:
+            metrics = {"accuracy": metric(i), "loss": 1.0 - metric(i)}
+        out.append(TrialRecord(f"{prefix}-{i}", dict(s.assignments), cond, metrics))
+    return out
+
+
+class AlgorithmContract:
+    """Shared tests; not collected itself (no `Test` prefix)."""
+
+    spaces: ClassVar[dict[str, SearchSpace]] = CONTRACT_SPACES
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "space_name" in metafunc.fixturenames:
+            metafunc.parametrize("space_name", sorted(self.spaces))
+
+    # ---- overridable fixtures -------------------------------------------------------
+    @pytest.fixture
+    def algorithm_name(self) -> str:
+        pytest.fail("a contract subclass must define the algorithm_name fixture")
+
+    @pytest.fixture
+    def base_settings(self) -> dict[str, str]:
+        return {}
+
+    @pytest.fixture
+    def seed_setting(self) -> str:
+        return "random_state"
+
+    @pytest.fixture
+    def rejected_spaces(self) -> dict[str, str]:
+        return {}
+
+    # ---- derived fixtures -----------------------------------------------------------
+    @pytest.fixture
+    def algorithm_cls(self, algorithm_name: str) -> type[Algorithm]:
+        return algorithm_class(algorithm_name)
+
+    @pytest.fixture
+    def space(self, space_name: str) -> SearchSpace:
+        return self.spaces[space_name]
+
+    @pytest.fixture
+    def supported(self, algorithm_cls: type[Algorithm], space: SearchSpace, space_name: str,
+                  rejected_spaces: dict[str, str]) -> bool:
+        kind_ok = algorithm_cls.supports_nas if space.is_nas else algorithm_cls.supports_hpo
+        return kind_ok and space_name not in rejected_spaces
+
+    def problem(self, space: SearchSpace, settings: Mapping[str, str]) -> Problem:
+        return Problem("contract-exp", space, OBJECTIVE, dict(settings))
+
+    def fresh(self, algorithm_cls: type[Algorithm]) -> Algorithm:
+        return algorithm_cls()
+
+    def check(self, space: SearchSpace, suggestions: Sequence[Suggestion], n: int) -> None:
+        assert isinstance(suggestions, list) and len(suggestions) == n, (n, suggestions)
+        for s in suggestions:
+            assert isinstance(s, Suggestion)
+            assert all(isinstance(v, str) for v in s.assignments.values()), s.assignments
+            if not space.is_nas:
+                check_hpo_assignments(space, s.assignments)
+                continue
+            checker = NAS_FORMATS.get(frozenset(s.assignments))
+            assert checker is not None, f"unknown NAS output format {sorted(s.assignments)}"
+            checker(space, s.assignments)
+
+    def _require(self, supported: bool, space_name: str) -> None:
+        if not supported:
+            pytest.skip(f"{space_name} is refused by this algorithm (test_refuses_unsupported_space checks how)")
+
+    # ---- the contract ---------------------------------------------------------------
+    def test_refuses_unsupported_space(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                       space_name: str, supported: bool, base_settings: dict[str, str],
+                                       rejected_spaces: dict[str, str]) -> None:
+        problem = self.problem(space, base_settings)
+        if supported:
+            self.fresh(algorithm_cls).validate(problem)
+            return
+        with pytest.raises((InvalidSettings, SpaceError)) as info:
+            self.fresh(algorithm_cls).validate(problem)
+        err = info.value
+        named = err.setting if isinstance(err, InvalidSettings) else err.field
+        expected = rejected_spaces.get(space_name)
+        if expected:
+            assert named == expected, str(err)
+        assert str(err).startswith(f"{named}: ")
+
+    @pytest.mark.parametrize("n", [1, 3])
+    def test_empty_history_gives_n_in_space(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                            space_name: str, supported: bool,
+                                            base_settings: dict[str, str], n: int) -> None:
+        self._require(supported, space_name)
+        self.check(space, self.fresh(algorithm_cls).suggest(self.problem(space, base_settings), [], n), n)
+
+    def test_zero_requested_gives_none(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                       space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+        self._require(supported, space_name)
+        assert self.fresh(algorithm_cls).suggest(self.problem(space, base_settings), [], 0) == []
+
+    def test_only_failed_or_unavailable_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                                space_name: str, supported: bool,
+                                                base_settings: dict[str, str]) -> None:
+        self._require(supported, space_name)
+        algo = self.fresh(algorithm_cls)
+        problem = self.problem(space, base_settings)
+        first = algo.suggest(problem, [], 4)
+        history = make_history(first, [TrialCondition.FAILED, TrialCondition.METRICS_UNAVAILABLE,
+                                       TrialCondition.FAILED, TrialCondition.KILLED])
+        self.check(space, algo.suggest(problem, history, 2), 2)
+
+    def test_with_succeeded_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                    space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+        self._require(supported, space_name)
+        algo = self.fresh(algorithm_cls)
+        problem = self.problem(space, base_settings)
+        history: list[TrialRecord] = []
+        conditions = [TrialCondition.SUCCEEDED, TrialCondition.RUNNING, TrialCondition.SUCCEEDED,
+                      TrialCondition.FAILED, TrialCondition.SUCCEEDED]
+        for round_ in range(3):
+            new = algo.suggest(problem, history, len(conditions))
+            self.check(space, new, len(conditions))
+            history += make_history(new, conditions, metric=lambda i: 0.1 * (i % 7), prefix=f"r{round_}")
+
+    def test_does_not_mutate_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                     space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+        self._require(supported, space_name)
+        algo = self.fresh(algorithm_cls)
+        problem = self.problem(space, base_settings)
+        history = make_history(algo.suggest(problem, [], 3),
+                               [TrialCondition.SUCCEEDED, TrialCondition.FAILED, TrialCondition.SUCCEEDED],
+                               metric=lambda i: 0.5 + i / 10)
+        snapshot = copy.deepcopy(history)
+        algo.suggest(problem, history, 2)
+        assert history == snapshot
+
+    def test_deterministic_under_seed(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                      space_name: str, supported: bool, base_settings: dict[str, str],
+                                      seed_setting: str) -> None:
+        self._require(supported, space_name)
+        problem = self.problem(space, {**base_settings, seed_setting: "7"})
+        history = make_history(self.fresh(algorithm_cls).suggest(problem, [], 3),
+                               [TrialCondition.SUCCEEDED, TrialCondition.SUCCEEDED, TrialCondition.FAILED],
+                               metric=lambda i: 0.3 + i / 10)
+
+        def run() -> list[dict[str, str]]:
+            return [dict(s.assignments) for s in self.fresh(algorithm_cls).suggest(problem, history, 3)]
+
+        assert run() == run()
+
+    def test_rejects_unknown_setting(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                     space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+        self._require(supported, space_name)
+        problem = self.problem(space, {**base_settings, "no_such_setting": "1"})
+        with pytest.raises(InvalidSettings) as info:
+            self.fresh(algorithm_cls).validate(problem)
+        assert info.value.setting == "no_such_setting"
+        assert "no_such_setting" in str(info.value) and "'1'" in str(info.value)
+
+    @pytest.mark.parametrize("bad", ["abc", "-1", "1.5", ""])
+    def test_rejects_bad_seed(self, algorithm_cls: type[Algorithm], space: SearchSpace, space_name: str,
+                              supported: bool, base_settings: dict[str, str], seed_setting: str,
+                              bad: str) -> None:
+        self._require(supported, space_name)
+        problem = self.problem(space, {**base_settings, seed_setting: bad})
+        with pytest.raises(InvalidSettings) as info:
+            self.fresh(algorithm_cls).validate(problem)
+        assert info.value.setting == seed_setting
+        assert info.value.value == bad and info.value.allowed, str(info.value)

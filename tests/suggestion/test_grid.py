@@ -1,0 +1,106 @@
+"""Grid search: enumeration order, wire text, identity of tried points, limits, exhaustion."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace, SpaceError
+from kubenas.trials import TrialCondition, TrialRecord
+from suggestion.algorithms.base import Problem, SearchSpaceExhausted
+from suggestion.algorithms.grid import MAX_GRID_POINTS, GridSearch, grid_size
+from tests.suggestion.contract import OBJECTIVE, check_macro_assignments, param
+
+HPO = SearchSpace(parameters=(param("lr", "double", lo="0.0", hi="0.3", step="0.1"),
+                              param("opt", "categorical", values=("sgd", "adam"))))
+TINY_NAS = SearchSpace(nas_config=NasConfig(GraphConfig(2, (8, 8, 1), (10,)),
+                                            (Operation("identity"), Operation("conv", (param("k", "int", lo="3", hi="3"),)))))
+
+
+def suggest(space: SearchSpace, n: int, history: list[TrialRecord] | None = None,
+            settings: dict[str, str] | None = None) -> list[dict[str, str]]:
+    problem = Problem("exp", space, OBJECTIVE, settings or {})
+    return [dict(s.assignments) for s in GridSearch().suggest(problem, history or [], n)]
+
+
+def test_hpo_order_is_first_parameter_slowest_with_clean_double_text() -> None:
+    points = suggest(HPO, 8)
+    assert [(p["lr"], p["opt"]) for p in points] == [
+        (lr, opt) for lr in ("0.0", "0.1", "0.2", "0.3") for opt in ("sgd", "adam")]
+
+
+def test_tried_points_are_recognised_in_any_spelling_and_any_condition() -> None:
+    history = [TrialRecord("a", {"lr": "0", "opt": "sgd"}, TrialCondition.FAILED),
+               TrialRecord("b", {"lr": "0.10", "opt": "sgd"}, TrialCondition.RUNNING),
+               TrialRecord("c", {"lr": "1e-1", "opt": "adam"}, TrialCondition.SUCCEEDED, {"accuracy": 0.9}),
+               TrialRecord("foreign", {"other": "1"})]
+    assert suggest(HPO, 2, history) == [{"lr": "0.0", "opt": "adam"}, {"lr": "0.2", "opt": "sgd"}]
+
+
+def test_nas_grid_enumerates_every_architecture_once_then_is_exhausted() -> None:
+    assert grid_size(TINY_NAS) == 2 * 2 * 2  # 2 ops per layer, one skip bit
+    history: list[TrialRecord] = []
+    for _ in range(4):
+        points = suggest(TINY_NAS, 2, history)
+        for p in points:
+            check_macro_assignments(TINY_NAS, p)
+        history += [TrialRecord(f"t{len(history) + i}", p) for i, p in enumerate(points)]
+    archs = [json.loads(t.assignments["architecture"]) for t in history]
+    assert archs[:3] == [[[0], [0, 0]], [[0], [0, 1]], [[0], [1, 0]]]
+    assert len({json.dumps(a) for a in archs}) == 8
+    with pytest.raises(SearchSpaceExhausted) as info:
+        suggest(TINY_NAS, 1, history)
+    assert (info.value.requested, info.value.remaining) == (1, 0)
+
+
+def test_katib_printed_architectures_count_as_tried() -> None:
+    history = [TrialRecord("k", {"architecture": "[[0], [0,   0]]", "nn_config": "{'num_layers': 2}"})]
+    assert json.loads(suggest(TINY_NAS, 1, history)[0]["architecture"]) == [[0], [0, 1]]
+
+
+def test_fewer_left_than_asked_suggests_nothing_and_says_how_many_remain() -> None:
+    history = [TrialRecord(f"t{i}", p) for i, p in enumerate(suggest(HPO, 6))]
+    with pytest.raises(SearchSpaceExhausted) as info:
+        suggest(HPO, 3, history)
+    assert info.value.remaining == 2 and "3 assignments requested, 2 remain" in str(info.value)
+    assert len(suggest(HPO, 2, history)) == 2
+
+
+def test_random_state_is_accepted_and_changes_nothing() -> None:
+    assert suggest(HPO, 5, settings={"random_state": "1"}) == suggest(HPO, 5, settings={"random_state": "99"})
+
+
+def test_a_huge_grid_is_refused_quickly_without_being_built() -> None:
+    space = SearchSpace(parameters=(param("n", "int", lo="0", hi="1000000000"),))
+    started = time.perf_counter()
+    with pytest.raises(SpaceError) as info:
+        GridSearch().validate(Problem("exp", space, OBJECTIVE))
+    assert time.perf_counter() - started < 0.5
+    assert info.value.field == "parameters" and f"at most {MAX_GRID_POINTS}" in info.value.allowed
+    assert "n: 1000000001" in str(info.value.value)
+
+
+def test_a_deep_nas_grid_is_refused_naming_its_size() -> None:
+    deep = SearchSpace(nas_config=NasConfig(GraphConfig(8, (8, 8, 1), (10,)), TINY_NAS.nas_config.operations))
+    with pytest.raises(SpaceError) as info:
+        GridSearch().validate(Problem("exp", deep, OBJECTIVE))
+    assert info.value.field == "nasConfig"
+    assert "2 operations ^ 8 layers x 2 ^ 28 skip bits" in str(info.value.value)
+
+
+def test_double_without_step_names_the_parameter() -> None:
+    space = SearchSpace(parameters=(param("opt", "categorical", values=("a",)), param("lr", "double", lo="0", hi="1")))
+    with pytest.raises(SpaceError) as info:
+        GridSearch().validate(Problem("exp", space, OBJECTIVE))
+    assert info.value.field == "parameters[1].feasibleSpace.step" and "'lr'" in info.value.allowed
+
+
+def test_long_history_is_skipped_quickly() -> None:
+    space = SearchSpace(parameters=(param("a", "int", lo="1", hi="100"), param("b", "int", lo="1", hi="100")))
+    history = [TrialRecord(f"t{i}", p, TrialCondition.SUCCEEDED, {"accuracy": 0.1}) for i, p in enumerate(suggest(space, 1000))]
+    started = time.perf_counter()
+    nxt = suggest(space, 5, history)
+    assert time.perf_counter() - started < 0.5
+    assert nxt[0] == {"a": "11", "b": "1"}

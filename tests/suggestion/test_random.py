@@ -1,0 +1,115 @@
+"""Random search: each distribution's shape and bounds, step grids, repeats avoided, seeding."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import Counter
+
+from kubenas.space import SearchSpace
+from kubenas.trials import TrialCondition, TrialRecord
+from suggestion.algorithms.base import Problem
+from suggestion.algorithms.random_search import RandomSearch
+from tests.suggestion.contract import CONTRACT_SPACES, OBJECTIVE, check_macro_assignments, param
+
+
+def draw(space: SearchSpace, n: int, seed: int = 1, history: list[TrialRecord] | None = None) -> list[dict[str, str]]:
+    problem = Problem("exp", space, OBJECTIVE, {"random_state": str(seed)})
+    return [dict(s.assignments) for s in RandomSearch().suggest(problem, history or [], n)]
+
+
+def values(space: SearchSpace, name: str, n: int = 2000) -> list[float]:
+    return [float(p[name]) for p in draw(space, n)]
+
+
+def test_log_uniform_is_uniform_in_log_space() -> None:
+    xs = values(SearchSpace(parameters=(param("lr", "double", lo="0.0001", hi="0.1", dist="logUniform"),)), "lr")
+    assert all(1e-4 <= x <= 0.1 for x in xs)
+    logs = [math.log10(x) for x in xs]
+    # Uniform on [-4, -1]: mean -2.5, a third of the mass per decade.
+    assert abs(statistics.mean(logs) + 2.5) < 0.1
+    assert all(abs(sum(lo <= v < lo + 1 for v in logs) / len(logs) - 1 / 3) < 0.05 for lo in (-4, -3, -2))
+
+
+def test_normal_is_centred_with_the_bounds_at_three_sigma() -> None:
+    xs = values(SearchSpace(parameters=(param("dropout", "double", lo="0.0", hi="0.6", dist="normal"),)), "dropout")
+    assert all(0.0 <= x <= 0.6 for x in xs)
+    assert abs(statistics.mean(xs) - 0.3) < 0.01
+    within_one_sigma = sum(abs(x - 0.3) <= 0.1 for x in xs) / len(xs)
+    assert 0.63 < within_one_sigma < 0.74
+
+
+def test_log_normal_is_centred_in_log_space() -> None:
+    xs = values(SearchSpace(parameters=(param("decay", "double", lo="0.00001", hi="0.1", dist="logNormal"),)), "decay")
+    assert all(1e-5 <= x <= 0.1 for x in xs)
+    assert abs(statistics.median(math.log10(x) for x in xs) + 3) < 0.1
+
+
+def test_uniform_int_hits_every_value_including_both_ends_evenly() -> None:
+    counts = Counter(p["k"] for p in draw(SearchSpace(parameters=(param("k", "int", lo="1", hi="5"),)), 2500))
+    assert set(counts) == {"1", "2", "3", "4", "5"}
+    assert all(400 < c < 600 for c in counts.values()), counts
+
+
+def test_stepped_and_shaped_ints_stay_on_their_grid() -> None:
+    space = SearchSpace(parameters=(param("depth", "int", lo="2", hi="20", step="3", dist="normal"),
+                                    param("units", "int", lo="1", hi="1000000", dist="logUniform")))
+    points = draw(space, 500)
+    assert {p["depth"] for p in points} <= {str(v) for v in range(2, 21, 3)}
+    units = [int(p["units"]) for p in points]
+    assert min(units) >= 1 and max(units) <= 1_000_000
+    # Log-uniform: half the mass below sqrt(1 * 1e6); repeats avoided skew it only slightly.
+    assert 0.4 < sum(u < 1000 for u in units) / len(units) < 0.6
+
+
+def test_double_with_step_gives_clean_grid_text() -> None:
+    space = SearchSpace(parameters=(param("m", "double", lo="0.1", hi="0.9", step="0.2"),))
+    assert {p["m"] for p in draw(space, 200)} == {"0.1", "0.3", "0.5", "0.7", "0.9"}
+
+
+def test_discrete_and_categorical_values_come_from_the_list() -> None:
+    space = SearchSpace(parameters=(param("bs", "discrete", values=("16", "64")),
+                                    param("opt", "categorical", values=("sgd", "adam", "rmsprop"))))
+    points = draw(space, 300)
+    assert {p["bs"] for p in points} == {"16", "64"}
+    assert {p["opt"] for p in points} == {"sgd", "adam", "rmsprop"}
+
+
+def test_a_small_space_is_not_repeated_until_exhausted() -> None:
+    space = SearchSpace(parameters=(param("a", "categorical", values=("x", "y")), param("b", "int", lo="0", hi="1")))
+    for seed in range(20):
+        first = draw(space, 3, seed=seed)
+        assert len({json.dumps(p, sort_keys=True) for p in first}) == 3
+        history = [TrialRecord(f"t{i}", p, TrialCondition.FAILED) for i, p in enumerate(first)]
+        (last,) = draw(space, 1, seed=seed, history=history)
+        assert last not in first
+        # With every point tried, repeats are the only answer and still come back in full.
+        assert len(draw(space, 2, seed=seed, history=history + [TrialRecord("t9", last)])) == 2
+
+
+def test_seed_and_history_decide_the_draw() -> None:
+    space = CONTRACT_SPACES["hpo_continuous"]
+    history = [TrialRecord("a", draw(space, 1, seed=3)[0], TrialCondition.SUCCEEDED, {"accuracy": 0.4})]
+    assert draw(space, 3, seed=3) == draw(space, 3, seed=3)
+    assert draw(space, 3, seed=3) != draw(space, 3, seed=4)
+    assert draw(space, 3, seed=3) != draw(space, 3, seed=3, history=history)
+    # The controller's trial order is not part of the contract.
+    two = history + [TrialRecord("b", draw(space, 1, seed=5)[0])]
+    assert draw(space, 2, seed=3, history=two) == draw(space, 2, seed=3, history=two[::-1])
+
+
+def test_unseeded_draws_differ_between_calls() -> None:
+    problem = Problem("exp", CONTRACT_SPACES["hpo_continuous"], OBJECTIVE)
+    algo = RandomSearch()
+    assert algo.suggest(problem, [], 2) != algo.suggest(problem, [], 2)
+
+
+def test_nas_draws_use_every_op_and_both_skip_values() -> None:
+    space = CONTRACT_SPACES["nas_macro"]
+    points = draw(space, 300)
+    rows = [json.loads(p["architecture"]) for p in points]
+    assert {row[0] for arch in rows for row in arch} == set(range(7))
+    assert {bit for arch in rows for row in arch for bit in row[1:]} == {0, 1}
+    for p in points[:20]:
+        check_macro_assignments(space, p)
