@@ -1,0 +1,244 @@
+"""Pure status logic for the custom resources: conditions, observations, experiment status.
+
+Shapes follow Katib v1beta1 so `kubectl get`, the Katib UI and the Katib SDK read them:
+conditions are `{type, status, reason, message, lastUpdateTime, lastTransitionTime}` with the
+most recent change last; trial observations are `{metrics: [{name, min, max, latest}]}` with
+values as strings and the objective metric first. The experiment state machine itself is
+`controller.logic`, shared with `kubenas run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from controller.kube.gjson import condition_met
+from controller.logic import Outcome, count_trials, optimal_trial, trial_condition
+from kubenas.metrics import MetricPoint
+from kubenas.trials import MetricStrategy, Objective, ObjectiveType, TrialCondition, TrialRecord
+
+__all__ = [
+    "JOB_FAILURE_CONDITION",
+    "JOB_SUCCESS_CONDITION",
+    "experiment_conditions",
+    "experiment_status",
+    "has_condition",
+    "is_finished",
+    "latest_condition",
+    "objective_from_spec",
+    "observation_from_points",
+    "set_condition",
+    "trial_outcome",
+    "trial_record",
+    "trial_status",
+    "workload_finished",
+]
+
+# Katib's defaults for a batch/v1 Job trial (GJSON, evaluated on the Job).
+JOB_SUCCESS_CONDITION = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+JOB_FAILURE_CONDITION = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+
+_TRIAL_REASONS = {c: f"Trial{c.value}" for c in TrialCondition}
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]], type_: str, status: bool, reason: str, message: str, now: str
+) -> list[dict[str, Any]]:
+    """A new condition list with `type_` set. An unchanged condition stays where it is; a
+    changed one moves to the end, so the last entry is always the latest change."""
+    text = "True" if status else "False"
+    out = [dict(c) for c in conditions]
+    for i, cond in enumerate(out):
+        if cond.get("type") != type_:
+            continue
+        if cond.get("status") == text and cond.get("reason") == reason and cond.get("message") == message:
+            return out
+        transition = cond.get("lastTransitionTime", now) if cond.get("status") == text else now
+        del out[i]
+        break
+    else:
+        transition = now
+    out.append({"type": type_, "status": text, "reason": reason, "message": message,
+                "lastUpdateTime": now, "lastTransitionTime": transition})
+    return out
+
+
+def latest_condition(conditions: Sequence[Mapping[str, Any]] | None) -> str | None:
+    """The type of the most recent condition whose status is True."""
+    for cond in reversed(list(conditions or [])):
+        if cond.get("status") == "True":
+            return str(cond.get("type"))
+    return None
+
+
+def has_condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions or [])
+
+
+def is_finished(conditions: Sequence[Mapping[str, Any]] | None) -> bool:
+    """True once an Experiment (or Suggestion) has a Succeeded or Failed condition."""
+    return has_condition(conditions, "Succeeded") or has_condition(conditions, "Failed")
+
+
+def objective_from_spec(objective: Mapping[str, Any]) -> Objective:
+    """The domain Objective of a CR's `objective` block (already schema-checked)."""
+    strategies = {s["name"]: MetricStrategy(s["value"]) for s in objective.get("metricStrategies", [])
+                  if s.get("value")}
+    goal = objective.get("goal")
+    return Objective(
+        type=ObjectiveType(objective.get("type", "maximize")),
+        metric_name=objective.get("objectiveMetricName", ""),
+        goal=None if goal is None else float(goal),
+        additional_metric_names=tuple(objective.get("additionalMetricNames", [])),
+        strategies=strategies,
+    )
+
+
+def observation_from_points(objective: Objective, points: Iterable[MetricPoint]) -> dict[str, Any]:
+    """Katib's trial observation from a metric log: min, max and latest per metric, as strings."""
+    seen: dict[str, list[float]] = {}
+    for point in points:
+        if point.name in objective.metric_names:
+            seen.setdefault(point.name, []).append(point.value)
+    metrics = [
+        {"name": name, "min": repr(min(seen[name])), "max": repr(max(seen[name])), "latest": repr(seen[name][-1])}
+        for name in objective.metric_names if name in seen
+    ]
+    return {"metrics": metrics}
+
+
+def _values(objective: Objective, observation: Mapping[str, Any] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    pick = {MetricStrategy.MIN: "min", MetricStrategy.MAX: "max", MetricStrategy.LATEST: "latest"}
+    for metric in (observation or {}).get("metrics", []):
+        name = metric.get("name")
+        if name not in objective.metric_names:
+            continue
+        try:
+            out[name] = float(metric[pick[objective.strategy(name)]])
+        except (KeyError, TypeError, ValueError):
+            continue  # Katib writes "unavailable" when a collector found nothing
+    return out
+
+
+def trial_record(trial: Mapping[str, Any], objective: Objective) -> TrialRecord:
+    """What the algorithms and `controller.logic` see of a Trial resource."""
+    status = trial.get("status") or {}
+    latest = latest_condition(status.get("conditions"))
+    condition = TrialCondition(latest) if latest in TrialCondition._value2member_map_ else TrialCondition.CREATED
+    spec = trial.get("spec", {})
+    return TrialRecord(
+        name=trial["metadata"]["name"],
+        assignments={a["name"]: a.get("value", "") for a in spec.get("parameterAssignments", [])},
+        condition=condition,
+        metrics=_values(objective, status.get("observation")),
+        labels=dict(spec.get("labels", {})),
+    )
+
+
+def workload_finished(run: Mapping[str, Any], success_condition: str | None, failure_condition: str | None) -> bool:
+    """True once the trial's workload meets its failure or success condition."""
+    return condition_met(run, failure_condition or JOB_FAILURE_CONDITION) or \
+        condition_met(run, success_condition or JOB_SUCCESS_CONDITION)
+
+
+def trial_outcome(
+    run: Mapping[str, Any],
+    success_condition: str | None,
+    failure_condition: str | None,
+    observation: Mapping[str, Any] | None,
+    objective: Objective,
+) -> TrialCondition | None:
+    """The final condition of a trial given its workload object, or None while it runs.
+
+    Failure is checked first (as Katib does); success with the objective metric missing
+    is MetricsUnavailable (the rule `controller.logic.trial_condition` applies locally).
+    """
+    if condition_met(run, failure_condition or JOB_FAILURE_CONDITION):
+        return trial_condition(1, _values(objective, observation), objective)
+    if condition_met(run, success_condition or JOB_SUCCESS_CONDITION):
+        return trial_condition(0, _values(objective, observation), objective)
+    return None
+
+
+def trial_status(
+    status: Mapping[str, Any] | None, condition: TrialCondition, message: str, now: str,
+    observation: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Trial status after moving to `condition` (Running also keeps Created True)."""
+    old = dict(status or {})
+    conditions = old.get("conditions") or []
+    if not conditions:
+        conditions = set_condition([], "Created", True, _TRIAL_REASONS[TrialCondition.CREATED], "Trial is created", now)
+    if condition is not TrialCondition.CREATED:
+        if condition.finished and has_condition(conditions, "Running"):
+            conditions = set_condition(conditions, "Running", False, _TRIAL_REASONS[condition], message, now)
+        conditions = set_condition(conditions, condition.value, True, _TRIAL_REASONS[condition], message, now)
+    out: dict[str, Any] = {**old, "conditions": conditions}
+    out.setdefault("startTime", now)
+    if condition.finished:
+        out.setdefault("completionTime", now)
+    if observation is not None:
+        out["observation"] = dict(observation)
+    return out
+
+
+_LISTS = {
+    TrialCondition.CREATED: ("pendingTrialList", "trialsPending"),
+    TrialCondition.UNKNOWN: ("pendingTrialList", "trialsPending"),
+    TrialCondition.RUNNING: ("runningTrialList", "trialsRunning"),
+    TrialCondition.SUCCEEDED: ("succeededTrialList", "trialsSucceeded"),
+    TrialCondition.FAILED: ("failedTrialList", "trialsFailed"),
+    TrialCondition.KILLED: ("killedTrialList", "trialsKilled"),
+    TrialCondition.EARLY_STOPPED: ("earlyStoppedTrialList", "trialsEarlyStopped"),
+    TrialCondition.METRICS_UNAVAILABLE: ("metricsUnavailableTrialList", "trialMetricsUnavailable"),
+}
+
+
+def experiment_status(objective: Objective, trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts, per-condition trial lists and currentOptimalTrial from the Trial resources."""
+    records = sorted((trial_record(t, objective) for t in trials), key=lambda r: r.name)
+    by_name = {t["metadata"]["name"]: t for t in trials}
+    out: dict[str, Any] = {"trials": len(records)}
+    for list_key, count_key in set(_LISTS.values()):
+        out[list_key], out[count_key] = [], 0
+    for record in records:
+        list_key, count_key = _LISTS[record.condition]
+        out[list_key].append(record.name)
+        out[count_key] += 1
+    counts = count_trials(records)
+    assert counts.total == len(records)
+    best = optimal_trial(objective, records)
+    if best is not None:
+        observation = (by_name[best.name].get("status") or {}).get("observation", {"metrics": []})
+        out["currentOptimalTrial"] = {
+            "bestTrialName": best.name,
+            "parameterAssignments": [{"name": k, "value": v} for k, v in best.assignments.items()],
+            "observation": observation,
+        }
+    return out
+
+
+def experiment_conditions(
+    conditions: Sequence[Mapping[str, Any]] | None, outcome: Outcome | None, now: str,
+    failure: str | None = None,
+) -> list[dict[str, Any]]:
+    """Experiment conditions: Created, then Running, then Succeeded or Failed (Katib's reasons).
+
+    `failure` (a validation or suggestion error message) wins over everything else.
+    """
+    out: list[dict[str, Any]] = [dict(c) for c in conditions or []]
+    if not out:
+        out = set_condition(out, "Created", True, "ExperimentCreated", "Experiment is created", now)
+    if failure is not None:
+        if has_condition(out, "Running"):
+            out = set_condition(out, "Running", False, "ExperimentFailed", failure, now)
+        return set_condition(out, "Failed", True, "ExperimentFailed", failure, now)
+    if outcome is None:
+        # An edited budget can reopen a finished experiment (resumePolicy LongRunning/FromVolume).
+        if has_condition(out, "Succeeded"):
+            out = set_condition(out, "Succeeded", False, "ExperimentRestarting", "budget raised; running again", now)
+        return set_condition(out, "Running", True, "ExperimentRunning", "Experiment is running", now)
+    out = set_condition(out, "Running", False, outcome.reason.value, outcome.message, now)
+    return set_condition(out, "Succeeded" if outcome.succeeded else "Failed", True,
+                         outcome.reason.value, outcome.message, now)

@@ -1,0 +1,251 @@
+"""`kubenas run`: an experiment on this machine, end to end.
+
+The suggestion server runs as a real gRPC server on localhost (the same program as the
+cluster's pod), observations and trials go to SQLite in the work directory, and trials are
+local processes built from the trialTemplate's primary container. The experiment logic is
+`controller.logic`, shared with the Kubernetes controller. See docs/run.md.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+from rich.console import Console
+
+from controller.local_suggestion import (
+    LocalSuggestionServer,
+    SuggestionClient,
+    SuggestionServerError,
+)
+from controller.local_trials import GpuPool, detect_gpus
+from controller.template import placeholders
+
+__all__ = ["EXIT_INTERRUPTED", "RunError", "TrialPlan", "plan_trials", "run_experiment"]
+
+log = logging.getLogger(__name__)
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+DB_FILE = "kubenas.db"
+LOCK_FILE = ".kubenas-run.lock"
+LOCAL_COLLECTORS = ("StdOut", "File", "Push", "None")
+
+
+class RunError(Exception):
+    """Bad input to `kubenas run`; each line names the field or flag, the value and what is allowed."""
+
+    def __init__(self, *lines: str) -> None:
+        self._lines = [line for line in lines if line]
+        super().__init__("\n".join(self._lines))
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """How every trial of the experiment is started, derived once from the trialTemplate."""
+
+    container: Mapping[str, Any]      # the primary container, placeholders still in it
+    env: Mapping[str, str]            # the container's env (values, not yet substituted)
+    kind: str
+    api_version: str
+    namespace: str
+    collector: str                    # StdOut | File | Push | None
+    metrics_format: tuple[str, ...]
+    file_path: str                    # File collector: path (may hold placeholders)
+    file_format: str                  # TEXT | JSON
+
+
+def _containers(trial_spec: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """(field path, containers) of a Job-like spec: spec.template.spec.containers."""
+    pod = ((trial_spec.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return "spec.trialTemplate.trialSpec.spec.template.spec.containers", list(pod.get("containers") or [])
+
+
+def plan_trials(experiment: Any) -> TrialPlan:
+    """Check the parts of the trialTemplate a local run needs; raise RunError naming each problem."""
+    template = experiment.spec.trial_template
+    if template is None or template.trial_spec is None:
+        raise RunError("spec.trialTemplate.trialSpec: missing — kubenas run needs an inline trialSpec "
+                       "(a trialTemplate from a ConfigMap is read only in the cluster)")
+    where, containers = _containers(template.trial_spec)
+    primary = template.primary_container_name
+    matches = [c for c in containers if isinstance(c, dict) and c.get("name") == primary]
+    if not matches:
+        names = [c.get("name") for c in containers if isinstance(c, dict)]
+        raise RunError(f"spec.trialTemplate.primaryContainerName: {primary!r} — no container of that name "
+                       f"in {where} (found: {', '.join(map(str, names)) or 'none'})")
+    index = containers.index(matches[0])
+    container = matches[0]
+    problems = []
+    command = container.get("command")
+    if not command:
+        problems.append(f"{where}[{index}].command: missing — kubenas run starts the command and args "
+                        f"itself (an image's entrypoint is not known locally)")
+    for key in ("command", "args"):
+        value = container.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value)):
+            problems.append(f"{where}[{index}].{key}: {value!r} — must be a list of strings")
+    env: dict[str, str] = {}
+    for i, item in enumerate(container.get("env") or []):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not name:
+            problems.append(f"{where}[{index}].env[{i}].name: {item!r} — every env entry needs a name")
+        elif "valueFrom" in item:
+            problems.append(f"{where}[{index}].env[{i}].valueFrom: {item['valueFrom']!r} — not supported by "
+                            f"kubenas run (no Kubernetes API here); give a literal value")
+        else:
+            env[str(name)] = "" if item.get("value") is None else str(item.get("value"))
+    mc = experiment.spec.metrics_collector_spec
+    kind = mc.collector.kind.value
+    if kind not in LOCAL_COLLECTORS:
+        problems.append(f"spec.metricsCollectorSpec.collector.kind: {kind!r} — kubenas run supports "
+                        f"{', '.join(LOCAL_COLLECTORS)}")
+    file_path, file_format = "", "TEXT"
+    fsp = mc.source.file_system_path if mc.source is not None else None
+    if kind == "File" and fsp is not None:
+        file_path = fsp.path
+        file_format = fsp.format.value if fsp.format is not None else "TEXT"
+    defined = {p.name for p in template.trial_parameters}
+    for text in sorted(placeholders({"c": container, "p": file_path})):
+        name = text[len("${trialParameters."):-1] if text.startswith("${trialParameters.") else None
+        if name is not None and name not in defined:
+            problems.append(f"spec.trialTemplate: {text!r} — not in trialParameters "
+                            f"({', '.join(sorted(defined)) or 'none defined'})")
+    if problems:
+        raise RunError(*problems)
+    metadata = template.trial_spec.get("metadata") or {}
+    namespace = getattr(experiment, "namespace", None) or metadata.get("namespace") or "default"
+    return TrialPlan(
+        container=container,
+        env=env,
+        kind=str(template.trial_spec.get("kind") or "Job"),
+        api_version=str(template.trial_spec.get("apiVersion") or "batch/v1"),
+        namespace=str(namespace),
+        collector=kind,
+        metrics_format=tuple(mc.metrics_format),
+        file_path=file_path,
+        file_format=file_format,
+    )
+
+
+def _load(file: Path) -> Any:
+    from kubenas.experiment import SpecError, load_experiment_file
+
+    if not Path(file).is_file():
+        raise RunError(f"FILE: {str(file)!r} — no such file; give the path of an Experiment YAML")
+    try:
+        return load_experiment_file(file)
+    except SpecError as exc:
+        raise RunError(*(f"{file}: {line}" for line in exc.lines())) from None
+
+
+def _lock(workdir: Path) -> IO[str]:
+    handle = open(workdir / LOCK_FILE, "a+")  # noqa: SIM115 - held (locked) until the run ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(f"--workdir: {str(workdir)!r} — another kubenas run is using it; wait for it "
+                       f"or pass another --workdir") from None
+    return handle
+
+
+def _prepare_workdir(workdir: Path, resume: bool, experiment_name: str) -> None:
+    db = workdir / DB_FILE
+    if resume and not db.exists():
+        raise RunError(f"--resume: nothing to resume in {str(workdir)!r} (no {DB_FILE}); "
+                       f"run without --resume to start, or pass the --workdir of the interrupted run")
+    if not resume and db.exists():
+        raise RunError(f"--workdir: {str(workdir)!r} — holds a previous run ({DB_FILE}); pass --resume to "
+                       f"continue it, or another --workdir to start afresh")
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker = workdir / "experiment.json"
+    if resume and marker.exists():
+        previous = json.loads(marker.read_text()).get("experiment")
+        if previous != experiment_name:
+            raise RunError(f"--resume: {str(workdir)!r} holds experiment {previous!r}, not {experiment_name!r}; "
+                           f"pass the --workdir of this experiment")
+
+
+def run_experiment(
+    file: Path,
+    workdir: Path | None = None,
+    parallel: int | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+) -> int:
+    """Run (or `resume`) the experiment in `file` with trials as local processes.
+
+    Returns the exit code: 0 Succeeded, 1 Failed (maxFailedTrialCount reached), 130
+    interrupted (SIGINT/SIGTERM; resumable). Raises RunError for bad input, before any
+    trial starts where possible.
+    """
+    console = console or Console(highlight=False)
+    experiment = _load(Path(file))
+    plan = plan_trials(experiment)
+    if parallel is not None and parallel < 1:
+        raise RunError(f"--parallel: {parallel!r} — must be >= 1")
+    workdir = Path(workdir) if workdir is not None else Path("runs") / experiment.name
+    if workdir.exists() and not workdir.is_dir():
+        raise RunError(f"--workdir: {str(workdir)!r} — exists and is not a directory")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"--workdir: {str(workdir)!r} — cannot create it: {exc.strerror or exc}") from None
+    with ExitStack() as stack:
+        stack.enter_context(_lock(workdir))
+        _prepare_workdir(workdir, resume, experiment.name)
+        (workdir / "experiment.json").write_text(json.dumps(
+            {"experiment": experiment.name, "file": str(Path(file).resolve()), "pid": os.getpid()}) + "\n")
+        server = LocalSuggestionServer(experiment.algorithm_name, workdir / "suggestion-state",
+                                       workdir / "suggestion-server.log")
+        server.start()  # it boots while we import the runner; wait_ready below
+        stack.callback(server.stop)
+        from controller.local_runner import LocalRunner
+        from controller.store import StoreError, open_store
+
+        try:
+            address = server.wait_ready()
+        except SuggestionServerError as exc:
+            raise RunError(f"spec.algorithm.algorithmName: {experiment.algorithm_name!r} — {exc}") from None
+        client = SuggestionClient(address)
+        stack.callback(client.close)
+        proto = experiment.to_proto()
+        try:
+            client.validate(proto)
+        except SuggestionServerError as exc:
+            where = "spec.algorithm.algorithmSettings" if exc.code is grpc.StatusCode.INVALID_ARGUMENT else "spec.algorithm"
+            raise RunError(f"{where}: {exc}") from None
+        try:
+            store = open_store(str(workdir / DB_FILE))
+        except StoreError as exc:
+            raise RunError(f"--workdir: {exc}") from None
+        stack.callback(store.close)
+        db_address = None
+        if plan.collector == "Push":
+            # trials report with ReportObservationLog, as in the cluster, to a DBManager on our store
+            from controller.dbmanager import make_dbmanager_server
+
+            db_server, port = make_dbmanager_server(store, "127.0.0.1", 0)
+            stack.callback(lambda: db_server.stop(1.0).wait())
+            db_address = f"127.0.0.1:{port}"
+        gpus = GpuPool(detect_gpus())
+        runner = LocalRunner(
+            experiment=experiment, plan=plan, proto=proto, client=client, store=store, workdir=workdir,
+            parallel=parallel or experiment.parallel_trial_count, gpus=gpus, console=console,
+            cwd=os.getcwd(), file=Path(file), db_address=db_address,
+            on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
+        )
+        return runner.run(resume=resume)
+    raise AssertionError("unreachable")
+

@@ -1,0 +1,426 @@
+"""The local experiment loop: ask for suggestions, start trials, collect, decide, repeat.
+
+One thread owns everything here (store, collectors, rows); trial output arrives through
+one queue fed by the per-trial reader threads, and signals only set a flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import secrets
+import signal
+import string
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from controller.collector import FileCollector, StdoutCollector, observation_from_log
+from controller.local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
+from controller.local_suggestion import SuggestionClient, SuggestionServerError
+from controller.local_trials import (
+    GpuPool,
+    LaunchError,
+    LaunchSpec,
+    TrialEvent,
+    TrialProcess,
+    stop_all,
+    stop_orphan,
+    trial_environment,
+)
+from controller.logic import (
+    Outcome,
+    count_trials,
+    experiment_outcome,
+    optimal_trial,
+    trial_condition,
+    trials_to_request,
+)
+from controller.progress import Progress
+from controller.report import (
+    plot_progress,
+    preload_plotting,
+    record_of,
+    results_document,
+    results_table,
+    write_results,
+)
+from controller.store import MetricLog, ObservationStore, TrialRow
+from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
+from kubenas.metrics import MetricPoint, now_rfc3339
+from kubenas.proto_convert import trial_to_proto
+from kubenas.trials import TrialCondition
+
+__all__ = ["STOP_GRACE_S", "LocalRunner"]
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 5.0
+_TICK_S = 0.2
+# After a trial's main process exits, how long its output may stay open (a leftover child).
+_EOF_GRACE_S = 2.0
+_PID_KEY = "trial-pid/"
+_RERUN = (TrialCondition.CREATED, TrialCondition.RUNNING, TrialCondition.KILLED, TrialCondition.UNKNOWN)
+
+
+@dataclass
+class _Active:
+    process: TrialProcess
+    row: TrialRow
+    stdout: StdoutCollector | None
+    file: FileCollector | None
+    gpu: str | None
+    exited_at: float | None = None
+    eof: bool = False
+    unparsed: list[str] = field(default_factory=list)
+
+
+class LocalRunner:
+    """Drives one experiment to its outcome (or to an interrupt). Call `run` once."""
+
+    def __init__(self, *, experiment: Any, plan: TrialPlan, proto: Any, client: SuggestionClient,
+                 store: ObservationStore, workdir: Path, parallel: int, gpus: GpuPool, console: Console,
+                 cwd: str, file: Path, db_address: str | None = None,
+                 on_loop_end: Callable[[], None] = lambda: None) -> None:
+        self.experiment, self.plan, self.proto, self.client = experiment, plan, proto, client
+        self.store, self.workdir, self.gpus, self.console, self.cwd, self.file = store, workdir, gpus, console, cwd, file
+        self.db_address = db_address
+        self.on_loop_end = on_loop_end
+        self.name: str = experiment.name
+        self.objective = experiment.objective()
+        self.max_trials: int | None = experiment.max_trial_count
+        self.max_failed: int | None = experiment.max_failed_trial_count
+        self.parallel = parallel
+        if gpus.enabled and len(gpus.ids) < parallel:
+            log.info("%d GPUs: running at most %d trials at once (one GPU each)", len(gpus.ids), len(gpus.ids))
+            self.parallel = len(gpus.ids)
+        self.seed = _seed(experiment)
+        self.rows: dict[str, TrialRow] = {}
+        self.active: dict[str, _Active] = {}
+        self.events: queue.Queue[TrialEvent] = queue.Queue()
+        self.exhausted = False
+        self.stop_signal: int | None = None
+        self.base_env = trial_environment()
+        self.metric_names = self.objective.metric_names
+        self._mentions = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in self.metric_names) + r")\s*=")
+        self.progress = Progress(console, self.name, self.objective, self.max_trials)
+
+    # --- the loop ---------------------------------------------------------------------------
+    def run(self, resume: bool) -> int:
+        if resume:
+            self._reload()
+        restore = self._install_signal_handlers()
+        outcome: Outcome | None = None
+        try:
+            with self.progress:
+                outcome = self._loop()
+        finally:
+            if self.active:
+                self._stop_active()
+            restore()
+            self.on_loop_end()
+            self._write_results(outcome)
+        if outcome is None:
+            self.console.print(f"interrupted; resume with: kubenas run {self.file} --workdir {self.workdir} --resume",
+                               soft_wrap=True, markup=False)
+            return EXIT_INTERRUPTED
+        self._summary(outcome)
+        return EXIT_SUCCEEDED if outcome.succeeded else EXIT_FAILED
+
+    def _loop(self) -> Outcome | None:
+        preload_plotting()
+        while self.stop_signal is None:
+            records = [record_of(r) for r in self.rows.values()]
+            outcome = experiment_outcome(self.objective, self.max_trials, self.max_failed, records, self.exhausted)
+            self.progress.status(count_trials(records), self._best_row(records))
+            if outcome is not None:
+                return outcome
+            self._request_more(records)
+            self._start_pending()
+            if not self.active and not self._pending():
+                continue  # nothing left to wait for: the next round decides the outcome
+            self._pump(_TICK_S)
+        return None
+
+    def _pending(self) -> list[TrialRow]:
+        return [r for r in self.rows.values() if r.condition is TrialCondition.CREATED]
+
+    def _request_more(self, records: list[Any]) -> None:
+        if self.exhausted:
+            return
+        counts = count_trials(records)
+        current, total = trials_to_request(self.parallel, self.max_trials, counts.completed, counts.active)
+        if current <= 0:
+            return
+        history = [trial_to_proto(r, self.objective) for r in records]
+        try:
+            reply = self.client.suggest(self.proto, history, current, total)
+        except SuggestionServerError as exc:
+            raise RunError(f"GetSuggestions failed ({exc.code.name if exc.code else 'error'}): {exc}") from None
+        if reply.exhausted or not reply.assignments:
+            if not reply.exhausted:
+                log.warning("the algorithm returned no assignments for %d requested; treating it as done", current)
+            self.exhausted = True
+        for item in reply.assignments[:current]:
+            name = item.trial_name if item.trial_name and item.trial_name not in self.rows else self._new_name()
+            row = TrialRow(name=name, assignments={a.name: a.value for a in item.assignments},
+                           labels=dict(item.labels), condition=TrialCondition.CREATED, seed=self.seed,
+                           workdir=str(self.workdir / "trials" / name))
+            self._save(row)
+
+    def _new_name(self) -> str:
+        while True:
+            name = f"{self.name}-{''.join(secrets.choice(string.ascii_lowercase) for _ in range(8))}"
+            if name not in self.rows:
+                return name
+
+    # --- starting ---------------------------------------------------------------------------
+    def _start_pending(self) -> None:
+        for row in self._pending():
+            if len(self.active) >= self.parallel or self.stop_signal is not None:
+                return
+            free = self.gpus.available()
+            if free is not None and free == 0:
+                return
+            self._start(row)
+
+    def _start(self, row: TrialRow) -> None:
+        plan = self.plan
+        try:
+            values = trial_parameter_values(self.experiment, row.assignments, row.name, plan.namespace, plan.kind,
+                                            plan.api_version, labels=row.labels)
+            meta = meta_values(row.name, plan.namespace, plan.kind, plan.api_version, labels=row.labels)
+            container = substitute(plan.container, values, meta)
+            env_values = substitute(dict(plan.env), values, meta)
+            metrics_file = substitute(plan.file_path, values, meta) if plan.file_path else ""
+        except TemplateError as exc:
+            raise RunError(f"{exc} (assignments from the algorithm: {', '.join(row.assignments) or 'none'})") from None
+        argv = tuple(str(v) for v in [*(container.get("command") or []), *(container.get("args") or [])])
+        env = {**self.base_env, **env_values, "KATIB_TRIAL_NAME": row.name}
+        gpu = self.gpus.acquire(row.name)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        if self.db_address is not None:
+            env["KATIB_DB_MANAGER_ADDRESS"] = self.db_address
+        trial_dir = self.workdir / "trials" / row.name
+        spec = LaunchSpec(argv=argv, env=env, cwd=self.cwd, log_path=trial_dir / "stdout.log")
+        file_collector = None
+        if plan.collector == "File" and metrics_file:
+            path = Path(self.cwd, metrics_file)
+            if path.exists():
+                log.info("removing a stale metrics file %s before trial %s", path, row.name)
+                path.unlink()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunError(f"spec.metricsCollectorSpec.source.fileSystemPath.path: {metrics_file!r} — cannot "
+                               f"create its directory here ({exc.strerror}); use a path this user can write, "
+                               f"e.g. metrics/${{trialSpec.Name}}.log") from None
+            file_collector = FileCollector(path, self.metric_names, plan.metrics_format or None, plan.file_format)
+        started = now_rfc3339()
+        try:
+            process = TrialProcess.start(row.name, spec, self.events)
+        except LaunchError as exc:
+            self.gpus.release(row.name)
+            failed = replace(row, condition=TrialCondition.FAILED, start_time=started, completion_time=started,
+                             message=str(exc), duration_s=0.0)
+            self._save(failed)
+            self.progress.started(failed, gpu)
+            self.progress.finished(failed)
+            return
+        stdout = StdoutCollector(self.metric_names, plan.metrics_format or None) if plan.collector == "StdOut" else None
+        # remembered so that a --resume after a hard crash of this runner can stop the orphan
+        self.store.put_meta(self.name, _PID_KEY + row.name, str(process.pid))
+        running = replace(row, condition=TrialCondition.RUNNING, start_time=started)
+        self.active[row.name] = _Active(process, running, stdout, file_collector, gpu)
+        self._save(running)
+        self.progress.started(running, gpu)
+
+    # --- collecting -------------------------------------------------------------------------
+    def _pump(self, timeout: float) -> None:
+        batch: list[TrialEvent] = []
+        try:
+            batch.append(self.events.get(timeout=timeout))
+            while len(batch) < 10_000:
+                batch.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        points: dict[str, list[MetricPoint]] = defaultdict(list)
+        for event in batch:
+            act = self.active.get(event.trial)
+            if act is None:
+                continue
+            if event.line is None:
+                act.eof = True
+            elif act.stdout is not None:
+                found = act.stdout.feed(event.line)
+                points[event.trial].extend(found)
+                if not found and len(act.unparsed) < 3 and self._mentions.search(event.line):
+                    act.unparsed.append(event.line.strip()[:120])
+        for name, act in self.active.items():
+            if act.file is not None:
+                points[name].extend(act.file.poll())
+        for name, found in points.items():
+            self._report(name, found)
+        now = time.monotonic()
+        for name, act in list(self.active.items()):
+            if act.exited_at is None and act.process.returncode() is not None:
+                act.exited_at = now
+            if act.exited_at is not None and (act.eof or now - act.exited_at > _EOF_GRACE_S):
+                self._finish(act)
+
+    def _report(self, name: str, found: list[MetricPoint]) -> None:
+        if not found:
+            return
+        self.store.report(name, [MetricLog(p.name, repr(p.value), p.timestamp) for p in found])
+        self.progress.metrics(name, {p.name: p.value for p in found})
+
+    def _finish(self, act: _Active) -> None:
+        process, row = act.process, act.row
+        code = process.wait()
+        process.signal_group(signal.SIGKILL)  # leftovers in the trial's group end with it, as in a pod
+        process.join_output(1.0)
+        self._drain_output(act)
+        tail: list[MetricPoint] = []
+        if act.stdout is not None:
+            tail += act.stdout.close()
+        if act.file is not None:
+            tail += act.file.close()
+        self._report(row.name, tail)
+        observation = observation_from_log(self.objective, self.store.get(row.name))
+        if self.plan.collector == "None" and code == 0 and not process.stop_requested:
+            condition = TrialCondition.SUCCEEDED  # nothing is collected, so a clean exit is success
+        else:
+            condition = trial_condition(code, observation, self.objective, killed=process.stop_requested)
+        ended = process.ended or time.time()
+        done = replace(row, condition=condition, completion_time=now_rfc3339(), observation=observation,
+                       exit_code=code, duration_s=round(ended - process.started, 3),
+                       message=self._message(condition, code, act))
+        self.gpus.release(row.name)
+        del self.active[row.name]
+        self._save(done)
+        self.progress.finished(done)
+
+    def _drain_output(self, act: _Active) -> None:
+        """Lines of this trial still queued (read before EOF) go to its collector, not lost."""
+        keep: list[TrialEvent] = []
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if event.trial == act.row.name:
+                if event.line is not None and act.stdout is not None:
+                    self._report(event.trial, act.stdout.feed(event.line))
+            else:
+                keep.append(event)
+        for event in keep:
+            self.events.put(event)
+
+    def _message(self, condition: TrialCondition, code: int | None, act: _Active) -> str:
+        if condition is TrialCondition.KILLED:
+            return "stopped by kubenas run (interrupted); rerun on --resume"
+        if condition is TrialCondition.FAILED:
+            if code is not None and code < 0:
+                try:
+                    return f"killed by signal {signal.Signals(-code).name}"
+                except ValueError:
+                    return f"killed by signal {-code}"
+            return f"exited with status {code}; see {act.process.spec.log_path}"
+        if condition is TrialCondition.METRICS_UNAVAILABLE:
+            text = f"objective metric {self.objective.metric_name!r} was never reported"
+            if act.unparsed:
+                text += f"; value not a number in: {act.unparsed[0]!r}"
+            return text
+        return ""
+
+    # --- stopping, persistence, resume -------------------------------------------------------
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, _frame: object) -> None:
+            self.stop_signal = signum
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    def _stop_active(self) -> None:
+        stop_all([a.process for a in self.active.values()], STOP_GRACE_S)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while self.active and time.monotonic() < deadline:
+            self._pump(0.05)
+        for act in list(self.active.values()):
+            self._finish(act)
+
+    def _save(self, row: TrialRow) -> None:
+        self.rows[row.name] = row
+        self.store.upsert_trial(self.name, row)
+
+    def _reload(self) -> None:
+        for row in self.store.list_trials(self.name):
+            if row.condition is TrialCondition.RUNNING:
+                stop_orphan(row.name, self.store.get_meta(self.name, _PID_KEY + row.name))
+            if row.condition in _RERUN:
+                self.store.delete(row.name)
+                old_log = self.workdir / "trials" / row.name / "stdout.log"
+                if old_log.exists():
+                    old_log.replace(old_log.with_name("stdout.interrupted.log"))
+                row = TrialRow(name=row.name, assignments=row.assignments, labels=row.labels, seed=row.seed,
+                               workdir=row.workdir, condition=TrialCondition.CREATED)
+                self.store.upsert_trial(self.name, row)
+            self.rows[row.name] = row
+        pending = len(self._pending())
+        self.progress.note(f"resuming {self.name}: {len(self.rows) - pending} finished trials kept, "
+                           f"{pending} to run again")
+
+    def _best_row(self, records: list[Any]) -> TrialRow | None:
+        best = optimal_trial(self.objective, records)
+        return None if best is None else self.rows.get(best.name)
+
+    def _write_results(self, outcome: Outcome | None) -> None:
+        rows = list(self.rows.values())
+        document = results_document(self.name, self.experiment.algorithm_name, self.objective, outcome, rows,
+                                    interrupted=outcome is None)
+        write_results(self.workdir / "results.json", document)
+        note = plot_progress(self.workdir / "progress.png", self.objective, rows)
+        if note:
+            self.progress.note(note)
+
+    def _summary(self, outcome: Outcome) -> None:
+        rows = list(self.rows.values())
+        best = self._best_row([record_of(r) for r in rows])
+        self.console.print(results_table(self.objective, rows, best.name if best else None))
+        status = "Succeeded" if outcome.succeeded else "Failed"
+        self.console.print(f"experiment {self.name} {status} ({outcome.reason.value}): {outcome.message}",
+                           soft_wrap=True, markup=False)
+        if best is not None:
+            value = best.observation.get(self.objective.metric_name)
+            self.console.print(f"best trial {best.name}: {self.objective.metric_name}={value!r}", markup=False)
+            for key, val in best.assignments.items():
+                self.console.print(f"  {key} = {val}", soft_wrap=True, markup=False)
+        else:
+            self.console.print("no trial reported the objective metric", markup=False)
+        self.console.print(f"results: {self.workdir / 'results.json'}", soft_wrap=True, markup=False)
+
+
+def _seed(experiment: Any) -> int | None:
+    """The experiment's `random_state` setting, recorded with every trial (None if absent)."""
+    raw = experiment.algorithm_settings().get("random_state")
+    try:
+        return None if raw in (None, "") else int(raw)
+    except ValueError:
+        return None  # the server's validation reports a malformed value
+

@@ -1,0 +1,186 @@
+"""The experiment state machine as pure functions, shared by the local and Kubernetes runtimes.
+
+Semantics follow Katib v1beta1's experiment and trial controllers:
+- request arithmetic: keep `min(parallel, max - completed)` trials active; the Suggestion's
+  total request count is every trial so far plus the new ones;
+- a trial is *completed* once Succeeded, Failed, Killed, EarlyStopped or MetricsUnavailable;
+- the experiment ends, checked in this order, when the best objective reaches the goal
+  (Succeeded, GoalReached), when Failed + MetricsUnavailable trials reach a non-zero count
+  >= maxFailedTrialCount (Failed), when completed trials reach maxTrialCount (Succeeded,
+  MaxTrialsReached), or when the algorithm has no more suggestions and nothing is active
+  (Succeeded, SuggestionEndReached).
+
+Nothing here does I/O; inputs are not mutated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from kubenas.trials import Objective, TrialCondition, TrialRecord
+
+__all__ = [
+    "OPTIMAL_CONDITIONS",
+    "Outcome",
+    "OutcomeReason",
+    "TrialCounts",
+    "count_trials",
+    "experiment_outcome",
+    "optimal_trial",
+    "trial_condition",
+    "trials_to_request",
+]
+
+#: Conditions whose observation is trusted for the best trial and the goal check.
+OPTIMAL_CONDITIONS = frozenset({TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED})
+
+
+class OutcomeReason(str, Enum):
+    """Katib's experiment completion reasons (status.conditions[].reason)."""
+
+    GOAL_REACHED = "ExperimentGoalReached"
+    MAX_TRIALS_REACHED = "ExperimentMaxTrialsReached"
+    SUGGESTION_END_REACHED = "ExperimentSuggestionEndReached"
+    FAILED = "ExperimentFailed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an experiment ended."""
+
+    reason: OutcomeReason
+    succeeded: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """Experiment status counters (Katib's trialsSucceeded, trialsFailed, ...)."""
+
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    killed: int = 0
+    early_stopped: int = 0
+    metrics_unavailable: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.active + self.completed
+
+    @property
+    def active(self) -> int:
+        return self.pending + self.running
+
+    @property
+    def completed(self) -> int:
+        return self.succeeded + self.failed + self.killed + self.early_stopped + self.metrics_unavailable
+
+    @property
+    def failed_for_limit(self) -> int:
+        """What maxFailedTrialCount is compared with: Failed plus MetricsUnavailable (Katib)."""
+        return self.failed + self.metrics_unavailable
+
+
+_COUNTER = {
+    TrialCondition.CREATED: "pending",
+    TrialCondition.UNKNOWN: "pending",
+    TrialCondition.RUNNING: "running",
+    TrialCondition.SUCCEEDED: "succeeded",
+    TrialCondition.FAILED: "failed",
+    TrialCondition.KILLED: "killed",
+    TrialCondition.EARLY_STOPPED: "early_stopped",
+    TrialCondition.METRICS_UNAVAILABLE: "metrics_unavailable",
+}
+
+
+def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
+    """Count trials per condition."""
+    counts = dict.fromkeys(_COUNTER.values(), 0)
+    for trial in trials:
+        counts[_COUNTER[trial.condition]] += 1
+    return TrialCounts(**counts)
+
+
+def trials_to_request(parallel: int, max_trials: int | None, completed: int, active: int) -> tuple[int, int]:
+    """(current_request_number, total_request_number) for the next GetSuggestions call.
+
+    current = min(parallel, max_trials - completed) - active, never negative (a shrunken
+    limit never asks for a negative number); total = trials so far (completed + active) +
+    current, which is what Katib's Suggestion `spec.requests` holds. `max_trials=None`
+    means no limit.
+    """
+    if parallel < 1:
+        raise ValueError(f"parallel: invalid value {parallel!r}: must be >= 1")
+    if min(completed, active) < 0:
+        raise ValueError(f"completed/active: invalid values {completed!r}/{active!r}: must be >= 0")
+    wanted = parallel if max_trials is None else min(parallel, max_trials - completed)
+    current = max(0, wanted - active)
+    return current, completed + active + current
+
+
+def optimal_trial(objective: Objective, trials: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The best trial by the objective metric among Succeeded/EarlyStopped ones; ties keep the first."""
+    best: TrialRecord | None = None
+    best_value: float | None = None
+    for trial in trials:
+        if trial.condition not in OPTIMAL_CONDITIONS:
+            continue
+        value = trial.value(objective)
+        if value is None:
+            continue
+        if best_value is None or objective.better(value, best_value):
+            best, best_value = trial, value
+    return best
+
+
+def experiment_outcome(
+    objective: Objective,
+    max_trials: int | None,
+    max_failed: int | None,
+    trials: Sequence[TrialRecord],
+    suggestions_exhausted: bool = False,
+) -> Outcome | None:
+    """How the experiment ended, or None while it should go on (see the module docstring)."""
+    best = optimal_trial(objective, trials)
+    if best is not None:
+        value = best.value(objective)
+        if value is not None and objective.reached(value):
+            return Outcome(OutcomeReason.GOAL_REACHED, True,
+                           f"objective {objective.metric_name}={value!r} of trial {best.name} "
+                           f"reached the goal {objective.goal!r}")
+    counts = count_trials(trials)
+    failed = counts.failed_for_limit
+    if max_failed is not None and failed != 0 and failed >= max_failed:
+        return Outcome(OutcomeReason.FAILED, False,
+                       f"{failed} trials failed or had no metrics; maxFailedTrialCount is {max_failed}")
+    if max_trials is not None and counts.completed >= max_trials:
+        return Outcome(OutcomeReason.MAX_TRIALS_REACHED, True,
+                       f"{counts.completed} trials completed; maxTrialCount is {max_trials}")
+    if suggestions_exhausted and counts.active == 0:
+        return Outcome(OutcomeReason.SUGGESTION_END_REACHED, True,
+                       f"the algorithm has no more suggestions after {counts.completed} trials")
+    return None
+
+
+def trial_condition(
+    exit_code: int | None,
+    observation: Mapping[str, float],
+    objective: Objective,
+    killed: bool = False,
+) -> TrialCondition:
+    """The final condition of a trial whose process has ended.
+
+    Killed (stopped by us) wins over the exit status; a non-zero exit is Failed even when
+    metrics were printed; a clean exit without the objective metric is MetricsUnavailable.
+    """
+    if killed:
+        return TrialCondition.KILLED
+    if exit_code != 0:
+        return TrialCondition.FAILED
+    if objective.metric_name not in observation:
+        return TrialCondition.METRICS_UNAVAILABLE
+    return TrialCondition.SUCCEEDED

@@ -1,0 +1,117 @@
+"""What `kubenas run` shows while it works.
+
+On a terminal: a `rich.live.Live` table of running trials (elapsed time, latest metrics),
+the counts and the best trial so far, redrawn a few times a second. Anywhere else (a pipe,
+a CI log): one plain line per trial start and finish, so logs stay greppable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from controller.logic import TrialCounts
+from controller.store import TrialRow
+from kubenas.trials import Objective
+
+__all__ = ["Progress"]
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+class Progress:
+    """Receives runner events; renders live on a terminal, as log lines elsewhere.
+
+    Use as a context manager around the run; every method is cheap and never raises.
+    """
+
+    def __init__(self, console: Console, experiment: str, objective: Objective, max_trials: int | None) -> None:
+        self.console, self.experiment, self.objective, self.max_trials = console, experiment, objective, max_trials
+        self.live_mode = console.is_terminal
+        self._running: dict[str, tuple[float, dict[str, float]]] = {}
+        self._counts = TrialCounts()
+        self._best: TrialRow | None = None
+        self._live: Live | None = None
+
+    def __enter__(self) -> Progress:  # noqa: PYI034 - typing.Self needs Python 3.11
+        if self.live_mode:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True,
+                              get_renderable=self._render)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    # --- events -------------------------------------------------------------------------
+    def started(self, row: TrialRow, gpu: str | None = None) -> None:
+        self._running[row.name] = (time.monotonic(), {})
+        if not self.live_mode:
+            # long values (an nn_config) are cut here; results.json has them whole
+            args = " ".join(f"{k}={_clip(v)}" for k, v in row.assignments.items())
+            where = f" gpu={gpu}" if gpu is not None else ""
+            self._line(f"trial {row.name} started{where}: {args}")
+
+    def metrics(self, name: str, values: Mapping[str, float]) -> None:
+        if name in self._running:
+            self._running[name][1].update(values)
+
+    def finished(self, row: TrialRow) -> None:
+        self._running.pop(row.name, None)
+        if not self.live_mode:
+            value = row.observation.get(self.objective.metric_name)
+            shown = f" {self.objective.metric_name}={_fmt(value)}" if value is not None else ""
+            took = f" in {row.duration_s:.1f}s" if row.duration_s is not None else ""
+            why = f" ({row.message})" if row.message and row.condition.value != "Succeeded" else ""
+            self._line(f"trial {row.name} {row.condition.value}{shown}{took}{why}")
+
+    def status(self, counts: TrialCounts, best: TrialRow | None) -> None:
+        self._counts, self._best = counts, best
+
+    def note(self, message: str) -> None:
+        self._line(message)
+
+    def _line(self, text: str) -> None:
+        if self._live is not None:
+            self.console.print(text, soft_wrap=True, markup=False, highlight=False)
+        else:
+            # plain lines for logs: rich's renderer costs milliseconds per line
+            self.console.file.write(text + "\n")
+            self.console.file.flush()
+
+    # --- live rendering -----------------------------------------------------------------
+    def _render(self) -> Group:
+        c = self._counts
+        limit = f"/{self.max_trials}" if self.max_trials is not None else ""
+        header = Text(
+            f"{self.experiment}: {c.completed}{limit} done, {c.running} running, {c.succeeded} succeeded, "
+            f"{c.failed} failed, {c.metrics_unavailable} no metrics, {c.killed} killed"
+        )
+        if self._best is not None:
+            value = self._best.observation.get(self.objective.metric_name)
+            best = Text(f"best: {self._best.name} {self.objective.metric_name}="
+                        f"{'' if value is None else _fmt(value)}", style="green")
+        else:
+            best = Text("best: (none yet)", style="dim")
+        table = Table(box=None, pad_edge=False)
+        table.add_column("running trial")
+        table.add_column("elapsed", justify="right")
+        table.add_column("latest metrics")
+        now = time.monotonic()
+        for name, (since, values) in list(self._running.items()):
+            shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+            table.add_row(name, f"{now - since:.1f}s", shown)
+        return Group(header, best, table)

@@ -1,0 +1,196 @@
+"""What `kubenas run` leaves behind: results.json, progress.png and the final table.
+
+The JSON document is the stable, machine-readable result of a local experiment (its
+schema is documented in docs/run.md); the table and the plot are for people.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from controller.logic import OPTIMAL_CONDITIONS, Outcome, count_trials, optimal_trial
+from controller.store import TrialRow
+from kubenas.trials import Objective, TrialRecord
+
+__all__ = [
+    "RESULTS_VERSION",
+    "plot_progress",
+    "preload_plotting",
+    "record_of",
+    "results_document",
+    "results_table",
+    "write_results",
+]
+
+log = logging.getLogger(__name__)
+
+RESULTS_VERSION = 1
+
+
+def record_of(row: TrialRow) -> TrialRecord:
+    """The algorithm's view of a stored trial (what GetSuggestions and the logic see)."""
+    return TrialRecord(name=row.name, assignments=dict(row.assignments), condition=row.condition,
+                       metrics=dict(row.observation), labels=dict(row.labels))
+
+
+def _trial_json(row: TrialRow) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "condition": row.condition.value,
+        "assignments": dict(row.assignments),
+        "labels": dict(row.labels),
+        "observation": {k: float(v) for k, v in row.observation.items()},
+        "start_time": row.start_time,
+        "completion_time": row.completion_time,
+        "duration_s": row.duration_s,
+        "exit_code": row.exit_code,
+        "seed": row.seed,
+        "message": row.message,
+    }
+
+
+def results_document(
+    experiment_name: str,
+    algorithm: str,
+    objective: Objective,
+    outcome: Outcome | None,
+    rows: Sequence[TrialRow],
+    interrupted: bool = False,
+) -> dict[str, Any]:
+    """The results.json document (see docs/run.md for the schema)."""
+    records = [record_of(r) for r in rows]
+    best = optimal_trial(objective, records)
+    best_row = next((r for r in rows if best is not None and r.name == best.name), None)
+    counts = count_trials(records)
+    if outcome is not None:
+        status = "Succeeded" if outcome.succeeded else "Failed"
+    else:
+        status = "Interrupted" if interrupted else "Running"
+    return {
+        "version": RESULTS_VERSION,
+        "experiment": experiment_name,
+        "algorithm": algorithm,
+        "status": status,
+        "reason": outcome.reason.value if outcome else None,
+        "message": outcome.message if outcome else ("interrupted; resume with --resume" if interrupted else ""),
+        "objective": {
+            "type": objective.type.value,
+            "metric": objective.metric_name,
+            "goal": objective.goal,
+            "additional_metrics": list(objective.additional_metric_names),
+        },
+        "counts": {
+            "total": counts.total,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "killed": counts.killed,
+            "metrics_unavailable": counts.metrics_unavailable,
+            "early_stopped": counts.early_stopped,
+            "running": counts.running,
+            "pending": counts.pending,
+        },
+        "best_trial": None if best_row is None else {
+            "name": best_row.name,
+            "objective": best_row.observation.get(objective.metric_name),
+            "assignments": dict(best_row.assignments),
+            "observation": {k: float(v) for k, v in best_row.observation.items()},
+        },
+        "trials": [_trial_json(r) for r in rows],
+    }
+
+
+def write_results(path: Path, document: dict[str, Any]) -> None:
+    """Write atomically, so a reader never sees half a file (e.g. after Ctrl-C)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _import_pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def preload_plotting() -> None:
+    """Import matplotlib in a background thread while trials run, so the plot at the end
+    does not add its ~1 s import to the run. Harmless if matplotlib is missing."""
+
+    def load() -> None:
+        try:
+            _import_pyplot()
+        except ImportError:
+            pass
+
+    threading.Thread(target=load, name="preload-matplotlib", daemon=True).start()
+
+
+def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow]) -> str | None:
+    """Objective per trial and best-so-far, to a PNG. Returns a note when skipped, else None."""
+    try:
+        plt = _import_pyplot()
+    except ImportError:
+        return "matplotlib is not installed; progress.png skipped (pip install matplotlib)"
+    xs, ys, best_xs, best_ys = [], [], [], []
+    best: float | None = None
+    for i, row in enumerate(rows, start=1):
+        value = row.observation.get(objective.metric_name) if row.condition in OPTIMAL_CONDITIONS else None
+        if value is None:
+            continue
+        xs.append(i)
+        ys.append(value)
+        if best is None or objective.better(value, best):
+            best = value
+        best_xs.append(i)
+        best_ys.append(best)
+    if not xs:
+        return "no trial reported the objective; progress.png skipped"
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.scatter(xs, ys, s=18, label=f"{objective.metric_name} per trial")
+    ax.step(best_xs, best_ys, where="post", color="tab:red", label="best so far")
+    if objective.goal is not None:
+        ax.axhline(objective.goal, color="tab:green", linestyle="--", linewidth=1, label="goal")
+    ax.set_xlabel("trial (in creation order)")
+    ax.set_ylabel(f"{objective.metric_name} ({objective.type.value})")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return None
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def results_table(objective: Objective, rows: Sequence[TrialRow], best_name: str | None, limit: int = 50) -> Table:
+    """Every trial (the last `limit`) with condition, assignments and metrics; the best marked."""
+    table = Table(title="trials", show_lines=False)
+    table.add_column("trial", no_wrap=True)
+    table.add_column("condition", no_wrap=True)
+    for name in objective.metric_names:
+        table.add_column(name, justify="right")
+    table.add_column("assignments", overflow="fold")
+    table.add_column("s", justify="right")
+    for row in rows[-limit:]:
+        marker = " *" if row.name == best_name else ""
+        assignments = " ".join(f"{k}={v if len(v) <= 48 else v[:45] + '...'}" for k, v in row.assignments.items())
+        table.add_row(
+            row.name + marker,
+            row.condition.value,
+            *(_fmt(row.observation.get(n)) for n in objective.metric_names),
+            assignments,
+            "" if row.duration_s is None else f"{row.duration_s:.1f}",
+        )
+    return table

@@ -1,0 +1,145 @@
+"""controller.local_trials: real processes, real process groups, real pipes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.local_trials import (
+    GpuPool,
+    LaunchError,
+    LaunchSpec,
+    TrialProcess,
+    detect_gpus,
+    stop_all,
+    stop_orphan,
+    trial_environment,
+)
+
+PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
+
+
+def _spec(tmp_path: Path, *argv: str) -> LaunchSpec:
+    return LaunchSpec(argv=argv, env=dict(os.environ), cwd=str(tmp_path), log_path=tmp_path / "t" / "stdout.log")
+
+
+def _drain(events: queue.Queue, name: str, timeout: float = 20.0) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = events.get(timeout=deadline - time.monotonic())
+        assert event.trial == name
+        if event.line is None:
+            return lines
+        lines.append(event.line)
+    raise AssertionError("no end of output")
+
+
+def test_output_is_teed_to_log_and_events_in_order(tmp_path: Path) -> None:
+    events: queue.Queue = queue.Queue()
+    spec = _spec(tmp_path, sys.executable, str(PROGRAMS / "quadratic.py"), "--x", "3", "--exit-code", "4")
+    trial = TrialProcess.start("t1", spec, events)
+    lines = _drain(events, "t1")
+    assert trial.wait(10) == 4
+    assert [line.split()[0] for line in lines[:3]] == ["epoch=1", "epoch=2", "epoch=3"]
+    assert "done\n" in lines  # stderr is merged
+    assert spec.log_path.read_text() == "".join(lines)
+
+
+def test_missing_command_and_directory_are_launch_errors(tmp_path: Path) -> None:
+    events: queue.Queue = queue.Queue()
+    with pytest.raises(LaunchError, match="command not found: no-such-program-xyz"):
+        TrialProcess.start("t", _spec(tmp_path, "no-such-program-xyz", "--x"), events)
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    with pytest.raises(LaunchError, match="command not executable"):
+        TrialProcess.start("t", _spec(tmp_path, str(script)), events)
+    spec = LaunchSpec((sys.executable, "-c", "pass"), dict(os.environ), str(tmp_path / "gone"), tmp_path / "l.log")
+    with pytest.raises(LaunchError, match="working directory not found"):
+        TrialProcess.start("t", spec, events)
+
+
+def test_stop_all_terminates_the_whole_group(tmp_path: Path) -> None:
+    events: queue.Queue = queue.Queue()
+    trial = TrialProcess.start("t", _spec(tmp_path, sys.executable, str(PROGRAMS / "spawn_and_sleep.py")), events)
+    first = events.get(timeout=20)
+    child = int(first.line.strip().split("=")[1])
+    assert os.getpgid(child) == trial.pid  # own session: the child is in the trial's group
+    assert os.getsid(trial.pid) == trial.pid
+    started = time.monotonic()
+    stop_all([trial], grace_s=3.0)
+    assert trial.returncode() == -signal.SIGTERM
+    assert time.monotonic() - started < 3.0
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("child survived")
+    assert trial.stop_requested
+
+
+def test_stop_all_escalates_to_sigkill(tmp_path: Path) -> None:
+    events: queue.Queue = queue.Queue()
+    code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    trial = TrialProcess.start("t", _spec(tmp_path, sys.executable, "-c", code), events)
+    assert events.get(timeout=20).line == "ready\n"
+    stop_all([trial], grace_s=0.5)
+    assert trial.returncode() == -signal.SIGKILL
+
+
+def test_detect_gpus_from_env_without_torch() -> None:
+    assert detect_gpus({"CUDA_VISIBLE_DEVICES": "0,2", "PATH": ""}) == ["0", "2"]
+    assert detect_gpus({"CUDA_VISIBLE_DEVICES": "", "PATH": ""}) == []
+    assert detect_gpus({"CUDA_VISIBLE_DEVICES": "-1", "PATH": ""}) == []
+    assert detect_gpus({"PATH": ""}) == []  # no nvidia-smi on PATH
+
+
+def test_fake_nvidia_smi_is_counted(tmp_path: Path) -> None:
+    # A fake nvidia-smi stands in for the GPU driver, which this machine lacks.
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'GPU 0: Fake (UUID: GPU-a)'\necho 'GPU 1: Fake (UUID: GPU-b)'\n")
+    fake.chmod(0o755)
+    assert detect_gpus({"PATH": str(tmp_path)}) == ["0", "1"]
+
+
+def test_gpu_pool_hands_out_one_per_trial() -> None:
+    pool = GpuPool(["0", "1"])
+    assert pool.acquire("a") == "0" and pool.acquire("b") == "1"
+    assert pool.available() == 0
+    pool.release("a")
+    assert pool.acquire("c") == "0"
+    empty = GpuPool([])
+    assert empty.available() is None and empty.acquire("x") is None and not empty.enabled
+
+
+def test_trial_environment_puts_our_interpreter_first() -> None:
+    env = trial_environment({"PATH": "/usr/bin", "X": "1"})
+    assert env["PATH"].split(os.pathsep)[:2] == [os.path.dirname(sys.executable), "/usr/bin"]
+    assert env["X"] == "1"
+
+
+def test_stop_orphan_kills_only_the_named_trial(tmp_path: Path) -> None:
+    code = "import time; print('ready', flush=True); time.sleep(60)"
+    env = {**os.environ, "KATIB_TRIAL_NAME": "exp-abcdefgh"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        stop_orphan("exp-other", str(proc.pid))   # another trial's name: not touched
+        stop_orphan("exp-abcdefgh", None)         # nothing recorded: nothing done
+        assert proc.poll() is None
+        stop_orphan("exp-abcdefgh", str(proc.pid))
+        assert proc.wait(5) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

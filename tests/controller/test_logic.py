@@ -1,0 +1,131 @@
+"""controller.logic: Katib's request arithmetic, completion rules, best trial and conditions."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.logic import (
+    OutcomeReason,
+    count_trials,
+    experiment_outcome,
+    optimal_trial,
+    trial_condition,
+    trials_to_request,
+)
+from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
+
+C = TrialCondition
+MIN = Objective(ObjectiveType.MINIMIZE, "loss", goal=0.1)
+MAX = Objective(ObjectiveType.MAXIMIZE, "acc", goal=0.9)
+
+
+def _t(name: str, cond: TrialCondition, **metrics: float) -> TrialRecord:
+    return TrialRecord(name=name, assignments={"x": name}, condition=cond, metrics=metrics)
+
+
+@pytest.mark.parametrize(
+    ("parallel", "max_trials", "completed", "active", "expected"),
+    [
+        (3, 12, 0, 0, (3, 3)),      # start: fill the parallel slots
+        (3, 12, 0, 3, (0, 3)),      # all slots busy
+        (3, 12, 2, 1, (2, 5)),      # two finished: replace them
+        (3, 12, 10, 1, (1, 12)),    # only two left in the budget, one running
+        (3, 12, 10, 2, (0, 12)),    # budget fully scheduled
+        (3, 12, 12, 0, (0, 12)),    # done
+        (3, 12, 11, 3, (0, 14)),    # more active than remaining budget: never negative
+        (5, 2, 0, 0, (2, 2)),       # parallel larger than the whole budget
+        (2, None, 7, 1, (1, 9)),    # no maxTrialCount: just keep `parallel` running
+        (1, 1, 0, 0, (1, 1)),
+    ],
+)
+def test_trials_to_request(parallel, max_trials, completed, active, expected) -> None:
+    assert trials_to_request(parallel, max_trials, completed, active) == expected
+
+
+def test_trials_to_request_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="parallel"):
+        trials_to_request(0, 3, 0, 0)
+    with pytest.raises(ValueError, match="completed"):
+        trials_to_request(1, 3, -1, 0)
+
+
+def test_optimal_trial_minimize_and_maximize_ignore_unfinished_and_failed() -> None:
+    trials = [
+        _t("a", C.SUCCEEDED, loss=0.5, acc=0.5),
+        _t("b", C.SUCCEEDED, loss=0.3, acc=0.7),
+        _t("c", C.FAILED, loss=0.01, acc=0.99),        # failed: never the best
+        _t("d", C.RUNNING, loss=0.001, acc=0.999),     # not finished
+        _t("e", C.EARLY_STOPPED, loss=0.4, acc=0.8),
+        _t("f", C.SUCCEEDED, loss=0.3, acc=0.1),       # tie on loss: first one kept
+        _t("g", C.METRICS_UNAVAILABLE),
+    ]
+    assert optimal_trial(MIN, trials).name == "b"
+    assert optimal_trial(MAX, trials).name == "e"
+    assert optimal_trial(MIN, []) is None
+    assert optimal_trial(MIN, [_t("x", C.SUCCEEDED, acc=1.0)]) is None
+
+
+def test_goal_reached_first_then_failed_then_max_trials() -> None:
+    done = [_t("a", C.SUCCEEDED, loss=0.05), _t("b", C.FAILED), _t("c", C.FAILED)]
+    # the goal wins even though the failure limit is also hit (Katib checks the goal first)
+    assert experiment_outcome(MIN, 3, 2, done).reason is OutcomeReason.GOAL_REACHED
+    assert experiment_outcome(MIN, 3, 2, done).succeeded
+    not_good = [_t("a", C.SUCCEEDED, loss=0.5), _t("b", C.FAILED), _t("c", C.METRICS_UNAVAILABLE)]
+    failed = experiment_outcome(MIN, 3, 2, not_good)
+    assert failed.reason is OutcomeReason.FAILED and not failed.succeeded
+    assert "2 trials failed" in failed.message
+    assert experiment_outcome(MIN, 3, 3, not_good).reason is OutcomeReason.MAX_TRIALS_REACHED
+
+
+def test_goal_equal_counts_as_reached_for_both_directions() -> None:
+    assert experiment_outcome(MIN, 10, None, [_t("a", C.SUCCEEDED, loss=0.1)]).reason is OutcomeReason.GOAL_REACHED
+    assert experiment_outcome(MAX, 10, None, [_t("a", C.SUCCEEDED, acc=0.9)]).reason is OutcomeReason.GOAL_REACHED
+    assert experiment_outcome(MAX, 10, None, [_t("a", C.SUCCEEDED, acc=0.89)]) is None
+    no_goal = Objective(ObjectiveType.MAXIMIZE, "acc")
+    assert experiment_outcome(no_goal, 10, None, [_t("a", C.SUCCEEDED, acc=1e9)]) is None
+
+
+def test_running_experiment_has_no_outcome() -> None:
+    trials = [_t("a", C.SUCCEEDED, loss=0.5), _t("b", C.RUNNING), _t("c", C.KILLED)]
+    assert experiment_outcome(MIN, 3, 3, trials) is None
+    # killed trials count as completed for maxTrialCount but not as failures
+    trials = [_t("a", C.SUCCEEDED, loss=0.5), _t("b", C.KILLED), _t("c", C.KILLED)]
+    assert experiment_outcome(MIN, 3, 1, trials).reason is OutcomeReason.MAX_TRIALS_REACHED
+
+
+def test_zero_failures_never_trip_the_limit_and_zero_limit_trips_on_first() -> None:
+    assert experiment_outcome(MIN, 5, 0, [_t("a", C.SUCCEEDED, loss=0.5)]) is None
+    assert experiment_outcome(MIN, 5, 0, [_t("a", C.FAILED)]).reason is OutcomeReason.FAILED
+
+
+def test_suggestion_end_waits_for_active_trials() -> None:
+    trials = [_t("a", C.SUCCEEDED, loss=0.5), _t("b", C.RUNNING)]
+    assert experiment_outcome(MIN, 10, None, trials, suggestions_exhausted=True) is None
+    trials = [_t("a", C.SUCCEEDED, loss=0.5), _t("b", C.SUCCEEDED, loss=0.4)]
+    outcome = experiment_outcome(MIN, 10, None, trials, suggestions_exhausted=True)
+    assert outcome.reason is OutcomeReason.SUGGESTION_END_REACHED and outcome.succeeded
+    assert experiment_outcome(MIN, 10, None, trials, suggestions_exhausted=False) is None
+
+
+def test_counts() -> None:
+    counts = count_trials([_t("a", C.SUCCEEDED), _t("b", C.FAILED), _t("c", C.RUNNING),
+                           _t("d", C.CREATED), _t("e", C.METRICS_UNAVAILABLE), _t("f", C.KILLED),
+                           _t("g", C.EARLY_STOPPED)])
+    assert (counts.active, counts.completed, counts.total, counts.failed_for_limit) == (2, 5, 7, 2)
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "observation", "killed", "expected"),
+    [
+        (0, {"loss": 0.2}, False, C.SUCCEEDED),
+        (0, {"other": 0.2}, False, C.METRICS_UNAVAILABLE),
+        (0, {}, False, C.METRICS_UNAVAILABLE),
+        (1, {"loss": 0.2}, False, C.FAILED),
+        (-9, {}, False, C.FAILED),
+        (None, {}, False, C.FAILED),
+        (-15, {"loss": 0.2}, True, C.KILLED),
+        (0, {"loss": 0.2}, True, C.KILLED),
+    ],
+)
+def test_trial_condition(exit_code, observation, killed, expected) -> None:
+    assert trial_condition(exit_code, observation, MIN, killed=killed) is expected

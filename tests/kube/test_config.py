@@ -1,0 +1,82 @@
+"""The katib-config shaped ConfigMap: both Katib generations parse; bad entries name the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.kube.config import DEFAULT_MOUNT_PATH, ConfigError, parse_config_map
+
+ROOT = Path(__file__).resolve().parents[2]
+
+KATIB_CONFIG = """
+apiVersion: config.kubeflow.org/v1beta1
+kind: KatibConfig
+init:
+  controller:
+    dbManagerAddress: db.example:6789
+runtime:
+  suggestions:
+    - algorithmName: enas
+      image: ghcr.io/example/kubenas-suggestion:1
+      imagePullPolicy: Always
+      volumeMountPath: /state
+      resources: {limits: {memory: 1Gi}}
+    - algorithmName: random
+      image: ghcr.io/example/kubenas-suggestion:1
+"""
+
+
+def test_current_katib_shape() -> None:
+    config = parse_config_map({"katib-config.yaml": KATIB_CONFIG})
+    assert config.db_manager_address == "db.example:6789"
+    enas = config.suggestion("enas")
+    assert (enas.image, enas.image_pull_policy, enas.volume_mount_path) == (
+        "ghcr.io/example/kubenas-suggestion:1", "Always", "/state")
+    assert enas.resources == {"limits": {"memory": "1Gi"}}
+    assert config.suggestion("random").volume_mount_path == DEFAULT_MOUNT_PATH
+
+
+def test_legacy_json_shape() -> None:
+    config = parse_config_map({"suggestion": json.dumps({"darts": {"image": "img:2", "serviceAccountName": "sa"}})})
+    assert config.suggestion("darts").image == "img:2"
+    assert config.suggestion("darts").service_account_name == "sa"
+
+
+def test_unknown_algorithm_names_the_configured_ones() -> None:
+    config = parse_config_map({"katib-config.yaml": KATIB_CONFIG})
+    with pytest.raises(ConfigError, match=r"'tpe'.*configured: enas, random"):
+        config.suggestion("tpe")
+
+
+@pytest.mark.parametrize("data, field", [
+    ({}, "data"),
+    ({"katib-config.yaml": "runtime: {suggestions: [{algorithmName: enas}]}"}, "runtime.suggestions[0].image"),
+    ({"katib-config.yaml": "runtime: {suggestions: [{image: x}]}"}, "runtime.suggestions[0].algorithmName"),
+    ({"katib-config.yaml": "runtime: {suggestions: [{algorithmName: a, image: x, imagePullPolicy: Sometimes}]}"},
+     "runtime.suggestions[0].imagePullPolicy"),
+    ({"katib-config.yaml": "runtime: {suggestions: [{algorithmName: a, image: x}, {algorithmName: a, image: y}]}"},
+     "runtime.suggestions[1].algorithmName"),
+    ({"katib-config.yaml": "runtime: {suggestions: [{algorithmName: a, image: x, volumeMountPath: rel}]}"},
+     "runtime.suggestions[0].volumeMountPath"),
+    ({"suggestion": "{not json"}, "suggestion"),
+])
+def test_bad_config_names_the_field(data: dict[str, str], field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config_map(data)
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+def test_shipped_config_map_parses_and_names_only_registered_algorithms() -> None:
+    from suggestion.algorithms.registry import algorithm_names
+
+    docs = list(yaml.safe_load_all((ROOT / "manifests" / "base" / "katib-config.yaml").read_text()))
+    config = parse_config_map(docs[0]["data"])
+    # An entry for an unknown name would deploy a server that exits at once (CrashLoopBackOff).
+    assert set(config.suggestions) <= set(algorithm_names())
+    assert {"random", "grid", "enas", "darts"} <= set(config.suggestions)
+    assert config.db_manager_address.startswith("kubenas-db-manager.kubenas-system")

@@ -1,0 +1,126 @@
+"""`kubenas controller` as a real process (kopf, the kubernetes client, timers, the Trial
+finalizer) against FakeApiServer, which stands in for the API server, the kubelet and the
+Deployment/Job controllers because none can run here. The suggestion server, the DBManager
+over SQLite and the trial programs are real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.dbmanager import DBManagerClient, make_dbmanager_server
+from controller.store_sqlite import SQLiteStore
+from suggestion.service import make_server
+from tests.kube.fake_apiserver import FakeApiServer
+from tests.kube.test_reconcile import KATIB_CONFIG, NS, _experiment
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+EXP_KEY = ("kubeflow.org/v1beta1", "experiments", NS, "random-demo")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    suggestion, suggestion_port = make_server("random", port=0)
+    suggestion.start()
+    store = SQLiteStore(tmp_path / "kubenas.db")
+    db, db_port = make_dbmanager_server(store)
+    with FakeApiServer() as api:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
+            "users": [{"name": "fake", "user": {"token": "not-checked"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
+        api.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "katib-config", "namespace": "kubenas-system"},
+                 "data": KATIB_CONFIG})
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")},
+               "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
+               "KUBENAS_SUGGESTION_ADDRESS": f"127.0.0.1:{suggestion_port}",
+               "KUBENAS_DB_MANAGER_ADDRESS": f"127.0.0.1:{db_port}",
+               "KUBENAS_RECONCILE_INTERVAL": "0.5",
+               "KUBENAS_HEALTH_ENDPOINT": f"http://127.0.0.1:{_free_port()}/healthz"}
+        yield {"api": api, "env": env, "db": f"127.0.0.1:{db_port}", "log": tmp_path / "controller.log"}
+    suggestion.stop(None)
+    db.stop(None)
+    store.close()
+
+
+def _start(cluster: dict[str, Any]) -> subprocess.Popen[bytes]:
+    sink = open(cluster["log"], "ab")  # noqa: SIM115 - the child writes it until stopped
+    return subprocess.Popen([sys.executable, "-m", "kubenas", "controller", "--verbose"], cwd=ROOT,
+                            env=cluster["env"], stdout=sink, stderr=sink)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def _wait(cluster: dict[str, Any], what: str, predicate: Any, timeout: float = 90) -> Any:
+    api: FakeApiServer = cluster["api"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        api.kubelet_step()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    tail = cluster["log"].read_text(errors="replace")[-3000:]
+    raise AssertionError(f"timed out waiting for {what}; controller log tail:\n{tail}")
+
+
+def _condition(api: FakeApiServer) -> str | None:
+    exp = api.objects.get(EXP_KEY)
+    conditions = ((exp or {}).get("status") or {}).get("conditions") or []
+    return conditions[-1]["type"] if conditions else None
+
+
+def test_controller_process_runs_restarts_and_cleans_up(cluster: dict[str, Any]) -> None:
+    api: FakeApiServer = cluster["api"]
+    api.put(_experiment(maxTrialCount=4))
+    proc = _start(cluster)
+    try:
+        _wait(cluster, "a first trial", lambda: api.kind("Trial"))
+    finally:
+        _stop(proc)  # a controller restart in the middle of the experiment
+    assert proc.returncode == 0, cluster["log"].read_text()[-2000:]
+    proc = _start(cluster)
+    try:
+        _wait(cluster, "the experiment to succeed", lambda: _condition(api) == "Succeeded")
+        status = api.objects[EXP_KEY]["status"]
+        assert status["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached"
+        assert status["trialsSucceeded"] == 4 and len(api.kind("Trial")) == 4
+        trials = [t["metadata"]["name"] for t in api.kind("Trial")]
+        assert all("kubenas.kubeflow.org/finalizer" in t["metadata"].get("finalizers", []) for t in api.kind("Trial"))
+        with DBManagerClient(cluster["db"]) as db:
+            assert all(db.get(name) for name in trials)
+        api.delete(EXP_KEY)  # kubectl delete experiment: the garbage collector and the finalizers do the rest
+        _wait(cluster, "everything to be deleted",
+              lambda: not [o for o in api.objects.values() if o["kind"] != "ConfigMap"], timeout=30)
+        with DBManagerClient(cluster["db"]) as db:
+            assert all(db.get(name) == [] for name in trials)
+    finally:
+        _stop(proc)
+    log = cluster["log"].read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
