@@ -1,0 +1,131 @@
+"""ENAS suggestion algorithm: an LSTM controller trained by REINFORCE on each trial's own reward.
+
+Per call, under the experiment's lock: load the saved session (or start one from the
+seed), learn from the trials finished since the last call (see `learning`), sample the
+requested architectures, save the session. torch is imported on the first suggest only,
+so a server reaches SERVING without paying for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from kubenas.trials import TrialRecord
+from suggestion.algorithms.base import Algorithm, Problem, Suggestion
+from suggestion.algorithms.enas.macro import MacroMode
+from suggestion.algorithms.enas.micro import MicroMode
+from suggestion.algorithms.enas.mode import SearchMode
+from suggestion.algorithms.enas.settings import EnasSettings, parse_enas_settings
+from suggestion.algorithms.enas.space_checks import checked_nas_config
+
+if TYPE_CHECKING:
+    from suggestion.algorithms.enas.session import Session
+
+__all__ = ["MODES", "Enas", "state_key"]
+
+log = logging.getLogger(__name__)
+
+MODES: dict[str, type[SearchMode]] = {"macro": MacroMode, "micro": MicroMode}
+
+_torch_ready = threading.Lock()
+_torch_configured = False
+
+
+def _configure_torch() -> None:
+    # The server is a small CPU process; one intra-op thread is faster for these tiny
+    # tensors and keeps results independent of the machine's core count.
+    global _torch_configured
+    with _torch_ready:
+        if not _torch_configured:
+            import torch
+
+            torch.set_num_threads(1)
+            _torch_configured = True
+
+
+def _fingerprint(settings: EnasSettings, mode: SearchMode) -> str:
+    payload = {"settings": settings.fingerprint(), "space": mode.fingerprint()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def state_key(experiment: str) -> str:
+    """The StateStore key holding one experiment's ENAS session."""
+    return f"enas-{experiment}"
+
+
+class Enas(Algorithm):
+    name: ClassVar[str] = "enas"
+    supports_hpo: ClassVar[bool] = False
+    supports_nas: ClassVar[bool] = True
+    description: ClassVar[str] = "ENAS: LSTM controller (PyTorch) trained with REINFORCE; macro and micro search"
+
+    def _prepare(self, problem: Problem) -> tuple[EnasSettings, SearchMode]:
+        settings = parse_enas_settings(problem.settings)
+        nas = checked_nas_config(problem)
+        return settings, MODES[settings.search_mode](nas, settings)
+
+    def validate(self, problem: Problem) -> None:
+        self._prepare(problem)
+
+    def saved_session(self, problem: Problem) -> Session | None:
+        """The experiment's saved state (for inspection), or None if none matches the problem.
+
+        Read-only: the returned session is a copy, changing it changes nothing stored.
+        """
+        settings, mode = self._prepare(problem)
+        _configure_torch()
+        from suggestion.algorithms.enas.session import session_from_bytes
+
+        blob = self.state.load(state_key(problem.experiment))
+        if blob is None:
+            return None
+        return session_from_bytes(blob, mode, settings.controller_learning_rate, _fingerprint(settings, mode))
+
+    def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
+        settings, mode = self._prepare(problem)
+        _configure_torch()
+        import torch
+
+        from suggestion.algorithms.enas.learning import harvest, reinforce
+        from suggestion.algorithms.enas.session import (
+            new_session,
+            session_from_bytes,
+            session_to_bytes,
+        )
+
+        fingerprint = _fingerprint(settings, mode)
+        key = state_key(problem.experiment)
+        lr = settings.controller_learning_rate
+        with self.state.lock(key):
+            blob = self.state.load(key)
+            session = None if blob is None else session_from_bytes(blob, mode, lr, fingerprint)
+            if session is None:
+                seed = settings.random_state if settings.random_state is not None else secrets.randbits(63)
+                session = new_session(mode, lr, fingerprint, seed)
+            crop = harvest(history, problem.objective, session.seen, session.worst_reward, mode.decode)
+            session.seen.extend(crop.seen)
+            session.worst_reward = crop.worst_reward
+            if crop.experiences:
+                session.baseline = reinforce(session.controller, session.optimizer, crop.experiences, session.baseline, settings)
+                session.learned += len(crop.experiences)
+                log.info(
+                    "experiment %s: learned from %d trial(s), %d in total; baseline %.5f",
+                    problem.experiment,
+                    len(crop.experiences),
+                    session.learned,
+                    session.baseline,
+                )
+            suggestions: list[Suggestion] = []
+            if n > 0:
+                with torch.no_grad():
+                    roll = session.controller(n, generator=session.generator)
+                suggestions = [Suggestion(mode.encode(d)) for d in roll.decisions.tolist()]
+            session.calls += 1
+            self.state.save(key, session_to_bytes(session))
+        return suggestions

@@ -1,0 +1,157 @@
+"""How the controller learns: which trials give which reward, and the REINFORCE update.
+
+Reward rule (per trial, each trial learned from exactly once, in history order):
+- Succeeded or EarlyStopped with a finite objective value: the value, negated for minimize.
+- Failed, MetricsUnavailable, or Succeeded/EarlyStopped without a finite objective value:
+  the worst reward seen so far (over every succeeded trial learned from, this call's
+  included). Before any trial has succeeded there is no such reward, so these trials wait
+  (unlearned) until one has.
+- Killed: never a reward (stopping is a decision about the experiment, not the
+  architecture); marked as seen.
+- Created, Running, Unknown: not finished yet; looked at again next call.
+- An architecture that does not fit the space (other numLayers, unknown op id or
+  primitive, unreadable JSON) is logged once and marked as seen.
+
+Update: the baseline is an exponential moving average of rewards, started at the mean
+reward of the first trials learned from and then moved once per trial:
+`b <- b - (1 - decay) * (b - r)`, the advantage of a trial being `r - b` after its own
+update (as Katib does). Then `controller_train_steps` Adam steps minimise, over the new
+trials (the newest MAX_BATCH of them), the mean of
+`-(r - b) * log p(arch) - entropy_weight * H(arch) + skip_weight * KL(skips || target)`,
+each trial's architecture re-scored under the current policy at every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kubenas.trials import Objective, TrialCondition, TrialRecord
+from suggestion.algorithms.enas.mode import Decisions
+
+if TYPE_CHECKING:
+    from suggestion.algorithms.enas.adam import Adam
+    from suggestion.algorithms.enas.controller import LstmPolicy
+    from suggestion.algorithms.enas.settings import EnasSettings
+
+__all__ = ["MAX_BATCH", "Experience", "Harvest", "harvest", "reinforce"]
+
+log = logging.getLogger(__name__)
+
+# Gradient steps look at the newest trials only, so a call after a long outage costs about
+# as much as a normal one (and little memory); older ones still move the baseline.
+MAX_BATCH = 32
+
+_REWARDED = (TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED)
+
+
+@dataclass(frozen=True)
+class Experience:
+    """One evaluated architecture paired with its own reward."""
+
+    trial: str
+    decisions: Decisions
+    reward: float
+
+
+@dataclass(frozen=True)
+class Harvest:
+    """What this call learns: new experiences, names now seen, and the updated worst reward."""
+
+    experiences: list[Experience]
+    seen: list[str]
+    worst_reward: float | None
+
+
+def _reward(trial: TrialRecord, objective: Objective) -> float | None:
+    value = trial.value(objective)
+    if trial.condition in _REWARDED and value is not None and math.isfinite(value):
+        return objective.reward(value)
+    return None
+
+
+def harvest(
+    history: Sequence[TrialRecord],
+    objective: Objective,
+    seen: Collection[str],
+    worst_reward: float | None,
+    decode: Callable[[Mapping[str, str]], Decisions],
+) -> Harvest:
+    """Apply the reward rule to the trials not seen yet; does not mutate its arguments."""
+    fresh: list[tuple[TrialRecord, Decisions]] = []
+    newly_seen: list[str] = []
+    names = set(seen)
+    for trial in history:
+        if trial.name in names or not trial.condition.finished:
+            continue
+        names.add(trial.name)
+        if trial.condition is TrialCondition.KILLED:
+            newly_seen.append(trial.name)
+            continue
+        try:
+            decisions = decode(trial.assignments)
+        except ValueError as err:
+            log.warning("trial %s: architecture ignored: %s", trial.name, err)
+            newly_seen.append(trial.name)
+            continue
+        fresh.append((trial, decisions))
+        reward = _reward(trial, objective)
+        if reward is not None:
+            worst_reward = reward if worst_reward is None else min(worst_reward, reward)
+    experiences: list[Experience] = []
+    for trial, decisions in fresh:
+        reward = _reward(trial, objective)
+        if reward is None:
+            if worst_reward is None:
+                continue  # no success yet: keep it for a later call
+            reward = worst_reward
+        experiences.append(Experience(trial.name, decisions, reward))
+        newly_seen.append(trial.name)
+    return Harvest(experiences, newly_seen, worst_reward)
+
+
+def reinforce(
+    controller: LstmPolicy,
+    optimizer: Adam,
+    experiences: Sequence[Experience],
+    baseline: float | None,
+    settings: EnasSettings,
+) -> float:
+    """Update the controller from `experiences` (non-empty); returns the new baseline."""
+    import torch
+
+    rewards = [e.reward for e in experiences]
+    if baseline is None:
+        baseline = sum(rewards) / len(rewards)
+    advantages = []
+    decay = settings.controller_baseline_decay
+    for r in rewards:
+        baseline -= (1.0 - decay) * (baseline - r)
+        advantages.append(r - baseline)
+    batch = experiences[-MAX_BATCH:]
+    adv = torch.tensor(advantages[-MAX_BATCH:], dtype=torch.float32)
+    score = controller.scorer(torch.tensor([e.decisions for e in batch], dtype=torch.long))
+    for step in range(1, settings.controller_train_steps + 1):
+        roll = score()
+        loss = -(roll.log_prob * adv).mean()
+        if settings.controller_entropy_weight is not None:
+            loss = loss - settings.controller_entropy_weight * roll.entropy.mean()
+        if settings.controller_skip_weight is not None:
+            loss = loss + settings.controller_skip_weight * roll.skip_penalty.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % settings.controller_log_every_steps == 0:
+            log.info(
+                "controller step %d/%d: loss %.5f, entropy %.4f, baseline %.5f, trials %d",
+                step,
+                settings.controller_train_steps,
+                float(loss.detach()),
+                float(roll.entropy.detach().mean()),
+                baseline,
+                len(batch),
+            )
+    return baseline
