@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -36,7 +36,7 @@ out = Console(highlight=False)
 USAGE_ERROR = 2
 
 
-def _fail(message: str) -> "typer.Exit":
+def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(USAGE_ERROR)
 
@@ -49,7 +49,7 @@ def _logging(verbose: bool) -> None:
     )
 
 
-def _check_algorithm(exp: "Experiment") -> "list[FieldError]":
+def _check_algorithm(exp: Experiment) -> list[FieldError]:
     """The registry and the algorithm's own validate(): known name, usable settings and space."""
     from kubenas.experiment import FieldError
     from kubenas.space import SpaceError
@@ -103,7 +103,7 @@ def suggestion_serve(
     algorithm: str = typer.Option(..., "--algorithm", "-a", help="registered algorithm name"),
     port: int = typer.Option(6789, min=0, max=65535, help="gRPC port (0 picks a free one)"),
     host: str = typer.Option("0.0.0.0", help="address to bind"),
-    state_dir: Optional[Path] = typer.Option(None, help="directory for durable algorithm state"),
+    state_dir: Path | None = typer.Option(None, help="directory for durable algorithm state"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve the Suggestion gRPC service (with health and reflection) until SIGTERM."""
@@ -144,8 +144,8 @@ def db_serve(
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="Experiment YAML"),
-    workdir: Optional[Path] = typer.Option(None, help="work directory (default: runs/<experiment name>)"),
-    parallel: Optional[int] = typer.Option(None, min=1, help="override parallelTrialCount"),
+    workdir: Path | None = typer.Option(None, help="work directory (default: runs/<experiment name>)"),
+    parallel: int | None = typer.Option(None, min=1, help="override parallelTrialCount"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from the store"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -164,7 +164,7 @@ def run(
 
 @app.command()
 def controller(
-    namespace: Optional[str] = typer.Option(None, help="watch one namespace (default: all)"),
+    namespace: str | None = typer.Option(None, help="watch one namespace (default: all)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run the Kubernetes operator (kopf) for Experiment, Suggestion and Trial resources."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-__all__ = ["Genotype", "GenotypeError", "GENOTYPE_LINE"]
+__all__ = ["GENOTYPE_LINE", "Genotype", "GenotypeError"]
 
 # Katib reads the trainer's result with this metricsFormat regex.
 GENOTYPE_LINE = re.compile(r"([\w-]+)=(Genotype.*)")
@@ -69,15 +70,15 @@ class Genotype:
         return len(self.normal) // 2
 
     @classmethod
-    def build(cls, normal: Sequence[Edge], reduce: Sequence[Edge], concat: Sequence[int] | None = None) -> "Genotype":
-        data = {"normal": [list(e) for e in normal], "reduce": [list(e) for e in reduce]}
+    def build(cls, normal: Sequence[Edge], reduce: Sequence[Edge], concat: Sequence[int] | None = None) -> Genotype:
+        data: dict[str, Any] = {"normal": [list(e) for e in normal], "reduce": [list(e) for e in reduce]}
         if concat is not None:
             data["normal_concat"] = list(concat)
             data["reduce_concat"] = list(concat)
         return cls.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Genotype":
+    def from_dict(cls, data: Mapping[str, Any]) -> Genotype:
         if not isinstance(data, Mapping):
             raise GenotypeError("genotype", data, "must be a JSON object with normal/reduce edge lists")
         normal = _edges(data.get("normal"), "normal")
@@ -105,7 +106,7 @@ class Genotype:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, text: str) -> "Genotype":
+    def from_json(cls, text: str) -> Genotype:
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
@@ -136,18 +137,19 @@ class Genotype:
         )
 
     @classmethod
-    def parse_katib(cls, text: str) -> "Genotype":
+    def parse_katib(cls, text: str) -> Genotype:
         """Inverse of `to_katib`; also accepts Katib's namedtuple repr with spaces."""
         text = text.strip()
-        match = re.fullmatch(r"Genotype\((.*)\)", text, re.S)
+        match = re.fullmatch(r"Genotype\((.*)\)", text, re.DOTALL)
         if not match:
             raise GenotypeError("genotype", text, "must look like Genotype(normal=[...],normal_concat=...,reduce=[...],reduce_concat=...)")
         body = re.sub(r"range\(\s*(\d+)\s*,\s*(\d+)\s*\)", lambda m: str(list(range(int(m[1]), int(m[2])))), match[1])
+        unreadable = GenotypeError("genotype", text, "is not a readable Genotype(...) expression")
         try:
-            tree = ast.parse(f"dict({body})", mode="eval")
-            call = tree.body
-            assert isinstance(call, ast.Call)
-            data = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-        except (SyntaxError, ValueError, AssertionError):
-            raise GenotypeError("genotype", text, "is not a readable Genotype(...) expression") from None
+            call = ast.parse(f"dict({body})", mode="eval").body
+            if not isinstance(call, ast.Call) or call.args:
+                raise unreadable
+            data = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg is not None}
+        except (SyntaxError, ValueError):
+            raise unreadable from None
         return cls.from_dict(data)

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable, Mapping, Sequence
 
 __all__ = [
     "DEFAULT_METRICS_FORMAT",
-    "MetricPoint",
     "MetricFormatError",
+    "MetricPoint",
+    "compile_filters",
     "format_metrics",
+    "now_rfc3339",
     "parse_line",
     "parse_lines",
-    "compile_filters",
-    "now_rfc3339",
 ]
 
 DEFAULT_METRICS_FORMAT = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"

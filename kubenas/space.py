@@ -11,28 +11,29 @@ import ast
 import itertools
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = [
-    "ParameterType",
     "Distribution",
-    "FeasibleSpace",
-    "ParameterSpec",
-    "GraphConfig",
-    "Operation",
-    "NasConfig",
     "ExpandedOp",
+    "FeasibleSpace",
+    "GraphConfig",
+    "MacroArchitecture",
+    "NasConfig",
+    "Operation",
+    "ParameterSpec",
+    "ParameterType",
     "SearchSpace",
     "SpaceError",
-    "MacroArchitecture",
     "expand_operations",
-    "primitive_names",
-    "nn_config",
-    "loads_lenient",
     "format_value",
+    "loads_lenient",
+    "nn_config",
     "parse_number",
+    "primitive_names",
 ]
 
 
@@ -181,9 +182,9 @@ class ParameterSpec:
         if step is None:
             raise SpaceError(f"{self.name}.feasibleSpace.step", None, "a step is required to enumerate a double parameter")
         lo, hi = float(self.low), float(self.high)
-        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        count = math.floor((hi - lo) / step + 1e-9) + 1
         # Rounding to the step's precision keeps 0.1+0.2-style drift out of the wire text.
-        digits = max(0, -int(math.floor(math.log10(step))) + 6)
+        digits = max(0, -math.floor(math.log10(step)) + 6)
         return [round(lo + i * step, digits) for i in range(count)]
 
     def contains(self, text: str) -> bool:
@@ -226,7 +227,7 @@ class ExpandedOp:
         return {"opt_id": self.opt_id, "opt_type": self.opt_type, "opt_params": dict(self.opt_params)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "ExpandedOp":
+    def from_json(cls, data: Mapping[str, Any]) -> ExpandedOp:
         params = {k: _coerce(v) for k, v in dict(data.get("opt_params") or {}).items()}
         return cls(int(data["opt_id"]), str(data["opt_type"]), params)
 
@@ -365,7 +366,7 @@ class MacroArchitecture:
         return json.dumps([list(r) for r in self.rows], separators=(", ", ": "))
 
     @classmethod
-    def from_json(cls, text: str) -> "MacroArchitecture":
+    def from_json(cls, text: str) -> MacroArchitecture:
         data = loads_lenient(text, "architecture")
         if not isinstance(data, list) or not all(isinstance(r, list) and r and all(isinstance(x, int) for x in r) for r in data):
             raise SpaceError("architecture", text, "must be a JSON list of [op_id, skip bits...] integer rows")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Mapping
 
-__all__ = ["ObjectiveType", "MetricStrategy", "Objective", "TrialCondition", "TrialRecord", "observe"]
+__all__ = ["MetricStrategy", "Objective", "ObjectiveType", "TrialCondition", "TrialRecord", "observe"]
 
 
 class ObjectiveType(str, Enum):

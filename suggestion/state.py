@@ -9,7 +9,7 @@ import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-__all__ = ["StateStore", "MemoryStateStore", "DirectoryStateStore"]
+__all__ = ["DirectoryStateStore", "MemoryStateStore", "StateStore"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 

@@ -9,8 +9,9 @@ unless guarded by a lock.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from kubenas.space import SearchSpace
 from kubenas.trials import Objective, TrialRecord
@@ -65,7 +66,7 @@ class Algorithm(ABC):
     supports_nas: ClassVar[bool] = True
     description: ClassVar[str] = ""
 
-    def __init__(self, state: "StateStore | None" = None) -> None:
+    def __init__(self, state: StateStore | None = None) -> None:
         from suggestion.state import MemoryStateStore
 
         self.state = state if state is not None else MemoryStateStore()

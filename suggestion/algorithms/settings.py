@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from suggestion.algorithms.base import InvalidSettings
 
-__all__ = ["Setting", "parse_settings", "as_int", "as_float", "as_choice", "NONE_TEXT"]
+__all__ = ["NONE_TEXT", "Setting", "as_choice", "as_float", "as_int", "parse_settings"]
 
 NONE_TEXT = "None"
 
