@@ -6,15 +6,20 @@ over gRPC on localhost (this process is the client), for Katib's enas-gpu space 
 
 - Cold start: process spawn until the health check answers SERVING for Katib's probe name
   (`manager.v1beta1.Suggestion`); baseline: the same for `--algorithm random`. The first
-  GetSuggestions (which imports torch and builds the controller) is timed separately.
+  GetSuggestions (which loads the controller code and builds the controller) is timed
+  separately.
 - Warm latency: the server has already learned from a history of N trials; each timed call
   brings 3 newly finished trials (enas-gpu's parallelTrialCount) and asks for 3
   architectures, so it learns (50 steps) and samples. Baseline in the same run: the random
-  server answering the same requests (transport + conversion of N trials). Also timed: a
-  catch-up call, the first call of a fresh experiment that arrives with all N trials.
+  server answering the same requests (transport + conversion of N trials). The servers'
+  calls are interleaved, so background load hits them alike. Also timed: a catch-up call,
+  the first call of a fresh experiment that arrives with all N trials.
 - Peak RSS: the server's VmHWM (kernel-tracked high-water mark) after all the calls.
+- `--before DIR`: also runs the enas server from another source tree (e.g. the previous
+  commit, `git archive <commit> | tar -x -C DIR`) in the same run, for before/after rows.
 
-Run: .venv/bin/python bench/enas_bench.py [--repeats 7] [--out bench/RESULTS-enas.md]
+Run: .venv/bin/python bench/enas_bench.py [--repeats 7] [--before DIR [--before-note TEXT]]
+     [--out bench/RESULTS-enas.md]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,12 +80,19 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def start(algorithm: str, state_dir: str) -> Server:
-    """Spawn a server; return once health says SERVING (that moment is the cold start)."""
+def start(algorithm: str, state_dir: str, tree: Path | None = None) -> Server:
+    """Spawn a server (from `tree` if given); return once health says SERVING (the cold start)."""
+    args = ["suggestion", "serve", "--algorithm", algorithm, "--port", "0", "--host", "127.0.0.1",
+            "--state-dir", state_dir]
+    env = None
+    if tree is None:
+        command = [KUBENAS, *args]
+    else:
+        command = [sys.executable, "-c", "import sys; from kubenas.cli import main; sys.argv[0] = 'kubenas'; main()",
+                   *args]
+        env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
-    proc = subprocess.Popen([KUBENAS, "suggestion", "serve", "--algorithm", algorithm, "--port", "0",
-                             "--host", "127.0.0.1", "--state-dir", state_dir],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=tree)
     assert proc.stderr is not None
     port = 0
     while not port:
@@ -93,7 +106,8 @@ def start(algorithm: str, state_dir: str) -> Server:
     while health.Check(request, timeout=10).status != health_pb2.HealthCheckResponse.SERVING:
         time.sleep(0.005)
     ready = time.perf_counter() - started
-    # Keep draining stderr's pipe in the background is unnecessary: the server logs little.
+    # The server logs a few lines per call; a pipe nobody reads would fill up eventually.
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
     return Server(proc, port, ready)
 
 
@@ -163,118 +177,175 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def warm_latency(server: Server, algorithm: str, n_history: int, repeats: int, micro: bool = False,
-                 settings: dict[str, str] | None = None) -> tuple[float, float, float]:
-    """(median warm call wall s, median warm call server CPU s, catch-up call wall s)."""
-    stub = server.stub
+@dataclass
+class Warm:
+    """Medians of one server's warm calls and its catch-up call (seconds)."""
+
+    wall: float
+    cpu: float
+    catch_up: float
+
+
+def warm_latency(servers: dict[str, tuple[Server, str]], n_history: int, repeats: int, micro: bool = False,
+                 settings: dict[str, str] | None = None) -> dict[str, Warm]:
+    """Per server: median warm call wall time and server CPU, and the catch-up call.
+
+    `servers` maps a label to (server, algorithm name); their calls are interleaved.
+    """
     records = (micro_history if micro else history)(n_history + NEW_PER_CALL * repeats, n_history)
-    objective_trials = [trial_to_proto(t, load_experiment_file(EXAMPLE).objective()) for t in records]
-    exp = experiment(algorithm, f"warm-{n_history}{'-micro' if micro else ''}", settings)
-    catch_up = timed(stub, request(exp, objective_trials[: n_history - NEW_PER_CALL], NEW_PER_CALL))
-    times, cpu = [], []
+    objective = load_experiment_file(EXAMPLE).objective()
+    trials = [trial_to_proto(t, objective) for t in records]
+    name = f"warm-{n_history}{'-micro' if micro else ''}"
+    # enas settings (e.g. search_mode) are refused by the random server: it gets none.
+    exps = {label: experiment(algorithm, name, settings if algorithm == "enas" else None)
+            for label, (_, algorithm) in servers.items()}
+    catch_up = {label: timed(server.stub, request(exps[label], trials[: n_history - NEW_PER_CALL], NEW_PER_CALL))
+                for label, (server, _) in servers.items()}
+    times: dict[str, list[float]] = {label: [] for label in servers}
+    cpu: dict[str, list[float]] = {label: [] for label in servers}
     for r in range(repeats):
         upto = n_history + NEW_PER_CALL * r
-        before = cpu_seconds(server.proc.pid)
-        times.append(timed(stub, request(exp, objective_trials[:upto], NEW_PER_CALL)))
-        cpu.append(cpu_seconds(server.proc.pid) - before)
-    return statistics.median(times), statistics.median(cpu), catch_up
+        for label, (server, _) in servers.items():
+            before = cpu_seconds(server.proc.pid)
+            times[label].append(timed(server.stub, request(exps[label], trials[:upto], NEW_PER_CALL)))
+            cpu[label].append(cpu_seconds(server.proc.pid) - before)
+    return {label: Warm(statistics.median(times[label]), statistics.median(cpu[label]), catch_up[label])
+            for label in servers}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.01 else f"{seconds * 1e3:.1f} ms"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed calls (and cold starts) per figure")
+    parser.add_argument("--before", type=Path, help="source tree of the version to compare with (same run)")
+    parser.add_argument("--before-note", default="", help="how the --before tree was made (goes into the report)")
+    parser.add_argument("--histories", type=int, nargs="+", default=list(HISTORIES))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS-enas.md")
     args = parser.parse_args(argv)
+    trees: dict[str, Path | None] = {"enas": None}
+    if args.before is not None:
+        trees["enas before"] = args.before.resolve()
+    loads = [os.getloadavg()]
 
-    rows_cold: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        cold: dict[str, list[float]] = {"random": [], "enas": []}
-        first_call: list[float] = []
+        cold: dict[str, list[float]] = {"random": [], **{label: [] for label in trees}}
+        first_call: dict[str, list[float]] = {label: [] for label in trees}
         for r in range(args.repeats):
-            for algorithm in ("random", "enas"):
-                server = start(algorithm, os.path.join(tmp, f"cold-{algorithm}-{r}"))
-                cold[algorithm].append(server.ready_s)
-                if algorithm == "enas":
-                    first_call.append(timed(server.stub, request(experiment("enas", "first"), [], NEW_PER_CALL)))
+            for label, ready in cold.items():
+                algorithm = "random" if label == "random" else "enas"
+                server = start(algorithm, os.path.join(tmp, f"cold-{label}-{r}".replace(" ", "-")), trees.get(label))
+                ready.append(server.ready_s)
+                if label in trees:
+                    first_call[label].append(timed(server.stub, request(experiment("enas", "first"), [],
+                                                                        NEW_PER_CALL)))
                 server.stop()
         med = {k: statistics.median(v) for k, v in cold.items()}
-        rows_cold.append(f"| process start -> SERVING | {med['enas']:.2f} s | {med['random']:.2f} s | "
-                         f"{med['enas'] / med['random']:.2f} |")
-        rows_cold.append(f"| first GetSuggestions (imports torch, builds controller) | "
-                         f"{statistics.median(first_call):.2f} s | | |")
+        rows_cold = [f"| {label}: process start -> SERVING | {med[label]:.2f} s | {med['random']:.2f} s | "
+                     f"{med[label] / med['random']:.2f} |" for label in trees]
+        rows_cold += [f"| {label}: first GetSuggestions (loads the controller code) | "
+                      f"{statistics.median(first_call[label]):.2f} s | | |" for label in trees]
 
+        servers = {label: (start("enas", os.path.join(tmp, f"warm-{label}".replace(" ", "-")), tree), "enas")
+                   for label, tree in trees.items()}
+        servers["random"] = (start("random", os.path.join(tmp, "warm-random")), "random")
+        # The first call of a server loads the controller code (timed above); keep it out of these rows.
+        for label in trees:
+            timed(servers[label][0].stub, request(experiment("enas", "warm-up"), [], NEW_PER_CALL))
         rows_warm: list[str] = []
-        enas = start("enas", os.path.join(tmp, "warm-enas"))
-        rand = start("random", os.path.join(tmp, "warm-random"))
-        # The first call of a server imports torch (timed above); keep it out of these rows.
-        timed(enas.stub, request(experiment("enas", "warm-up"), [], NEW_PER_CALL))
+        peaks: dict[str, float] = {}
+
+        def row(title: str, got: dict[str, Warm]) -> str:
+            cells = [title]
+            for label in trees:
+                cells += [_ms(got[label].wall), _ms(got[label].cpu)]
+            cells += [_ms(got["random"].wall)]
+            if "enas before" in trees:
+                cells += [f"{got['enas before'].wall / got['enas'].wall:.1f}x"]
+            cells += [f"{got['enas'].wall / got['random'].wall:.0f}x"]
+            cells += [_ms(got[label].catch_up) for label in trees]
+            return "| " + " | ".join(cells) + " |"
+
         try:
-            for n in HISTORIES:
-                enas_warm, enas_cpu, enas_catch = warm_latency(enas, "enas", n, args.repeats)
-                rand_warm, _, _ = warm_latency(rand, "random", n, args.repeats)
-                rows_warm.append(f"| {n} | {enas_warm * 1e3:.0f} ms | {enas_cpu * 1e3:.0f} ms | "
-                                 f"{rand_warm * 1e3:.1f} ms | {enas_warm / rand_warm:.0f}x | {enas_catch * 1e3:.0f} ms |")
+            for n in args.histories:
+                rows_warm.append(row(str(n), warm_latency(servers, n, args.repeats)))
                 print(rows_warm[-1], flush=True)
-            peak_macro = enas.peak_rss_mb()
+                loads.append(os.getloadavg())
+            peaks = {f"{label}, after the macro rows": servers[label][0].peak_rss_mb() for label in trees}
             micro = {"search_mode": "micro", "num_nodes": "5"}
-            enas_warm, enas_cpu, enas_catch = warm_latency(enas, "enas", 100, args.repeats, True, micro)
-            rand_warm, _, _ = warm_latency(rand, "random", 100, args.repeats, True)
-            rows_warm.append(f"| 100, micro (5 nodes) | {enas_warm * 1e3:.0f} ms | {enas_cpu * 1e3:.0f} ms | "
-                             f"{rand_warm * 1e3:.1f} ms | {enas_warm / rand_warm:.0f}x | {enas_catch * 1e3:.0f} ms |")
+            rows_warm.append(row("100, micro (5 nodes)", warm_latency(servers, 100, args.repeats, True, micro)))
             print(rows_warm[-1], flush=True)
-            peak = enas.peak_rss_mb()
-            peak_random = rand.peak_rss_mb()
+            loads.append(os.getloadavg())
+            peaks |= {f"{label}, after every call above (micro included)": servers[label][0].peak_rss_mb()
+                      for label in trees}
+            peaks["random (baseline)"] = servers["random"][0].peak_rss_mb()
         finally:
-            enas.stop()
-            rand.stop()
+            for server, _ in servers.values():
+                server.stop()
 
-    import torch
+    import numpy
 
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    header = ["trials of history"]
+    for label in trees:
+        header += [f"{label} median", f"{label} server CPU"]
+    header += ["random median (baseline)"]
+    if "enas before" in trees:
+        header += ["before / after"]
+    header += ["enas / random"] + [f"{label} catch-up call (all N new)" for label in trees]
+    load_text = ", ".join(" / ".join(f"{x:.1f}" for x in triple) for triple in loads)
+    before_text = (f" \"enas before\" is the previous version's server (torch controller) run from another "
+                   f"source tree{' (' + args.before_note + ')' if args.before_note else ''} in the same run, "
+                   "its calls interleaved with the new server's." if args.before else "")
     report = f"""# ENAS suggestion server benchmark
 
-Machine: {MACHINE} ({platform.python_implementation()} {platform.python_version()}, torch {torch.__version__},
-{os.cpu_count()} CPUs). Command: `.venv/bin/python bench/enas_bench.py --repeats {args.repeats}`.
+Machine: {MACHINE} ({platform.python_implementation()} {platform.python_version()}, numpy {numpy.__version__},
+{os.cpu_count()} CPUs), shared with other work. Command:
+`.venv/bin/python bench/enas_bench.py --repeats {args.repeats}{' --before DIR' if args.before else ''}`.
 Space: Katib's enas-gpu example (8 layers, 106 ops), default settings (50 controller steps,
 hidden size 64). Medians of {args.repeats} runs; the baseline is the `random` server measured
-in the same run. Goals: cold start < 3 s, warm median < 250 ms at 100 trials, peak RSS < 300 MB.
+in the same run.{before_text} Goals: cold start < 3 s, warm median <= 120 ms at 100 trials,
+peak RSS <= 250 MB.
 
 ## Cold start
 
-| measure | enas | random (baseline) | ratio |
+| measure | value | random (baseline) | ratio |
 |---|---|---|---|
 {chr(10).join(rows_cold)}
 
 ## Warm GetSuggestions (3 new finished trials per call, 3 architectures asked)
 
-| trials of history | enas median | enas server CPU per call | random median (baseline) | ratio | enas catch-up call (all N new) |
-|---|---|---|---|---|---|
+| {' | '.join(header)} |
+|{'---|' * len(header)}
 {chr(10).join(rows_warm)}
 
-"Server CPU per call" is the server process's user+system time for the call (10 ms clock
-ticks), which other load on the machine does not inflate the way it inflates wall time.
-Load average during the run: {load}. The catch-up call is a fresh experiment's first call arriving with N finished trials: it
-learns from all of them (gradient steps over the newest 32).
+"Server CPU" is the server process's user+system time for the call (10 ms clock ticks),
+which other load on the machine does not inflate the way it inflates wall time. Load
+average (1 / 5 / 15 min) at the start and after each row: {load_text}. The catch-up call
+is a fresh experiment's first call arriving with N finished trials: it learns from all of
+them (gradient steps over the newest 32).
 
 ## Memory
 
 | server | peak RSS (VmHWM) |
 |---|---|
-| enas, after the macro rows | {peak_macro:.0f} MB |
-| enas, after every call above (micro included) | {peak:.0f} MB |
-| random (baseline) | {peak_random:.0f} MB |
+{chr(10).join(f"| {label} | {mb:.0f} MB |" for label, mb in peaks.items())}
 
 ## Notes
 
-- The micro row asks for cells of 5 nodes (54 LSTM steps per architecture instead of 16);
-  the 250 ms goal is for macro.
-- Where the warm time goes: each controller step replays the new architectures through the
-  LSTM (16 `LSTMCell` steps for 8 layers) forward and backward, about 4 ms of CPU; 50 steps
-  make ~200 ms. History size barely matters: trials already learned from are skipped by
-  name, and the state file (weights, Adam moments, names) is a few hundred kB.
-- Memory floor: `import torch` alone is about 200 MB resident here. `torch.optim` is not
-  used (its first optimizer imports torch._dynamo, +75 MB and 1-3 s), hence the small Adam
-  in `suggestion/algorithms/enas/adam.py`.
+- Where a warm call's time goes: 50 controller steps, each replaying the call's new
+  architectures through the LSTM as one teacher-forced batch (16 LSTM steps for 8 layers)
+  forward and backward, then an Adam update; numpy with hand-derived gradients (see
+  `suggestion/algorithms/enas/recurrence.py`). The rest (state load/save, reading the new
+  trials, sampling 3 architectures) is a few ms. History size barely matters: trials
+  already learned from are skipped by name.
+- Why numpy, not torch: at these sizes (a batch of 3 rows of 64 numbers) a step costs
+  what the framework charges per operation, and autograd charges ~10-20 us per graph
+  node against ~1 us for a numpy call; `import torch` alone is ~185 MB resident here.
+  float32 as before; the controller math runs on one BLAS thread (OpenBLAS's pool cost
+  more than it saved on these matrices on a busy 2-core machine).
+- The micro row asks for cells of 5 nodes (54 LSTM steps per architecture instead of 16).
 - Wall times include contention from other work on this shared 2-core VM (load average
   above); the CPU column is the server's own cost. Katib's TensorFlow service is not
   measured here (no TensorFlow in this environment).

@@ -134,7 +134,7 @@ def _nas(num_layers: int = 2, inputs: tuple[int, ...] = (8, 8, 1), outputs: tupl
      "nasConfig.operations[0].parameters[0].feasibleSpace.step"),
     (_nas(ops=(Operation("dropout", (rng("rate", "double", "0.1", "0.5", "-0.1"),)),)),
      "nasConfig.operations[0].parameters[0].feasibleSpace.step"),
-    (_nas(ops=(Operation("wide", (rng("units", "int", "1", "1000000"),)),)), "nasConfig.operations"),
+    (_nas(ops=(Operation("wide", (rng("units", "int", "1", "1000000"),)),)), "nasConfig.operations[0]"),
 ])
 def test_bad_nas_config_names_the_field(space: SearchSpace, field: str) -> None:
     with pytest.raises(InvalidSettings) as info:
