@@ -27,6 +27,7 @@ from kubenas.trials import Objective, observe
 
 __all__ = [
     "FILE_FORMATS",
+    "MAX_LINE_CHARS",
     "CollectorError",
     "FileCollector",
     "StdoutCollector",
@@ -38,6 +39,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
+# Longest line parsed for metrics; longer ones keep their end (see _LineParser).
+MAX_LINE_CHARS = 64 * 1024
 
 
 class CollectorError(ValueError):
@@ -45,22 +48,40 @@ class CollectorError(ValueError):
 
 
 class _LineParser:
-    """Turns a stream of text chunks into complete lines and each line into points."""
+    """Turns a stream of text chunks into complete lines and each line into points.
+
+    A line longer than MAX_LINE_CHARS keeps only its last MAX_LINE_CHARS characters: a
+    trial printing megabytes without a newline (a progress bar redrawn with \r, a dumped
+    blob) must not grow our memory or the regex's work without bound, and the metrics of
+    such a line are at its end (after the last \r).
+    """
 
     def __init__(self, parse: Callable[[str], list[MetricPoint]]) -> None:
         self._parse = parse
         self._partial = ""
+        self._cut = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed(self, text: str) -> list[MetricPoint]:
-        self._partial += text
-        if "\n" not in self._partial:
+        if "\n" not in text:  # only the new text: rescanning the held-back part would be quadratic
+            self._hold(self._partial + text)
             return []
-        *lines, self._partial = self._partial.split("\n")
+        first, *lines, rest = text.split("\n")
+        lines.insert(0, self._partial + first)
+        self._partial, cut, self._cut = "", self._cut, False
         points: list[MetricPoint] = []
         for line in lines:
+            if len(line) > MAX_LINE_CHARS or cut:
+                log.debug("an output line of %d+ characters was cut to its last %d", len(line), MAX_LINE_CHARS)
+                line, cut = line[-MAX_LINE_CHARS:], False
             points.extend(self._parse(line.rstrip("\r")))
+        self._hold(rest)
         return points
+
+    def _hold(self, partial: str) -> None:
+        if len(partial) > MAX_LINE_CHARS:
+            partial, self._cut = partial[-MAX_LINE_CHARS:], True
+        self._partial = partial
 
     def feed_bytes(self, data: bytes) -> list[MetricPoint]:
         # The decoder keeps a multi-byte character split across chunks for the next call.

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from controller.store import InvalidLogError, MetricLog, ObservationStore, StoreError, open_store
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
+from kubenas.proto_convert import GRPC_MESSAGE_OPTIONS
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -90,7 +91,7 @@ def make_dbmanager_server(store: ObservationStore, host: str = "127.0.0.1", port
     # SO_REUSEPORT off: a second server on a taken port must fail, not silently share it.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="dbmanager"),
-                         options=[("grpc.so_reuseport", 0)])
+                         options=[("grpc.so_reuseport", 0), *GRPC_MESSAGE_OPTIONS])
     api_pb2_grpc.add_DBManagerServicer_to_server(DBManagerServicer(store), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -138,7 +139,7 @@ class DBManagerClient:
     """A small client for tests, the controller and programs pushing metrics."""
 
     def __init__(self, address: str, timeout_s: float = 10.0) -> None:
-        self._channel = grpc.insecure_channel(address)
+        self._channel = grpc.insecure_channel(address, options=GRPC_MESSAGE_OPTIONS)
         self._stub = api_pb2_grpc.DBManagerStub(self._channel)
         self.timeout_s = timeout_s
 

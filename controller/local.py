@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,6 +38,12 @@ EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DB_FILE = "kubenas.db"
 LOCK_FILE = ".kubenas-run.lock"
 LOCAL_COLLECTORS = ("StdOut", "File", "Push", "None")
+# Files of the work directory (docs/run.md); found as directories they would fail the run at its end.
+_WORKDIR_FILES = ("results.json", "progress.png", "experiment.json", "suggestion-server.log", LOCK_FILE)
+_WORKDIR_DIRS = ("trials", "suggestion-state")
+# Kubernetes' rule for env names (C_IDENTIFIER relaxed with '-' and '.'); '=' or NUL would
+# otherwise reach the process environment and fail every trial at start.
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 
 class RunError(Exception):
@@ -100,6 +107,9 @@ def plan_trials(experiment: Any) -> TrialPlan:
         name = item.get("name") if isinstance(item, dict) else None
         if not name:
             problems.append(f"{where}[{index}].env[{i}].name: {item!r} — every env entry needs a name")
+        elif not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            problems.append(f"{where}[{index}].env[{i}].name: {name!r} — must be letters, digits, '_', '-' or '.', "
+                            f"not starting with a digit (what Kubernetes and a process environment accept)")
         elif "valueFrom" in item:
             problems.append(f"{where}[{index}].env[{i}].valueFrom: {item['valueFrom']!r} — not supported by "
                             f"kubenas run (no Kubernetes API here); give a literal value")
@@ -141,7 +151,9 @@ def plan_trials(experiment: Any) -> TrialPlan:
 def _load(file: Path) -> Any:
     from kubenas.experiment import SpecError, load_experiment_file
 
-    if not Path(file).is_file():
+    if Path(file).is_dir():
+        raise RunError(f"FILE: {str(file)!r} — is a directory; give the path of an Experiment YAML")
+    if not Path(file).exists():
         raise RunError(f"FILE: {str(file)!r} — no such file; give the path of an Experiment YAML")
     try:
         return load_experiment_file(file)
@@ -150,7 +162,11 @@ def _load(file: Path) -> Any:
 
 
 def _lock(workdir: Path) -> IO[str]:
-    handle = open(workdir / LOCK_FILE, "a+")  # noqa: SIM115 - held (locked) until the run ends
+    try:
+        handle = open(workdir / LOCK_FILE, "a+")  # noqa: SIM115 - held (locked) until the run ends
+    except OSError as exc:
+        raise RunError(f"--workdir: {str(workdir / LOCK_FILE)!r} — cannot be opened as the run's lock file: "
+                       f"{exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -169,9 +185,22 @@ def _prepare_workdir(workdir: Path, resume: bool, experiment_name: str) -> None:
         raise RunError(f"--workdir: {str(workdir)!r} — holds a previous run ({DB_FILE}); pass --resume to "
                        f"continue it, or another --workdir to start afresh")
     workdir.mkdir(parents=True, exist_ok=True)
+    for name in _WORKDIR_FILES:
+        if (workdir / name).is_dir():
+            raise RunError(f"--workdir: {str(workdir / name)!r} — is a directory; kubenas run writes a file there "
+                           f"(remove it or choose another --workdir)")
+    for name in _WORKDIR_DIRS:
+        if (workdir / name).exists() and not (workdir / name).is_dir():
+            raise RunError(f"--workdir: {str(workdir / name)!r} — is not a directory; kubenas run keeps a directory "
+                           f"there (remove it or choose another --workdir)")
     marker = workdir / "experiment.json"
     if resume and marker.exists():
-        previous = json.loads(marker.read_text()).get("experiment")
+        try:
+            previous = json.loads(marker.read_text(encoding="utf-8")).get("experiment")
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            # The store is the truth; the marker only guards against resuming another experiment.
+            log.warning("%s is unreadable; it is rewritten (the trials come from %s)", marker, DB_FILE)
+            previous = experiment_name
         if previous != experiment_name:
             raise RunError(f"--resume: {str(workdir)!r} holds experiment {previous!r}, not {experiment_name!r}; "
                            f"pass the --workdir of this experiment")
@@ -202,50 +231,69 @@ def run_experiment(
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"--workdir: {str(workdir)!r} — cannot create it: {exc.strerror or exc}") from None
-    with ExitStack() as stack:
-        stack.enter_context(_lock(workdir))
-        _prepare_workdir(workdir, resume, experiment.name)
-        (workdir / "experiment.json").write_text(json.dumps(
-            {"experiment": experiment.name, "file": str(Path(file).resolve()), "pid": os.getpid()}) + "\n")
-        server = LocalSuggestionServer(experiment.algorithm_name, workdir / "suggestion-state",
-                                       workdir / "suggestion-server.log")
-        server.start()  # it boots while we import the runner; wait_ready below
-        stack.callback(server.stop)
-        from controller.local_runner import LocalRunner
-        from controller.store import StoreError, open_store
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(_lock(workdir))
+            _prepare_workdir(workdir, resume, experiment.name)
+            marker = workdir / "experiment.json"
+            marker.with_name(marker.name + ".tmp").write_text(json.dumps(
+                {"experiment": experiment.name, "file": str(Path(file).resolve()), "pid": os.getpid()}) + "\n")
+            os.replace(marker.with_name(marker.name + ".tmp"), marker)  # never half-written
+            server = LocalSuggestionServer(experiment.algorithm_name, workdir / "suggestion-state",
+                                           workdir / "suggestion-server.log")
+            server.start()  # it boots while we import the runner; wait_ready below
+            stack.callback(server.stop)
+            from controller.local_runner import LocalRunner
+            from controller.store import StoreError, open_store
 
-        try:
-            address = server.wait_ready()
-        except SuggestionServerError as exc:
-            raise RunError(f"spec.algorithm.algorithmName: {experiment.algorithm_name!r} — {exc}") from None
-        client = SuggestionClient(address)
-        stack.callback(client.close)
-        proto = experiment.to_proto()
-        try:
-            client.validate(proto)
-        except SuggestionServerError as exc:
-            where = "spec.algorithm.algorithmSettings" if exc.code is grpc.StatusCode.INVALID_ARGUMENT else "spec.algorithm"
-            raise RunError(f"{where}: {exc}") from None
-        try:
-            store = open_store(str(workdir / DB_FILE))
-        except StoreError as exc:
-            raise RunError(f"--workdir: {exc}") from None
-        stack.callback(store.close)
-        db_address = None
-        if plan.collector == "Push":
-            # trials report with ReportObservationLog, as in the cluster, to a DBManager on our store
-            from controller.dbmanager import make_dbmanager_server
+            try:
+                address = server.wait_ready()
+            except SuggestionServerError as exc:
+                raise RunError(f"spec.algorithm.algorithmName: {experiment.algorithm_name!r} — {exc}") from None
+            client = SuggestionClient(address)
+            stack.callback(client.close)
+            proto = experiment.to_proto()
+            try:
+                client.validate(proto)
+            except SuggestionServerError as exc:
+                where = "spec.algorithm.algorithmSettings" if exc.code is grpc.StatusCode.INVALID_ARGUMENT else "spec.algorithm"
+                raise RunError(f"{where}: {exc}") from None
+            try:
+                store = open_store(str(workdir / DB_FILE))
+            except StoreError as exc:
+                raise RunError(f"--workdir: {exc}") from None
+            stack.callback(store.close)
+            db_address = None
+            if plan.collector == "Push":
+                # trials report with ReportObservationLog, as in the cluster, to a DBManager on our store
+                from controller.dbmanager import make_dbmanager_server
 
-            db_server, port = make_dbmanager_server(store, "127.0.0.1", 0)
-            stack.callback(lambda: db_server.stop(1.0).wait())
-            db_address = f"127.0.0.1:{port}"
-        gpus = GpuPool(detect_gpus())
-        runner = LocalRunner(
-            experiment=experiment, plan=plan, proto=proto, client=client, store=store, workdir=workdir,
-            parallel=parallel or experiment.parallel_trial_count, gpus=gpus, console=console,
-            cwd=os.getcwd(), file=Path(file), db_address=db_address,
-            on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
-        )
-        return runner.run(resume=resume)
+                db_server, port = make_dbmanager_server(store, "127.0.0.1", 0)
+                stack.callback(lambda: db_server.stop(1.0).wait())
+                db_address = f"127.0.0.1:{port}"
+            gpus = GpuPool(detect_gpus())
+            def restart_suggestion() -> SuggestionClient:
+                server.stop()
+                server.start()
+                fresh = SuggestionClient(server.wait_ready())
+                stack.callback(fresh.close)
+                return fresh
+
+            runner = LocalRunner(
+                experiment=experiment, plan=plan, proto=proto, client=client, store=store, workdir=workdir,
+                parallel=parallel or experiment.parallel_trial_count, gpus=gpus, console=console,
+                cwd=os.getcwd(), file=Path(file), db_address=db_address,
+                on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
+                restart_suggestion=restart_suggestion,
+            )
+            return runner.run(resume=resume)
+    except KeyboardInterrupt:
+        # Ctrl-C before the runner took over signals (it handles them itself once trials run).
+        if (workdir / DB_FILE).exists():
+            console.print(f"interrupted during start-up; resume with: kubenas run {file} --workdir {workdir} --resume",
+                          soft_wrap=True, markup=False)
+        else:
+            console.print("interrupted during start-up; no trial ran", markup=False)
+        return EXIT_INTERRUPTED
     raise AssertionError("unreachable")
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 from rich.console import Console
 
 from controller.collector import FileCollector, StdoutCollector, observation_from_log
@@ -32,6 +33,7 @@ from controller.local_trials import (
     TrialEvent,
     TrialProcess,
     stop_all,
+    stop_escaped,
     stop_orphan,
     trial_environment,
 )
@@ -88,8 +90,11 @@ class LocalRunner:
     def __init__(self, *, experiment: Any, plan: TrialPlan, proto: Any, client: SuggestionClient,
                  store: ObservationStore, workdir: Path, parallel: int, gpus: GpuPool, console: Console,
                  cwd: str, file: Path, db_address: str | None = None,
-                 on_loop_end: Callable[[], None] = lambda: None) -> None:
+                 on_loop_end: Callable[[], None] = lambda: None,
+                 restart_suggestion: Callable[[], SuggestionClient] | None = None) -> None:
         self.experiment, self.plan, self.proto, self.client = experiment, plan, proto, client
+        # Called once if the suggestion server is lost (UNAVAILABLE); returns a client of a new one.
+        self.restart_suggestion = restart_suggestion
         self.store, self.workdir, self.gpus, self.console, self.cwd, self.file = store, workdir, gpus, console, cwd, file
         self.db_address = db_address
         self.on_loop_end = on_loop_end
@@ -161,9 +166,11 @@ class LocalRunner:
             return
         history = [trial_to_proto(r, self.objective) for r in records]
         try:
-            reply = self.client.suggest(self.proto, history, current, total)
+            reply = self._suggest(history, current, total)
         except SuggestionServerError as exc:
-            raise RunError(f"GetSuggestions failed ({exc.code.name if exc.code else 'error'}): {exc}") from None
+            raise RunError(f"GetSuggestions failed ({exc.code.name if exc.code else 'error'}): {exc}",
+                           f"the trials so far are kept; see {self.workdir / 'suggestion-server.log'}, then resume "
+                           f"with: kubenas run {self.file} --workdir {self.workdir} --resume") from None
         if reply.exhausted or not reply.assignments:
             if not reply.exhausted:
                 log.warning("the algorithm returned no assignments for %d requested; treating it as done", current)
@@ -174,6 +181,20 @@ class LocalRunner:
                            labels=dict(item.labels), condition=TrialCondition.CREATED, seed=self.seed,
                            workdir=str(self.workdir / "trials" / name))
             self._save(row)
+
+    def _suggest(self, history: list[Any], current: int, total: int) -> Any:
+        try:
+            return self.client.suggest(self.proto, history, current, total)
+        except SuggestionServerError as exc:
+            if exc.code is not grpc.StatusCode.UNAVAILABLE or self.restart_suggestion is None:
+                raise
+            # The server process died (OOM killer, a crash): its state is on disk
+            # (suggestion-state), so a new one continues where it stopped. Once per run.
+            restart, self.restart_suggestion = self.restart_suggestion, None
+            log.warning("the suggestion server is unavailable (%s); starting a new one", exc)
+            self.progress.note("suggestion server lost; restarted it")
+            self.client = restart()
+            return self.client.suggest(self.proto, history, current, total)
 
     def _new_name(self) -> str:
         while True:
@@ -214,6 +235,11 @@ class LocalRunner:
         file_collector = None
         if plan.collector == "File" and metrics_file:
             path = Path(self.cwd, metrics_file)
+            if path.exists() and not path.is_file():
+                # Never unlink (or endlessly read) /dev/null, /dev/zero, a FIFO or a directory.
+                raise RunError(f"spec.metricsCollectorSpec.source.fileSystemPath.path: {metrics_file!r} — {path} "
+                               f"exists and is not a regular file; name a file the trial writes, "
+                               f"e.g. metrics/${{trialSpec.Name}}.log")
             if path.exists():
                 log.info("removing a stale metrics file %s before trial %s", path, row.name)
                 path.unlink()
@@ -262,8 +288,10 @@ class LocalRunner:
             elif act.stdout is not None:
                 found = act.stdout.feed(event.line)
                 points[event.trial].extend(found)
-                if not found and len(act.unparsed) < 3 and self._mentions.search(event.line):
-                    act.unparsed.append(event.line.strip()[:120])
+                mention = self._mentions.search(event.line) if not found and len(act.unparsed) < 3 else None
+                if mention:
+                    start = event.line.rfind("\n", 0, mention.start()) + 1
+                    act.unparsed.append(event.line[start:].split("\n", 1)[0].strip()[:120])
         for name, act in self.active.items():
             if act.file is not None:
                 points[name].extend(act.file.poll())
@@ -286,7 +314,9 @@ class LocalRunner:
         process, row = act.process, act.row
         code = process.wait()
         process.signal_group(signal.SIGKILL)  # leftovers in the trial's group end with it, as in a pod
-        process.join_output(1.0)
+        if not process.join_output(1.0):
+            stop_escaped(row.name)  # something outside the group still holds the output open
+            process.join_output(1.0)
         self._drain_output(act)
         tail: list[MetricPoint] = []
         if act.stdout is not None:
@@ -377,7 +407,7 @@ class LocalRunner:
                 self.store.delete(row.name)
                 old_log = self.workdir / "trials" / row.name / "stdout.log"
                 if old_log.exists():
-                    old_log.replace(old_log.with_name("stdout.interrupted.log"))
+                    old_log.replace(_free_name(old_log.with_name("stdout.interrupted.log")))
                 row = TrialRow(name=row.name, assignments=row.assignments, labels=row.labels, seed=row.seed,
                                workdir=row.workdir, condition=TrialCondition.CREATED)
                 self.store.upsert_trial(self.name, row)
@@ -394,8 +424,17 @@ class LocalRunner:
         rows = list(self.rows.values())
         document = results_document(self.name, self.experiment.algorithm_name, self.objective, outcome, rows,
                                     interrupted=outcome is None)
-        write_results(self.workdir / "results.json", document)
-        note = plot_progress(self.workdir / "progress.png", self.objective, rows)
+        # The trials are safe in the store already; a results file that cannot be written (disk
+        # full, a directory in its place) is reported, not raised after the whole run.
+        try:
+            write_results(self.workdir / "results.json", document)
+        except OSError as exc:
+            self.console.print(f"error: cannot write {self.workdir / 'results.json'}: {exc.strerror or exc}; "
+                               f"the trials are kept in {self.workdir / 'kubenas.db'}", soft_wrap=True, markup=False)
+        try:
+            note = plot_progress(self.workdir / "progress.png", self.objective, rows)
+        except OSError as exc:
+            note = f"progress.png skipped: {exc.strerror or exc}"
         if note:
             self.progress.note(note)
 
@@ -424,3 +463,12 @@ def _seed(experiment: Any) -> int | None:
     except ValueError:
         return None  # the server's validation reports a malformed value
 
+
+def _free_name(path: Path) -> Path:
+    """`path`, or `stem.2.suffix`, `stem.3.suffix`, ... if taken: a trial interrupted twice
+    keeps the output of both runs."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    return candidate

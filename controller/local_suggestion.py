@@ -24,6 +24,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
+from kubenas.proto_convert import GRPC_MESSAGE_OPTIONS, MAX_SUGGESTIONS_PER_REQUEST
 
 __all__ = ["LocalSuggestionServer", "SuggestionClient", "SuggestionReply", "SuggestionServerError"]
 
@@ -173,7 +174,7 @@ class SuggestionClient:
     """Katib's Suggestion service client: validation and batches of new assignments."""
 
     def __init__(self, address: str, timeout_s: float = 600.0) -> None:
-        self.channel = grpc.insecure_channel(address)
+        self.channel = grpc.insecure_channel(address, options=GRPC_MESSAGE_OPTIONS)
         self.stub = api_pb2_grpc.SuggestionStub(self.channel)
         self.timeout_s = timeout_s
 
@@ -187,8 +188,12 @@ class SuggestionClient:
 
     def suggest(self, experiment: api_pb2.Experiment, trials: Sequence[api_pb2.Trial],
                 current: int, total: int) -> SuggestionReply:
-        """Ask for `current` new assignments. OUT_OF_RANGE with trailing metadata `remaining`
-        (a grid running out) is retried once with what remains; zero remaining is `exhausted`."""
+        """Ask for `current` new assignments (at most MAX_SUGGESTIONS_PER_REQUEST; the caller
+        asks again for the rest). OUT_OF_RANGE with trailing metadata `remaining` (a grid
+        running out) is retried once with what remains; zero remaining is `exhausted`."""
+        if current > MAX_SUGGESTIONS_PER_REQUEST:
+            total -= current - MAX_SUGGESTIONS_PER_REQUEST
+            current = MAX_SUGGESTIONS_PER_REQUEST
         while True:
             request = api_pb2.GetSuggestionsRequest(experiment=experiment, trials=list(trials),
                                                     current_request_number=current, total_request_number=total)

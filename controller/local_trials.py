@@ -7,6 +7,7 @@ thread) consumes the queue, so collectors and the store are only touched by one 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import queue
@@ -28,11 +29,14 @@ __all__ = [
     "TrialProcess",
     "detect_gpus",
     "stop_all",
+    "stop_escaped",
     "stop_orphan",
     "trial_environment",
 ]
 
 log = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
 
 
 class LaunchError(Exception):
@@ -51,7 +55,8 @@ class LaunchSpec:
 
 @dataclass(frozen=True)
 class TrialEvent:
-    """A line of output (`line` set) or the end of a trial's output (`line` None)."""
+    """A piece of output (`line` set: any number of lines, maybe a partial one) or the end
+    of a trial's output (`line` None)."""
 
     trial: str
     line: str | None
@@ -72,7 +77,11 @@ class TrialProcess:
     @classmethod
     def start(cls, name: str, spec: LaunchSpec, events: queue.Queue[TrialEvent]) -> TrialProcess:
         """Start the process in a new session (its own process group); raise LaunchError if it cannot."""
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+            spec.log_path.touch()
+        except OSError as exc:  # the trial fails with the reason; the run goes on
+            raise LaunchError(f"cannot create its log {spec.log_path}: {exc.strerror or exc}") from None
         try:
             proc = subprocess.Popen(
                 list(spec.argv),
@@ -91,14 +100,25 @@ class TrialProcess:
             raise LaunchError(f"command not executable: {spec.argv[0]}") from None
         except OSError as exc:
             raise LaunchError(f"cannot start {spec.argv[0]}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # a NUL byte in an argument or env value (an assignment may hold one)
+            raise LaunchError(f"cannot start {spec.argv[0]}: {exc}; a process cannot receive a NUL byte") from None
         return cls(name, spec, proc, events)
 
     def _pump(self, events: queue.Queue[TrialEvent]) -> None:
         assert self.proc.stdout is not None
+        # Chunks, not lines: readline() would hold a trial's endless line (a progress bar
+        # without newlines, a dumped blob) in memory whole. The collector reassembles lines.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        read = getattr(self.proc.stdout, "read1", self.proc.stdout.read)
         with open(self.spec.log_path, "ab", buffering=0) as sink:
-            for raw in iter(self.proc.stdout.readline, b""):
+            while raw := read(_CHUNK):
                 sink.write(raw)
-                events.put(TrialEvent(self.name, raw.decode("utf-8", errors="replace")))
+                text = decoder.decode(raw)
+                if text:
+                    events.put(TrialEvent(self.name, text))
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                events.put(TrialEvent(self.name, tail))
         self.proc.stdout.close()
         # Usually the process exits as its output ends; post the end only then, so the runner
         # wakes exactly once, with the exit status ready. (A leader that exits while a child
@@ -235,3 +255,35 @@ def stop_orphan(trial: str, pid_json: str | None) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def stop_escaped(trial: str) -> int:
+    """SIGKILL processes of `trial` that left its process group (setsid, double fork).
+
+    In a pod they would die with the container; here they would outlive the trial and the
+    run. They are found by the KATIB_TRIAL_NAME=<trial> every trial process inherits
+    (Linux /proc; elsewhere nothing is done). Returns how many were signalled.
+    """
+    marker = f"KATIB_TRIAL_NAME={trial}".encode()
+    me = os.getpid()
+    killed = 0
+    try:
+        pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if marker in environ:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    if killed:
+        log.info("trial %s: stopped %d process(es) that had left its process group", trial, killed)
+    return killed

@@ -206,6 +206,9 @@ def parse_rfc3339(text: str, field_name: str = "time_stamp") -> int:
         raise InvalidLogError(field_name, text, f"expected {RFC3339_HELP}")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction, zone = match.group(7) or "", match.group(8)
+    if zone not in ("Z", "z") and (int(zone[1:3]) > 23 or int(zone[4:6]) > 59):
+        raise InvalidLogError(field_name, text, f"the UTC offset {zone} is out of range (at most ±23:59); "
+                                                f"expected {RFC3339_HELP}")
     try:
         offset = timedelta(0) if zone in ("Z", "z") else timedelta(
             hours=int(zone[1:3]), minutes=int(zone[4:6])) * (1 if zone[0] == "+" else -1)

@@ -34,6 +34,7 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 USAGE_ERROR = 2
+INT32_MAX = 2**31 - 1  # the spec's counts are int32; so are their overrides
 
 
 def _fail(message: str) -> typer.Exit:
@@ -114,6 +115,12 @@ def suggestion_serve(
         algorithm_class(algorithm)
     except UnknownAlgorithm:
         raise _fail(f"--algorithm: invalid value {algorithm!r}: must be one of: {', '.join(algorithm_names())}") from None
+    if state_dir is not None:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(f"--state-dir: invalid value {str(state_dir)!r}: must be a directory that can be created "
+                        f"and written ({exc.strerror or exc})") from None
     from suggestion.service import serve
 
     try:
@@ -143,18 +150,24 @@ def db_serve(
 
 @app.command()
 def run(
-    file: Path = typer.Argument(..., help="Experiment YAML"),
-    workdir: Path | None = typer.Option(None, help="work directory (default: runs/<experiment name>)"),
-    parallel: int | None = typer.Option(None, min=1, help="override parallelTrialCount"),
+    file: str = typer.Argument(..., metavar="FILE", help="Experiment YAML"),
+    workdir: str | None = typer.Option(None, metavar="DIR", help="work directory (default: runs/<experiment name>)"),
+    parallel: int | None = typer.Option(None, min=1, max=INT32_MAX, help="override parallelTrialCount"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted run from the store"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run an experiment on this machine: suggestion server, SQLite store, trials as processes."""
+    # Taken as text: typer would turn "" into Path("."), silently running in the current directory.
+    if not file:
+        raise _fail("FILE: '' — give the path of an Experiment YAML")
+    if workdir == "":
+        raise _fail("--workdir: '' — give a directory (or leave the flag out for runs/<experiment name>)")
     _logging(verbose)
     from controller.local import RunError, run_experiment
 
     try:
-        code = run_experiment(file, workdir=workdir, parallel=parallel, resume=resume, console=out)
+        code = run_experiment(Path(file), workdir=Path(workdir) if workdir is not None else None, parallel=parallel,
+                              resume=resume, console=out)
     except RunError as exc:
         for line in exc.lines():
             err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
@@ -169,7 +182,10 @@ def controller(
 ) -> None:
     """Run the Kubernetes operator (kopf) for Experiment, Suggestion and Trial resources."""
     _logging(verbose)
-    from controller.kube.operator import run_operator
+    try:
+        from controller.kube.operator import run_operator
+    except ValueError as exc:  # OperatorEnvironmentError: a KUBENAS_* variable read at import
+        raise _fail(str(exc)) from None
 
     run_operator(namespace=namespace)
 

@@ -36,6 +36,7 @@ from kubenas.experiment_model import (
     apply_defaults,
 )
 from kubenas.experiment_rules import check_spec
+from kubenas.experiment_yaml import MAX_YAML_BYTES, YamlBombError, load_yaml_documents
 from kubenas.space import SearchSpace, SpaceError
 from kubenas.trials import Objective
 
@@ -210,47 +211,35 @@ def _spec_dict_from_proto(spec: api_pb2.ExperimentSpec) -> dict[str, Any]:
 # --- loading ---------------------------------------------------------------------------
 
 
-# libyaml's parser when present: the same results and error marks, several times faster.
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """Safe loader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def load_experiment_file(path: str | Path, extra_checks: Sequence[ExtraCheck] = ()) -> Experiment:
     """Read, default and validate an Experiment YAML file; raises SpecError listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            # Read one byte past the limit instead of trusting stat(): pipes and /proc report 0.
+            raw = handle.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise SpecError.single("file", str(path), f"is larger than {MAX_YAML_BYTES} bytes; an Experiment YAML "
+                                   "is a few kilobytes (Kubernetes stores at most ~1.5 MiB per object)", str(path))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SpecError.single("file", str(path), "does not exist", str(path)) from None
     except IsADirectoryError:
         raise SpecError.single("file", str(path), "is a directory; give an Experiment YAML file", str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError.single("file", str(path), f"cannot be read: {exc}", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError.single("file", str(path), f"is not UTF-8 text (byte {exc.start} is {raw[exc.start:exc.start + 1]!r}); "
+                               "give an Experiment YAML file", str(path)) from None
+    except OSError as exc:
+        raise SpecError.single("file", str(path), f"cannot be read: {exc.strerror or exc}", str(path)) from None
     return load_experiment_text(text, str(path), extra_checks)
 
 
 def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequence[ExtraCheck] = ()) -> Experiment:
     """Parse YAML text holding one Experiment (other documents, e.g. a ConfigMap, are skipped)."""
     try:
-        documents = [d for d in yaml.load_all(text, Loader=_UniqueKeyLoader) if d is not None]
+        documents = [d for d in load_yaml_documents(text) if d is not None]
+    except YamlBombError as exc:
+        raise SpecError.single("yaml", source, f"is refused: {exc}", source) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
@@ -260,6 +249,9 @@ def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequ
         raise SpecError.single(where, found, f"is not valid YAML: {problem}", source) from None
     except yaml.YAMLError as exc:
         raise SpecError.single("yaml", source, f"is not valid YAML: {exc}", source) from None
+    if not documents:
+        raise SpecError.single("(document)", source, "is empty (or only comments): expected a YAML mapping with "
+                               "apiVersion, kind, metadata and spec", source)
     experiments = [d for d in documents if isinstance(d, dict) and d.get("kind") == KIND]
     if len(documents) == 1 or not experiments:
         data = documents[0] if documents else None

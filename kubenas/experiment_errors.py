@@ -12,6 +12,18 @@ from pydantic import BaseModel, ValidationError
 __all__ = ["FieldError", "SpecError", "field_errors"]
 
 
+# A megabyte-long name must not become a megabyte-long error line; the start identifies it.
+MAX_VALUE_CHARS = 200
+MAX_PATH_CHARS = 300
+MAX_ALLOWED_CHARS = 600
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One problem in an Experiment.
@@ -25,7 +37,7 @@ class FieldError:
     allowed: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.value!r} — {self.allowed}"
+        return f"{_clip(self.path, MAX_PATH_CHARS)}: {_clip(repr(self.value), MAX_VALUE_CHARS)} — {_clip(self.allowed, MAX_ALLOWED_CHARS)}"
 
     def under(self, prefix: str) -> FieldError:
         """The same error with `prefix` put in front of its path (`spec.` + `parameters[0]...`)."""

@@ -242,6 +242,10 @@ def _check_trial_parameters(spec: ExperimentSpec) -> Iterator[FieldError]:
     if t.trial_spec is None:
         return  # a ConfigMap template is only readable in the cluster
     used = placeholders(t.trial_spec)
+    spec_kind = (t.trial_spec.get("apiVersion"), t.trial_spec.get("kind"))
+    containers = _dig(t.trial_spec, "spec", "template", "spec", "containers")
+    if spec_kind == ("batch/v1", "Job") and not (isinstance(containers, list) and containers):
+        used = [*used, *names]  # no containers to put them in: that error alone says what to fix
     for i, tp in enumerate(t.trial_parameters):
         if tp.name and "{" not in tp.name and "}" not in tp.name and tp.name not in used:
             yield FieldError(f"{base}[{i}].name", tp.name, f"is never used: put ${{trialParameters.{tp.name}}} in spec.trialTemplate.trialSpec")

@@ -32,6 +32,9 @@ from kubenas.space import (
 from kubenas.trials import MetricStrategy, Objective, ObjectiveType, TrialCondition, TrialRecord
 
 __all__ = [
+    "GRPC_MESSAGE_OPTIONS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_SUGGESTIONS_PER_REQUEST",
     "assignments_from_proto",
     "assignments_to_proto",
     "condition_from_proto",
@@ -51,6 +54,18 @@ __all__ = [
 ]
 
 _E = TypeVar("_E")
+
+# Wire limits shared by every server and client of ours. gRPC's default 4 MiB receive limit
+# is hit by a few thousand NAS trials in one GetSuggestions request, or ~100k metric points
+# of one trial in a GetObservationLog reply: the run would stop on a size, not on bad input.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+GRPC_MESSAGE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
+# Katib's controller asks for the trials it is about to create (at most parallelTrialCount);
+# a bound keeps a request for 2**31 assignments from holding a worker and gigabytes.
+MAX_SUGGESTIONS_PER_REQUEST = 10_000
 
 # One table per enum: domain value <-> wire number. Zero (unknown) has no domain value.
 _PARAMETER_TYPES: dict[ParameterType, api_pb2.ParameterType] = {

@@ -17,6 +17,9 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
+    "MAX_DOUBLE_GRID",
+    "MAX_EXPANDED_OPERATIONS",
+    "MAX_NUM_LAYERS",
     "Distribution",
     "ExpandedOp",
     "FeasibleSpace",
@@ -35,6 +38,13 @@ __all__ = [
     "parse_number",
     "primitive_names",
 ]
+
+# Grid points a stepped double may have (floats stop being distinct past 2**53).
+MAX_DOUBLE_GRID = 2**53
+# Layers (ENAS) or cells (DARTS) of a nasConfig; Katib's examples have 8 to 20.
+MAX_NUM_LAYERS = 1000
+# Operations a nasConfig may expand to; Katib's examples have a dozen.
+MAX_EXPANDED_OPERATIONS = 10_000
 
 
 class SpaceError(ValueError):
@@ -124,6 +134,12 @@ class ParameterSpec:
                     raise SpaceError(f"{base}.step", fs.step, "must be > 0")
                 if self.type is ParameterType.INT and not isinstance(step, int):
                     raise SpaceError(f"{base}.step", fs.step, "must be an integer for parameterType int")
+                # A double grid is indexed with floats: past 2**53 points (or an overflowing
+                # span) its values are no longer distinct, and counting them overflows.
+                span = float(hi) / 2 - float(lo) / 2
+                if self.type is ParameterType.DOUBLE and not span / float(step) <= MAX_DOUBLE_GRID / 2:
+                    raise SpaceError(f"{base}.step", fs.step,
+                                     f"too small: (max - min) / step must be at most {MAX_DOUBLE_GRID} (2**53)")
             if fs.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL) and lo <= 0:
                 raise SpaceError(f"{base}.min", fs.min, f"must be > 0 for distribution {fs.distribution.value}")
         else:
@@ -182,10 +198,18 @@ class ParameterSpec:
         if step is None:
             raise SpaceError(f"{self.name}.feasibleSpace.step", None, "a step is required to enumerate a double parameter")
         lo, hi = float(self.low), float(self.high)
-        count = math.floor((hi - lo) / step + 1e-9) + 1
+        count = math.floor((hi / 2 - lo / 2) / step * 2 + 1e-9) + 1  # halves: hi - lo may overflow
         # Rounding to the step's precision keeps 0.1+0.2-style drift out of the wire text.
         digits = max(0, -math.floor(math.log10(step)) + 6)
-        return [round(lo + i * step, digits) for i in range(count)]
+        # Near the float limit i * step overflows while the point itself does not; floats
+        # past 2**53 are whole numbers, so rounding them changes nothing.
+        values: list[int | float | str] = []
+        for i in range(count):
+            v = lo + i * step
+            v = v if math.isfinite(v) else 2 * (lo / 2 + i * (step / 2))
+            r = v if abs(v) >= 2**53 else round(v, digits)
+            values.append(r if lo <= r <= hi else v)  # a min finer than the step must not round away
+        return values
 
     def contains(self, text: str) -> bool:
         """True if `text` is a value this parameter can take."""
@@ -249,8 +273,11 @@ class NasConfig:
 
     def check(self, where: str = "nasConfig.") -> None:
         gc = self.graph_config
-        if gc.num_layers < 1:
-            raise SpaceError(f"{where}graphConfig.numLayers", gc.num_layers, "must be an integer >= 1")
+        if not 1 <= gc.num_layers <= MAX_NUM_LAYERS:
+            # An ENAS architecture has numLayers**2 / 2 skip bits: 100,000 layers would be a
+            # 10 GB assignment, built before anything could refuse it.
+            raise SpaceError(f"{where}graphConfig.numLayers", gc.num_layers,
+                             f"must be an integer in [1, {MAX_NUM_LAYERS}]")
         # Sizes are optional here: Katib's DARTS examples omit them (the trainer's dataset
         # fixes them); algorithms that need them (ENAS) require them in their validate().
         if any(s < 1 for s in gc.input_sizes):
@@ -266,9 +293,32 @@ class NasConfig:
                 p.check(f"{where}operations[{i}].parameters[{j}].")
                 if p.type is ParameterType.DOUBLE and p.step is None:
                     raise SpaceError(f"{where}operations[{i}].parameters[{j}].feasibleSpace.step", None, "required for a double operation parameter (operations are enumerated)")
+        # Counted, not built: an int parameter over 1..10**8 would otherwise be expanded
+        # into a hundred million operations by the first suggestion.
+        counts = [math.prod(_value_count(p) for p in op.parameters) for op in self.operations]
+        for i, count in enumerate(counts):
+            if count > MAX_EXPANDED_OPERATIONS:
+                raise SpaceError(f"{where}operations[{i}]", f"{count} operations once expanded",
+                                 f"at most {MAX_EXPANDED_OPERATIONS}: an operation is expanded over the product of "
+                                 "its parameters' values; narrow their ranges or raise their step")
+        total = sum(counts)
+        if total > MAX_EXPANDED_OPERATIONS:
+            raise SpaceError(f"{where}operations", f"{total} operations once expanded",
+                             f"at most {MAX_EXPANDED_OPERATIONS}: each operation is expanded over the product of its "
+                             "parameters' values; narrow their ranges or raise their step")
 
     def expanded(self) -> list[ExpandedOp]:
         return expand_operations(self.operations)
+
+
+def _value_count(p: ParameterSpec) -> int:
+    """How many values an (already checked) operation parameter takes, without listing them."""
+    if p.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+        return len(p.feasible.list)
+    step = p.step
+    if p.type is ParameterType.INT:
+        return (int(p.high) - int(p.low)) // int(step or 1) + 1
+    return math.floor((float(p.high) / 2 - float(p.low) / 2) / float(step or 1) * 2 + 1e-9) + 1
 
 
 def expand_operations(operations: Sequence[Operation]) -> list[ExpandedOp]:

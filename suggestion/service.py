@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection
 
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.proto_convert import (
+    GRPC_MESSAGE_OPTIONS,
+    MAX_SUGGESTIONS_PER_REQUEST,
     assignments_to_proto,
     objective_from_proto,
     search_space_from_proto,
@@ -110,8 +112,10 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
 
     def _get_suggestions(self, request: api_pb2.GetSuggestionsRequest) -> api_pb2.GetSuggestionsReply:
         n = request.current_request_number
-        if n < 0:
-            raise BadRequest("current_request_number", n, "must be >= 0")
+        if not 0 <= n <= MAX_SUGGESTIONS_PER_REQUEST:
+            raise BadRequest(
+                "current_request_number", n, f"must be between 0 and {MAX_SUGGESTIONS_PER_REQUEST} (ask again for more)"
+            )
         problem = self._problem(request)
         self.algorithm.validate(problem)
         reply = api_pb2.GetSuggestionsReply(algorithm=request.experiment.spec.algorithm)
@@ -188,7 +192,7 @@ def _build(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="suggestion"),
         # Without this a second server on a busy port would silently share it.
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0), *GRPC_MESSAGE_OPTIONS],
     )
     api_pb2_grpc.add_SuggestionServicer_to_server(SuggestionServicer(algorithm), server)
     health_servicer = health.HealthServicer()

@@ -27,14 +27,31 @@ from controller.kube.status import is_finished, latest_condition
 from controller.local_suggestion import SuggestionServerError
 from kubenas.trials import TrialCondition
 
-__all__ = ["RESOURCES", "run_operator"]
+__all__ = ["RESOURCES", "OperatorEnvironmentError", "run_operator"]
 
 log = logging.getLogger(__name__)
 
 GROUP, VERSION = "kubeflow.org", "v1beta1"
 RESOURCES = ("experiments", "suggestions", "trials")
 # Seconds between reconcile steps of one object; smaller reacts faster and costs more API calls.
-INTERVAL_S = float(os.environ.get("KUBENAS_RECONCILE_INTERVAL", "3"))
+class OperatorEnvironmentError(ValueError):
+    """An environment variable of the controller holds an unusable value."""
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    text = os.environ.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.1 <= value <= 3600:  # also false for nan
+        raise OperatorEnvironmentError(f"{name}: invalid value {text!r}: must be a number of seconds in [0.1, 3600]")
+    return value
+
+
+INTERVAL_S = _seconds_from_env("KUBENAS_RECONCILE_INTERVAL", 3.0)
 # After an unexpected error in a step, retry this much later (kopf's default is 60 s).
 BACKOFF_S = max(5.0, INTERVAL_S)
 HEALTH_ENDPOINT = os.environ.get("KUBENAS_HEALTH_ENDPOINT", "http://0.0.0.0:8080/healthz")

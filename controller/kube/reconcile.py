@@ -29,6 +29,7 @@ from controller.logic import count_trials, experiment_outcome, trials_to_request
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
 from kubenas import proto_convert
 from kubenas.experiment import Experiment, SpecError, load_experiment_dict
+from kubenas.experiment_yaml import YamlBombError, load_yaml_documents
 from kubenas.metrics import MetricPoint
 from kubenas.trials import TrialCondition
 
@@ -151,7 +152,11 @@ def _trial_template(ctx: Context, exp: Experiment, namespace: str) -> dict[str, 
     if source.template_path not in data:
         raise TemplateError(f"configMap {source.config_map_name}/{source.template_path}",
                             f"the ConfigMap has keys: {', '.join(sorted(data)) or 'none'}")
-    loaded = yaml.safe_load(data[source.template_path])
+    try:
+        documents = load_yaml_documents(data[source.template_path])
+    except (yaml.YAMLError, YamlBombError) as exc:
+        raise TemplateError(source.template_path, f"the template is not usable YAML: {exc}") from None
+    loaded = documents[0] if len(documents) == 1 else None
     if not isinstance(loaded, dict):
         raise TemplateError(source.template_path, "the template must be one YAML mapping")
     return loaded

@@ -79,15 +79,22 @@ def _bounded(draw: Any, lo: float, hi: float) -> float:
     return float(min(max(draw(), lo), hi))
 
 
+def _uniform(rng: random.Random, lo: float, hi: float) -> float:
+    # rng.uniform computes lo + (hi - lo) * u, which is inf for [-1e308, 1e308].
+    u = rng.random()
+    return min(max((1.0 - u) * lo + u * hi, lo), hi)
+
+
 def _continuous(spec: ParameterSpec, rng: random.Random) -> float:
     lo, hi = float(spec.low), float(spec.high)
     dist = spec.feasible.distribution or Distribution.UNIFORM
     if dist is Distribution.UNIFORM:
-        return rng.uniform(lo, hi)
+        return _uniform(rng, lo, hi)
     if dist is Distribution.LOG_UNIFORM:
-        return min(max(math.exp(rng.uniform(math.log(lo), math.log(hi))), lo), hi)
+        return min(max(math.exp(_uniform(rng, math.log(lo), math.log(hi))), lo), hi)
     if dist is Distribution.NORMAL:
-        mu, sigma = (lo + hi) / 2, (hi - lo) / (2 * _SIGMAS_PER_HALF_RANGE)
+        # halves first: (hi - lo) overflows for bounds near the float limit
+        mu, sigma = lo / 2 + hi / 2, (hi / 2 - lo / 2) / _SIGMAS_PER_HALF_RANGE
         return _bounded(lambda: rng.gauss(mu, sigma), lo, hi)
     llo, lhi = math.log(lo), math.log(hi)
     mu, sigma = (llo + lhi) / 2, (lhi - llo) / (2 * _SIGMAS_PER_HALF_RANGE)
@@ -103,20 +110,36 @@ def _snap(spec: ParameterSpec, value: float) -> int | float:
         return min(max(snapped, lo), lo + k * ((hi - lo) // k))
     if step is None:
         return value
-    grid = spec.grid_values()
-    index = min(max(round((value - float(spec.low)) / float(step)), 0), len(grid) - 1)
-    return float(grid[index])
+    count = parameter_size(spec)
+    assert count is not None
+    index = min(max(round((value - float(spec.low)) / float(step)), 0), count - 1)
+    return float(_grid_value(spec, index))
+
+
+def _grid_value(spec: ParameterSpec, index: int) -> int | float:
+    """`spec.grid_values()[index]` for int and stepped double parameters, without the list
+    (an int over 0..2**31 would be a list of two billion values)."""
+    if spec.type is ParameterType.INT:
+        return int(spec.low) + index * int(spec.step or 1)
+    step = float(spec.step or 0)
+    digits = max(0, -math.floor(math.log10(step)) + 6)  # as grid_values() rounds
+    low = float(spec.low)
+    value = low + index * step
+    value = value if math.isfinite(value) else 2 * (low / 2 + index * (step / 2))  # i * step overflowed
+    rounded = value if abs(value) >= 2**53 else round(value, digits)
+    return rounded if low <= rounded <= float(spec.high) else value  # as grid_values()
 
 
 def sample_value(spec: ParameterSpec, rng: random.Random) -> str:
     """One value of `spec` in wire text, drawn per its distribution (uniform by default)."""
     if spec.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
         return format_value(rng.choice(spec.grid_values()))
-    if spec.type is ParameterType.INT and spec.feasible.distribution in (None, Distribution.UNIFORM):
-        # Exact uniform over the integer grid; rounding a float draw would halve the end points.
-        return format_value(rng.choice(spec.grid_values()))
-    if spec.type is ParameterType.DOUBLE and spec.step is not None and spec.feasible.distribution in (None, Distribution.UNIFORM):
-        return format_value(rng.choice(spec.grid_values()))
+    uniform = spec.feasible.distribution in (None, Distribution.UNIFORM)
+    if uniform and (spec.type is ParameterType.INT or spec.step is not None):
+        # Exact uniform over the grid; rounding a float draw would halve the end points.
+        count = parameter_size(spec)
+        assert count is not None
+        return format_value(_grid_value(spec, rng.randrange(count)))
     return format_value(_snap(spec, _continuous(spec, rng)))
 
 
@@ -129,7 +152,8 @@ def parameter_size(spec: ParameterSpec) -> int | None:
         return (int(spec.high) - int(spec.low)) // int(step or 1) + 1
     if step is None:
         return None
-    return math.floor((float(spec.high) - float(spec.low)) / float(step) + 1e-9) + 1
+    # halves: (high - low) overflows for bounds near the float limit
+    return math.floor((float(spec.high) / 2 - float(spec.low) / 2) / float(step) * 2 + 1e-9) + 1
 
 
 def nas_size(nas: NasConfig) -> int:

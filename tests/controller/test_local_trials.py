@@ -45,11 +45,12 @@ def test_output_is_teed_to_log_and_events_in_order(tmp_path: Path) -> None:
     events: queue.Queue = queue.Queue()
     spec = _spec(tmp_path, sys.executable, str(PROGRAMS / "quadratic.py"), "--x", "3", "--exit-code", "4")
     trial = TrialProcess.start("t1", spec, events)
-    lines = _drain(events, "t1")
+    chunks = _drain(events, "t1")  # pieces of output, not necessarily whole lines
+    lines = "".join(chunks).splitlines(keepends=True)
     assert trial.wait(10) == 4
     assert [line.split()[0] for line in lines[:3]] == ["epoch=1", "epoch=2", "epoch=3"]
     assert "done\n" in lines  # stderr is merged
-    assert spec.log_path.read_text() == "".join(lines)
+    assert spec.log_path.read_text() == "".join(chunks)
 
 
 def test_missing_command_and_directory_are_launch_errors(tmp_path: Path) -> None:
@@ -65,11 +66,20 @@ def test_missing_command_and_directory_are_launch_errors(tmp_path: Path) -> None
         TrialProcess.start("t", spec, events)
 
 
+def _first_line(events: queue.Queue, timeout: float = 20.0) -> str:
+    """The first complete output line; events carry chunks, which may split a line."""
+    text, deadline = "", time.monotonic() + timeout
+    while "\n" not in text:
+        event = events.get(timeout=max(0.01, deadline - time.monotonic()))
+        assert event.line is not None, f"output ended before a full line: {text!r}"
+        text += event.line
+    return text.split("\n", 1)[0] + "\n"
+
+
 def test_stop_all_terminates_the_whole_group(tmp_path: Path) -> None:
     events: queue.Queue = queue.Queue()
     trial = TrialProcess.start("t", _spec(tmp_path, sys.executable, str(PROGRAMS / "spawn_and_sleep.py")), events)
-    first = events.get(timeout=20)
-    child = int(first.line.strip().split("=")[1])
+    child = int(_first_line(events).strip().split("=")[1])
     assert os.getpgid(child) == trial.pid  # own session: the child is in the trial's group
     assert os.getsid(trial.pid) == trial.pid
     started = time.monotonic()
@@ -91,7 +101,7 @@ def test_stop_all_escalates_to_sigkill(tmp_path: Path) -> None:
     events: queue.Queue = queue.Queue()
     code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
     trial = TrialProcess.start("t", _spec(tmp_path, sys.executable, "-c", code), events)
-    assert events.get(timeout=20).line == "ready\n"
+    assert _first_line(events) == "ready\n"
     stop_all([trial], grace_s=0.5)
     assert trial.returncode() == -signal.SIGKILL
 
@@ -143,3 +153,10 @@ def test_stop_orphan_kills_only_the_named_trial(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_log_that_cannot_be_created_is_a_launch_error_not_a_crash(tmp_path: Path) -> None:
+    # Before: the OSError from mkdir escaped TrialProcess.start and ended the whole run.
+    (tmp_path / "t").write_text("a file where the trial's directory goes")
+    with pytest.raises(LaunchError, match="cannot create its log"):
+        TrialProcess.start("t", _spec(tmp_path, sys.executable, "-c", "pass"), queue.Queue())

@@ -104,3 +104,14 @@ def test_long_history_is_skipped_quickly() -> None:
     nxt = suggest(space, 5, history)
     assert time.perf_counter() - started < 0.5
     assert nxt[0] == {"a": "11", "b": "1"}
+
+
+def test_a_grid_reaching_the_float_limit_is_finite() -> None:
+    # Before: -1e308 + 20 * 1e307 overflowed in the step product and the grid held 'inf'.
+    from kubenas.space import SearchSpace
+    from suggestion.algorithms.base import Problem
+    from tests.suggestion.contract import OBJECTIVE, param
+
+    space = SearchSpace(parameters=(param("z", "double", lo="-1e308", hi="1e308", step="1e307"),))
+    points = [s.assignments["z"] for s in GridSearch().suggest(Problem("g", space, OBJECTIVE, {}), [], 21)]
+    assert points[0] == "-1e+308" and points[-1] == "1e+308" and len(set(points)) == 21

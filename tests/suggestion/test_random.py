@@ -113,3 +113,37 @@ def test_nas_draws_use_every_op_and_both_skip_values() -> None:
     assert {bit for arch in rows for row in arch for bit in row[1:]} == {0, 1}
     for p in points[:20]:
         check_macro_assignments(space, p)
+
+
+# --- extreme spaces (QA) ------------------------------------------------------------------
+
+def test_an_int_over_two_billion_values_is_drawn_without_listing_them() -> None:
+    # Before: rng.choice(spec.grid_values()) built a list of 2**31 ints (minutes, ~70 GB).
+    import time
+
+    space = SearchSpace(parameters=(param("seed", "int", lo="0", hi="2147483647"),
+                                    param("huge", "int", lo="-10" + "0" * 30, hi="1" + "0" * 30, step="7")))
+    start = time.monotonic()
+    points = draw(space, 200)
+    assert time.monotonic() - start < 1
+    seeds = [int(p["seed"]) for p in points]
+    assert all(0 <= s <= 2147483647 for s in seeds) and len(set(seeds)) == 200
+    assert all(space.parameters[1].contains(p["huge"]) and (int(p["huge"]) + 10**31) % 7 == 0 for p in points)
+
+
+def test_a_stepped_double_with_a_billion_points_is_drawn_without_listing_them() -> None:
+    space = SearchSpace(parameters=(param("x", "double", lo="0", hi="1", step="0.000000001"),
+                                    param("y", "double", lo="1e-300", hi="1e-200", step="1e-210", dist="logNormal")))
+    points = draw(space, 200)
+    assert all(0 <= float(p["x"]) <= 1 and len(p["x"]) <= 12 for p in points)
+    assert all(1e-300 <= float(p["y"]) <= 1e-200 for p in points)
+
+
+def test_bounds_near_the_float_limit_give_finite_values() -> None:
+    # Before: rng.uniform computed lo + (hi - lo) * u = inf, sent as the text "inf".
+    for dist in ("uniform", "normal"):
+        space = SearchSpace(parameters=(param("x", "double", lo="-1e308", hi="1e308", dist=dist),
+                                        param("z", "double", lo="-1e308", hi="1e308", step="1e307")))
+        for p in draw(space, 200):
+            assert math.isfinite(float(p["x"])) and -1e308 <= float(p["x"]) <= 1e308
+            assert math.isfinite(float(p["z"])) and space.parameters[1].contains(p["z"])

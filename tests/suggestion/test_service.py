@@ -384,3 +384,84 @@ def test_stopping_reports_not_serving_to_watchers_before_closing(caplog: pytest.
     finally:
         stop.set()
         client.channel.close()
+
+
+# --- hostile requests (QA) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [10_001, 10**6, 2**31 - 1])
+def test_a_huge_request_number_is_refused_at_once(random_server: Served, n: int) -> None:
+    # Before the bound, 2**31-1 kept a worker busy past any deadline and grew without limit.
+    start = time.monotonic()
+    err = rpc_error(random_server.stub.GetSuggestions, request(experiment(SMALL_GRID, "random"), n))
+    assert time.monotonic() - start < 2
+    assert err.code() is INVALID
+    assert f"current_request_number: invalid value {n}" in err.details() and "10000" in err.details()
+
+
+def test_the_largest_allowed_request_is_answered(random_server: Served) -> None:
+    from kubenas.proto_convert import MAX_SUGGESTIONS_PER_REQUEST
+
+    reply = random_server.stub.GetSuggestions(
+        request(experiment(SMALL_GRID, "random"), MAX_SUGGESTIONS_PER_REQUEST), timeout=30)
+    assert len(reply.parameter_assignments) == MAX_SUGGESTIONS_PER_REQUEST
+
+
+def test_a_history_over_grpcs_default_4_mib_is_accepted(random_server: Served) -> None:
+    # A long NAS experiment sends every trial each call; 4 MiB is a few thousand of them.
+    from kubenas.proto_convert import GRPC_MESSAGE_OPTIONS
+
+    exp = experiment(SMALL_GRID, "random")
+    trials = [TrialRecord(f"t{i}", {"units": "16", "optimizer": "x" * 1000}, TrialCondition.FAILED, {})
+              for i in range(5000)]
+    req = request(exp, 1, trials)
+    assert req.ByteSize() > 4 * 1024 * 1024
+    with grpc.insecure_channel(f"127.0.0.1:{random_server.port}", options=GRPC_MESSAGE_OPTIONS) as channel:
+        reply = api_pb2_grpc.SuggestionStub(channel).GetSuggestions(req, timeout=30)
+    assert len(reply.parameter_assignments) == 1
+
+
+def test_garbage_metrics_duplicate_names_and_unknown_conditions_still_get_a_reply(random_server: Served) -> None:
+    exp = experiment(SMALL_GRID, "random", {"random_state": "3"})
+    trials = []
+    for i, (value, condition) in enumerate([("nan", 2), ("garbage", 2), ("1e999", 55), ("\x00\xff", 4), ("", 2)]):
+        trial = api_pb2.Trial(name="same-name" if i < 2 else f"t{i}")
+        trial.spec.parameter_assignments.assignments.add(name="units", value="16")
+        trial.spec.parameter_assignments.assignments.add(name="optimizer", value="sgd")
+        trial.status.condition = condition  # type: ignore[assignment]
+        trial.status.observation.metrics.add(name="accuracy", value=value)
+        trials.append(trial)
+    req = api_pb2.GetSuggestionsRequest(experiment=exp, trials=trials, current_request_number=2)
+    reply = random_server.stub.GetSuggestions(req, timeout=10)
+    assert len(reply.parameter_assignments) == 2
+
+
+def test_unknown_enum_numbers_name_their_field(random_server: Served) -> None:
+    exp = experiment(SMALL_GRID, "random")
+    exp.spec.parameter_specs.parameters[0].feasible_space.distribution = 77  # type: ignore[assignment]
+    err = rpc_error(random_server.stub.GetSuggestions, api_pb2.GetSuggestionsRequest(experiment=exp, current_request_number=1))
+    assert err.code() is INVALID and "parameters[0].feasibleSpace.distribution: invalid value 77" in err.details()
+    exp = experiment(SMALL_GRID, "random")
+    exp.spec.objective.type = 42  # type: ignore[assignment]
+    err = rpc_error(random_server.stub.GetSuggestions, api_pb2.GetSuggestionsRequest(experiment=exp, current_request_number=1))
+    assert err.code() is INVALID and "objective.type: invalid value 42" in err.details()
+
+
+def test_a_nas_space_too_large_to_build_is_refused_at_once(random_server: Served) -> None:
+    from kubenas.space import (
+        FeasibleSpace,
+        GraphConfig,
+        NasConfig,
+        Operation,
+        ParameterSpec,
+        ParameterType,
+    )
+
+    for nas, field in [
+        (NasConfig(GraphConfig(100_000, (8, 8, 1), (10,)), (Operation("pooling"),)), "nasConfig.graphConfig.numLayers"),
+        (NasConfig(GraphConfig(3, (8, 8, 1), (10,)), (Operation("convolution", (ParameterSpec(
+            "filter_size", ParameterType.INT, FeasibleSpace(min="1", max="100000000")),)),)), "nasConfig.operations[0]"),
+    ]:
+        start = time.monotonic()
+        err = rpc_error(random_server.stub.GetSuggestions, request(experiment(SearchSpace(nas_config=nas), "random"), 1))
+        assert time.monotonic() - start < 2
+        assert err.code() is INVALID and err.details().startswith(field), err.details()
