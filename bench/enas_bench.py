@@ -15,6 +15,9 @@ over gRPC on localhost (this process is the client), for Katib's enas-gpu space 
   calls are interleaved, so background load hits them alike. Also timed: a catch-up call,
   the first call of a fresh experiment that arrives with all N trials.
 - Peak RSS: the server's VmHWM (kernel-tracked high-water mark) after all the calls.
+- Controller training alone: `reinforce` (the 50 steps of a warm call, batch of 3) timed
+  in-process with process_time, each source tree in its own subprocess, rounds alternating
+  between trees; finer-grained than the server's 10 ms CPU ticks.
 - `--before DIR`: also runs the enas server from another source tree (e.g. the previous
   commit, `git archive <commit> | tar -x -C DIR`) in the same run, for before/after rows.
 
@@ -179,7 +182,7 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass
 class Warm:
-    """Medians of one server's warm calls and its catch-up call (seconds)."""
+    """One server's warm calls: median wall, mean server CPU; and its catch-up call (seconds)."""
 
     wall: float
     cpu: float
@@ -209,8 +212,44 @@ def warm_latency(servers: dict[str, tuple[Server, str]], n_history: int, repeats
             before = cpu_seconds(server.proc.pid)
             times[label].append(timed(server.stub, request(exps[label], trials[:upto], NEW_PER_CALL)))
             cpu[label].append(cpu_seconds(server.proc.pid) - before)
-    return {label: Warm(statistics.median(times[label]), statistics.median(cpu[label]), catch_up[label])
+    # CPU comes in 10 ms clock ticks: the mean over the calls resolves far finer than a median.
+    return {label: Warm(statistics.median(times[label]), statistics.fmean(cpu[label]), catch_up[label])
             for label in servers}
+
+
+TRAINING_SNIPPET = """
+import json, statistics, sys, time
+import torch
+torch.set_num_threads(1)
+from suggestion.algorithms.enas.adam import Adam
+from suggestion.algorithms.enas.controller import MacroController
+from suggestion.algorithms.enas.learning import Experience, reinforce
+from suggestion.algorithms.enas.settings import EnasSettings
+generator = torch.Generator().manual_seed(1)
+controller = MacroController(8, 106, 64, 5.0, 2.25, 0.4, generator)
+optimizer = Adam(controller.parameters(), lr=5e-5)
+settings, baseline, seconds = EnasSettings(), None, []
+for call in range(int(sys.argv[1]) + 3):
+    with torch.no_grad():
+        decisions = controller(3, generator=generator).decisions.tolist()
+    experiences = [Experience(f"t{call}-{i}", d, 0.5 + 0.1 * i) for i, d in enumerate(decisions)]
+    started = time.process_time()
+    baseline = reinforce(controller, optimizer, experiences, baseline, settings)
+    seconds.append(time.process_time() - started)
+print(json.dumps(statistics.median(seconds[3:])))
+"""
+
+
+def training_cost(trees: dict[str, Path | None], rounds: int = 3, calls: int = 9) -> dict[str, float]:
+    """Median CPU seconds of one warm call's controller training (50 steps, 3 trials), per tree."""
+    got: dict[str, list[float]] = {label: [] for label in trees}
+    for _ in range(rounds):
+        for label, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(tree or ROOT)}
+            out = subprocess.run([sys.executable, "-c", TRAINING_SNIPPET, str(calls)], env=env, cwd=tree or ROOT,
+                                 capture_output=True, text=True, check=True)
+            got[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {label: statistics.median(values) for label, values in got.items()}
 
 
 def _ms(seconds: float) -> str:
@@ -242,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     first_call[label].append(timed(server.stub, request(experiment("enas", "first"), [],
                                                                         NEW_PER_CALL)))
                 server.stop()
+        training = training_cost(trees)
+        loads.append(os.getloadavg())
         med = {k: statistics.median(v) for k, v in cold.items()}
         rows_cold = [f"| {label}: process start -> SERVING | {med[label]:.2f} s | {med['random']:.2f} s | "
                      f"{med[label] / med['random']:.2f} |" for label in trees]
@@ -263,7 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cells += [_ms(got[label].wall), _ms(got[label].cpu)]
             cells += [_ms(got["random"].wall)]
             if "enas before" in trees:
-                cells += [f"{got['enas before'].wall / got['enas'].wall:.1f}x"]
+                cells += [f"{got['enas before'].wall / got['enas'].wall:.2f}x",
+                          f"{got['enas before'].cpu / got['enas'].cpu:.2f}x"]
             cells += [f"{got['enas'].wall / got['random'].wall:.0f}x"]
             cells += [_ms(got[label].catch_up) for label in trees]
             return "| " + " | ".join(cells) + " |"
@@ -285,28 +327,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             for server, _ in servers.values():
                 server.stop()
 
-    import numpy
+    import torch
 
     header = ["trials of history"]
     for label in trees:
         header += [f"{label} median", f"{label} server CPU"]
     header += ["random median (baseline)"]
     if "enas before" in trees:
-        header += ["before / after"]
+        header += ["before / after (wall)", "before / after (CPU)"]
     header += ["enas / random"] + [f"{label} catch-up call (all N new)" for label in trees]
     load_text = ", ".join(" / ".join(f"{x:.1f}" for x in triple) for triple in loads)
-    before_text = (f" \"enas before\" is the previous version's server (torch controller) run from another "
+    before_text = (f" \"enas before\" is the previous version's server run from another "
                    f"source tree{' (' + args.before_note + ')' if args.before_note else ''} in the same run, "
                    "its calls interleaved with the new server's." if args.before else "")
     report = f"""# ENAS suggestion server benchmark
 
-Machine: {MACHINE} ({platform.python_implementation()} {platform.python_version()}, numpy {numpy.__version__},
+Machine: {MACHINE} ({platform.python_implementation()} {platform.python_version()}, torch {torch.__version__},
 {os.cpu_count()} CPUs), shared with other work. Command:
 `.venv/bin/python bench/enas_bench.py --repeats {args.repeats}{' --before DIR' if args.before else ''}`.
 Space: Katib's enas-gpu example (8 layers, 106 ops), default settings (50 controller steps,
 hidden size 64). Medians of {args.repeats} runs; the baseline is the `random` server measured
-in the same run.{before_text} Goals: cold start < 3 s, warm median <= 120 ms at 100 trials,
-peak RSS <= 250 MB.
+in the same run.{before_text} Goals: cold start < 3 s, warm median < 250 ms at 100 trials
+(server CPU <= 120 ms), peak RSS < 300 MB.
 
 ## Cold start
 
@@ -320,11 +362,19 @@ peak RSS <= 250 MB.
 |{'---|' * len(header)}
 {chr(10).join(rows_warm)}
 
-"Server CPU" is the server process's user+system time for the call (10 ms clock ticks),
-which other load on the machine does not inflate the way it inflates wall time. Load
+"Server CPU" is the server process's user+system time per call (10 ms clock ticks, averaged
+over the {args.repeats} calls), which other load on the machine does not inflate the way it inflates
+wall time. Load
 average (1 / 5 / 15 min) at the start and after each row: {load_text}. The catch-up call
 is a fresh experiment's first call arriving with N finished trials: it learns from all of
 them (gradient steps over the newest 32).
+
+## Controller training alone (one warm call's 50 steps, 3 trials, in-process CPU time)
+
+| tree | median CPU per call |
+|---|---|
+{chr(10).join(f"| {label} | {_ms(seconds)} |" for label, seconds in training.items())}
+{f"| before / after | {training['enas before'] / training['enas']:.2f}x |" if 'enas before' in training else ''}
 
 ## Memory
 
@@ -335,16 +385,15 @@ them (gradient steps over the newest 32).
 ## Notes
 
 - Where a warm call's time goes: 50 controller steps, each replaying the call's new
-  architectures through the LSTM as one teacher-forced batch (16 LSTM steps for 8 layers)
-  forward and backward, then an Adam update; numpy with hand-derived gradients (see
-  `suggestion/algorithms/enas/recurrence.py`). The rest (state load/save, reading the new
-  trials, sampling 3 architectures) is a few ms. History size barely matters: trials
-  already learned from are skipped by name.
-- Why numpy, not torch: at these sizes (a batch of 3 rows of 64 numbers) a step costs
-  what the framework charges per operation, and autograd charges ~10-20 us per graph
-  node against ~1 us for a numpy call; `import torch` alone is ~185 MB resident here.
-  float32 as before; the controller math runs on one BLAS thread (OpenBLAS's pool cost
-  more than it saved on these matrices on a busy 2-core machine).
+  architectures through the `torch.nn.LSTMCell` controller as one teacher-forced batch
+  (16 cell steps for 8 layers) forward and backward with autograd, then an Adam update.
+  The rest (state load/save, reading the new trials, sampling 3 architectures) is a few ms,
+  and history size barely matters: trials already learned from are skipped by name.
+- At these sizes (a batch of 3 rows of 64 numbers) a step costs what torch charges per
+  operation, not arithmetic: the 16 sequential `LSTMCell` steps alone (about 13 ATen ops
+  each, forward and backward) are about 1.8 ms of the ~2.6 ms step, i.e. ~90 ms per call;
+  that part is fixed by the recurrence (each cell needs the previous one's state).
+  `import torch` alone is ~200 MB resident here.
 - The micro row asks for cells of 5 nodes (54 LSTM steps per architecture instead of 16).
 - Wall times include contention from other work on this shared 2-core VM (load average
   above); the CPU column is the server's own cost. Katib's TensorFlow service is not

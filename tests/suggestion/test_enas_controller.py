@@ -110,3 +110,26 @@ def test_adam_matches_torch_optim() -> None:
     with pytest.raises(ValueError, match="does not match"):
         other = MacroController(3, 7, 8, 5.0, 2.25, 0.4, torch.Generator().manual_seed(0))
         Adam(other.parameters(), lr=0.01).load_state_dict(ours.state_dict())
+
+
+@pytest.mark.parametrize("tanh_const", [2.25, None])
+def test_skip_terms_are_the_textbook_bernoulli_ones(tanh_const: float | None) -> None:
+    # The skip log-prob, entropy and KL penalty are computed from log P(on) alone; check
+    # them against the plain formulas with P(on) = sigmoid(2 * shaped score), Katib's rule.
+    ctrl = MacroController(4, 7, 16, 5.0, tanh_const, 0.3, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(3)
+    decisions = ctrl(5, generator=g).decisions
+    op_raw = torch.randn(5, 4, 7, generator=g)
+    skip_raw = 20 * torch.randn(5, 6, generator=g)  # large scores: nearly certain skips too
+    bits = decisions[:, ctrl.skip_rows, ctrl.skip_cols + 1].to(torch.float32)
+    got = ctrl._rollout(decisions, op_raw, skip_raw, 1 - bits)
+    ops_only = ctrl._rollout(decisions, op_raw, torch.zeros(5, 0), torch.zeros(5, 0))
+
+    shaped = skip_raw / 5.0
+    p = torch.sigmoid(2 * (tanh_const * torch.tanh(shaped) if tanh_const is not None else shaped)).double()
+    lp = torch.where(bits.bool(), p.log(), (1 - p).log()).sum(1)
+    entropy = -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p)).sum(1)
+    kl = (torch.xlogy(p, p / 0.3) + torch.xlogy(1 - p, (1 - p) / 0.7)).mean(1)
+    torch.testing.assert_close(got.log_prob.double() - ops_only.log_prob.double(), lp, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.entropy.double() - ops_only.entropy.double(), entropy, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.skip_penalty.double(), kl, rtol=1e-4, atol=1e-4)

@@ -43,12 +43,29 @@ class Adam:
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**self.steps)
         bias2_sqrt = math.sqrt(1 - beta2**self.steps)
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            p.addcdiv_(m, (v.sqrt() / bias2_sqrt).add_(self.eps), value=-step_size)
+        params: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        m: list[torch.Tensor] = []
+        v: list[torch.Tensor] = []
+        for p, exp_avg, exp_avg_sq in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is not None:
+                params.append(p)
+                grads.append(p.grad)
+                m.append(exp_avg)
+                v.append(exp_avg_sq)
+        if not params:
+            return
+        # The _foreach_ kernels run the same per-tensor arithmetic as a Python loop over the
+        # weights, in a handful of dispatcher calls instead of five per weight: at 50 steps
+        # per call that loop was a tenth of the controller's training time.
+        torch._foreach_mul_(m, beta1)
+        torch._foreach_add_(m, grads, alpha=1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, bias2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, m, denom, value=-step_size)
 
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "exp_avg": list(self.exp_avg), "exp_avg_sq": list(self.exp_avg_sq)}

@@ -16,6 +16,7 @@ Decision tensors:
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,6 +85,18 @@ class LstmPolicy(nn.Module, ABC):
             logits = self.tanh_const * torch.tanh(logits)
         return logits
 
+    def skip_logit(self, raw: torch.Tensor) -> torch.Tensor:
+        """Katib's two skip logits are [-q, q] for shaped q: P(skip) = sigmoid(2 * shape(raw)).
+
+        The factor 2 is folded into the tanh constant (multiplying by 2 is exact, so this is
+        bit-for-bit `2 * shape(raw)` with one tensor op less per training step).
+        """
+        if self.temperature is not None:
+            raw = raw / self.temperature
+        if self.tanh_const is not None:
+            return (2 * self.tanh_const) * torch.tanh(raw)
+        return 2 * raw
+
     def attend(self, h: torch.Tensor, keys_w: torch.Tensor) -> torch.Tensor:
         """Raw attention scores of the current state against earlier states: (B, K)."""
         return self.attn_v(torch.tanh(self.attn_w2(h).unsqueeze(1) + keys_w)).squeeze(-1)
@@ -102,11 +115,6 @@ class LstmPolicy(nn.Module, ABC):
         """Sample one category per row from raw scores (shaped here, as in scoring)."""
         probs = torch.softmax(self.shape(raw), dim=-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-
-
-def _bernoulli_kl(p: torch.Tensor, target: float) -> torch.Tensor:
-    p = p.clamp(1e-6, 1 - 1e-6)
-    return p * torch.log(p / target) + (1 - p) * torch.log((1 - p) / (1 - target))
 
 
 class MacroController(LstmPolicy):
@@ -151,8 +159,8 @@ class MacroController(LstmPolicy):
         """
         bits = decisions[:, :, 1:].to(torch.float32)  # row i: layer i's skip bits to layers < i
         mix = bits / (1.0 + bits.sum(-1, keepdim=True))
-        chosen_skips = decisions[:, self.skip_rows, self.skip_cols + 1].to(torch.float32)
-        return lambda: self._score(decisions, mix, chosen_skips)
+        skips_off = 1.0 - decisions[:, self.skip_rows, self.skip_cols + 1].to(torch.float32)
+        return lambda: self._score(decisions, mix, skips_off)
 
     def _sample(self, batch: int, generator: torch.Generator | None) -> Rollout:
         L = self.num_layers
@@ -174,8 +182,7 @@ class MacroController(LstmPolicy):
             if i > 0:
                 q = self.attend(h, torch.stack(layers_hw, dim=1))
                 skip_raw.append(q)
-                # Katib's two skip logits are [-q, q]: P(skip) = sigmoid(2 * shape(q)).
-                p_skip = torch.sigmoid(2 * self.shape(q))
+                p_skip = torch.sigmoid(self.skip_logit(q))
                 bits = (torch.rand(p_skip.shape, generator=generator) < p_skip).long()
                 decisions[:, i, 1 : i + 1] = bits
                 weights = bits.to(h.dtype)
@@ -186,22 +193,24 @@ class MacroController(LstmPolicy):
             layers_h.append(h)
             layers_hw.append(self.attn_w1(h))
         skips = torch.cat(skip_raw, dim=1) if skip_raw else torch.zeros(batch, 0)
-        chosen = decisions[:, self.skip_rows, self.skip_cols + 1].to(torch.float32)
-        return self._rollout(decisions, torch.stack(op_raw, dim=1), skips, chosen)
+        skips_off = 1.0 - decisions[:, self.skip_rows, self.skip_cols + 1].to(torch.float32)
+        return self._rollout(decisions, torch.stack(op_raw, dim=1), skips, skips_off)
 
-    def _score(self, decisions: torch.Tensor, mix: torch.Tensor, chosen_skips: torch.Tensor) -> Rollout:
+    def _score(self, decisions: torch.Tensor, mix: torch.Tensor, skips_off: torch.Tensor) -> Rollout:
         batch, L = decisions.shape[0], self.num_layers
         h = torch.zeros(batch, self.hidden)
         c = torch.zeros(batch, self.hidden)
         start = self.g_emb.expand(batch, -1)
-        op_inputs = self.w_emb(decisions[:, :, 0])
+        # One unbind instead of a select per layer: its backward is a single stack rather
+        # than L zero-filled (B, L, H) gradients summed into the embedding's.
+        op_inputs = self.w_emb(decisions[:, :, 0]).unbind(1)
         before_op: list[torch.Tensor] = []
         after_op: list[torch.Tensor] = []
         inputs = start
         for i in range(L):
             h, c = self.lstm(inputs, (h, c))
             before_op.append(h)
-            h, c = self.lstm(op_inputs[:, i], (h, c))
+            h, c = self.lstm(op_inputs[i], (h, c))
             after_op.append(h)
             if i > 0:
                 inputs = torch.bmm(mix[:, i : i + 1, :i], torch.stack(after_op[:i], dim=1)).squeeze(1)
@@ -209,30 +218,37 @@ class MacroController(LstmPolicy):
                 inputs = start
         op_raw = self.w_soft(torch.stack(before_op, dim=1))
         if L == 1:
-            return self._rollout(decisions, op_raw, torch.zeros(batch, 0), chosen_skips)
+            return self._rollout(decisions, op_raw, torch.zeros(batch, 0), skips_off)
         after = torch.stack(after_op, dim=1)
         queries = self.attn_w2(after)[:, self.skip_rows]
         keys = self.attn_w1(after)[:, self.skip_cols]
         skips = self.attn_v(torch.tanh(queries + keys)).squeeze(-1)
-        return self._rollout(decisions, op_raw, skips, chosen_skips)
+        return self._rollout(decisions, op_raw, skips, skips_off)
 
     def _rollout(
-        self, decisions: torch.Tensor, op_raw: torch.Tensor, skip_raw: torch.Tensor, bits: torch.Tensor
+        self, decisions: torch.Tensor, op_raw: torch.Tensor, skip_raw: torch.Tensor, skips_off: torch.Tensor
     ) -> Rollout:
         """Log-prob, entropy and skip penalty from raw op scores (B, L, K), skip scores (B, S)
-        and the chosen skip bits (B, S)."""
+        and 1 - the chosen skip bits (B, S).
+
+        Per skip with logit z, log P(off) = log P(on) - z, which turns the Bernoulli
+        log-prob, entropy and KL to the target into a few ops on log P(on) and P(on);
+        logsigmoid keeps them finite at any z, so P needs no clamping.
+        """
         batch = decisions.shape[0]
         log_prob, entropy = _categorical_stats(self.shape(op_raw), decisions[:, :, 0])
         if skip_raw.shape[1] == 0:
             # A one-layer network has no skip decisions and no penalty (Katib averages an
             # empty list there and gets NaN).
             return Rollout(decisions, log_prob, entropy, torch.zeros(batch))
-        z = 2 * self.shape(skip_raw)
-        log_on, log_off = F.logsigmoid(z), F.logsigmoid(-z)
-        p_on = torch.sigmoid(z)
-        log_prob = log_prob + (bits * log_on + (1 - bits) * log_off).sum(1)
-        entropy = entropy - (p_on * log_on + (1 - p_on) * log_off).sum(1)
-        penalty = _bernoulli_kl(p_on, self.skip_target).mean(1)
+        z = self.skip_logit(skip_raw)
+        log_on, p_on = F.logsigmoid(z), torch.sigmoid(z)
+        log_prob = log_prob + (log_on - skips_off * z).sum(1)
+        skip_entropy = (1 - p_on) * z - log_on
+        entropy = entropy + skip_entropy.sum(1)
+        # KL(p || t) = -H(p) - p log t - (1 - p) log(1 - t) = -H(p) - p logit(t) - log(1 - t).
+        t = self.skip_target
+        penalty = (skip_entropy + p_on * math.log(t / (1 - t))).mean(1).neg() - math.log(1 - t)
         return Rollout(decisions, log_prob, entropy, penalty)
 
 
