@@ -16,6 +16,8 @@ __all__ = ["ALGORITHMS", "UnknownAlgorithm", "algorithm_class", "algorithm_names
 ALGORITHMS: dict[str, str] = {
     "random": "suggestion.algorithms.random_search:RandomSearch",
     "grid": "suggestion.algorithms.grid:GridSearch",
+    "darts": "suggestion.algorithms.darts:Darts",
+    "enas": "suggestion.algorithms.enas:Enas",
 }
 
 
