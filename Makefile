@@ -21,7 +21,9 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 ## demo: run the ENAS example experiment on the digits dataset on this machine
+# A fresh work directory each time: a previous demo's is replaced, not resumed.
 demo: install
+	rm -rf runs/enas-digits
 	$(VENV)/bin/kubenas run examples/enas-digits.yaml --workdir runs/enas-digits
 
 ## test: the whole test suite (unit, service, local end-to-end; cluster e2e skips without KUBECONFIG)

@@ -101,7 +101,10 @@ def _text_parser(names: Sequence[str] | None, filters: Sequence[str] | None
     except MetricFormatError as exc:
         raise CollectorError(str(exc)) from None
     wanted = list(names) if names else None
-    return lambda line: parse_line(line, wanted, patterns)
+    # Katib keeps whatever a custom metricsFormat filter captures (its DARTS examples report
+    # a genotype); with the default regex only numbers can match, so nothing changes there.
+    keep_text = bool(filters)
+    return lambda line: parse_line(line, wanted, patterns, keep_text=keep_text)
 
 
 def _number(value: object) -> float | None:
@@ -259,14 +262,16 @@ def tee_stream(source: IO[bytes], collector: StdoutCollector, log_file: IO[bytes
     return collected
 
 
-def observation_from_log(objective: Objective,
-                         points: Iterable[MetricPoint | MetricLog]) -> dict[str, float]:
+def observation_from_log(objective: Objective, points: Iterable[MetricPoint | MetricLog],
+                         keep_text: bool = False) -> dict[str, float | str]:
     """One value per objective metric from a log in time order, per the metric strategies
-    (min/max/latest). Store logs with a non-numeric value ("unavailable") are ignored."""
-    pairs: list[tuple[str, float]] = []
+    (min/max/latest). Store logs with a non-numeric value ("unavailable") are ignored, unless
+    `keep_text` (the experiment has a metricsFormat filter): then a text value is kept and
+    the latest one is the observation."""
+    pairs: list[tuple[str, float | str]] = []
     for point in points:
         if isinstance(point, MetricLog):
-            converted = point.as_point()
+            converted = point.as_point(keep_text)
             if converted is None:
                 continue
             point = converted

@@ -307,7 +307,7 @@ class LocalRunner:
     def _report(self, name: str, found: list[MetricPoint]) -> None:
         if not found:
             return
-        self.store.report(name, [MetricLog(p.name, repr(p.value), p.timestamp) for p in found])
+        self.store.report(name, [MetricLog(p.name, p.stored_value(), p.timestamp) for p in found])
         self.progress.metrics(name, {p.name: p.value for p in found})
 
     def _finish(self, act: _Active) -> None:
@@ -324,7 +324,8 @@ class LocalRunner:
         if act.file is not None:
             tail += act.file.close()
         self._report(row.name, tail)
-        observation = observation_from_log(self.objective, self.store.get(row.name))
+        observation = observation_from_log(self.objective, self.store.get(row.name),
+                                           keep_text=bool(self.plan.metrics_format))
         if self.plan.collector == "None" and code == 0 and not process.stop_requested:
             condition = TrialCondition.SUCCEEDED  # nothing is collected, so a clean exit is success
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 
 from kubenas.trials import Objective, TrialCondition, TrialRecord
@@ -32,6 +33,8 @@ __all__ = [
     "trial_condition",
     "trials_to_request",
 ]
+
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
 #: Conditions whose observation is trusted for the best trial and the goal check.
 OPTIMAL_CONDITIONS = frozenset({TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED})
@@ -123,18 +126,35 @@ def trials_to_request(parallel: int, max_trials: int | None, completed: int, act
 
 
 def optimal_trial(objective: Objective, trials: Sequence[TrialRecord]) -> TrialRecord | None:
-    """The best trial by the objective metric among Succeeded/EarlyStopped ones; ties keep the first."""
+    """The best trial by the objective metric among Succeeded/EarlyStopped ones; ties keep the first.
+
+    Texts (a DARTS `Best-Genotype`) cannot be compared: when no such trial has a numeric
+    objective, the optimal one is the most recently completed trial whose objective is text
+    (by completion time; trials without one count as earliest, later in `trials` wins ties).
+    """
     best: TrialRecord | None = None
     best_value: float | None = None
+    latest_text: TrialRecord | None = None
     for trial in trials:
         if trial.condition not in OPTIMAL_CONDITIONS:
             continue
         value = trial.value(objective)
         if value is None:
+            if objective.metric_name in trial.texts and (
+                    latest_text is None or _completed_at(trial) >= _completed_at(latest_text)):
+                latest_text = trial
             continue
         if best_value is None or objective.better(value, best_value):
             best, best_value = trial, value
-    return best
+    return best if best is not None else latest_text
+
+
+def _completed_at(trial: TrialRecord) -> datetime:
+    try:
+        stamp = datetime.fromisoformat((trial.completion_time or "").replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return _EARLIEST
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
 
 
 def experiment_outcome(
@@ -168,14 +188,15 @@ def experiment_outcome(
 
 def trial_condition(
     exit_code: int | None,
-    observation: Mapping[str, float],
+    observation: Mapping[str, float | str],
     objective: Objective,
     killed: bool = False,
 ) -> TrialCondition:
     """The final condition of a trial whose process has ended.
 
     Killed (stopped by us) wins over the exit status; a non-zero exit is Failed even when
-    metrics were printed; a clean exit without the objective metric is MetricsUnavailable.
+    metrics were printed; a clean exit without the objective metric (as a number or, with
+    a metricsFormat filter, as text) is MetricsUnavailable.
     """
     if killed:
         return TrialCondition.KILLED

@@ -26,7 +26,9 @@ def _clip(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | str) -> str:
+    if isinstance(value, str):  # a text metric (a genotype) is cut; results.json has it whole
+        return _clip(value, 40)
     return f"{value:.6g}"
 
 
@@ -39,7 +41,7 @@ class Progress:
     def __init__(self, console: Console, experiment: str, objective: Objective, max_trials: int | None) -> None:
         self.console, self.experiment, self.objective, self.max_trials = console, experiment, objective, max_trials
         self.live_mode = console.is_terminal
-        self._running: dict[str, tuple[float, dict[str, float]]] = {}
+        self._running: dict[str, tuple[float, dict[str, float | str]]] = {}
         self._counts = TrialCounts()
         self._best: TrialRow | None = None
         self._live: Live | None = None
@@ -65,7 +67,7 @@ class Progress:
             where = f" gpu={gpu}" if gpu is not None else ""
             self._line(f"trial {row.name} started{where}: {args}")
 
-    def metrics(self, name: str, values: Mapping[str, float]) -> None:
+    def metrics(self, name: str, values: Mapping[str, float | str]) -> None:
         if name in self._running:
             self._running[name][1].update(values)
 
@@ -113,5 +115,5 @@ class Progress:
         now = time.monotonic()
         for name, (since, values) in list(self._running.items()):
             shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-            table.add_row(name, f"{now - since:.1f}s", shown)
+            table.add_row(name, f"{now - since:.1f}s", Text(shown))  # Text: a genotype's brackets are no markup
         return Group(header, best, table)

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from controller.logic import OPTIMAL_CONDITIONS, Outcome, count_trials, optimal_trial
-from controller.store import TrialRow
+from controller.store import TrialRow, observation_json
 from kubenas.trials import Objective, TrialRecord
 
 __all__ = [
@@ -37,8 +38,8 @@ RESULTS_VERSION = 1
 
 def record_of(row: TrialRow) -> TrialRecord:
     """The algorithm's view of a stored trial (what GetSuggestions and the logic see)."""
-    return TrialRecord(name=row.name, assignments=dict(row.assignments), condition=row.condition,
-                       metrics=dict(row.observation), labels=dict(row.labels))
+    return TrialRecord.from_observation(row.name, row.assignments, row.condition, row.observation,
+                                        labels=row.labels, completion_time=row.completion_time)
 
 
 def _trial_json(row: TrialRow) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def _trial_json(row: TrialRow) -> dict[str, Any]:
         "condition": row.condition.value,
         "assignments": dict(row.assignments),
         "labels": dict(row.labels),
-        "observation": {k: float(v) for k, v in row.observation.items()},
+        "observation": observation_json(row.observation),
         "start_time": row.start_time,
         "completion_time": row.completion_time,
         "duration_s": row.duration_s,
@@ -101,7 +102,7 @@ def results_document(
             "name": best_row.name,
             "objective": best_row.observation.get(objective.metric_name),
             "assignments": dict(best_row.assignments),
-            "observation": {k: float(v) for k, v in best_row.observation.items()},
+            "observation": observation_json(best_row.observation),
         },
         "trials": [_trial_json(r) for r in rows],
     }
@@ -146,7 +147,7 @@ def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow]) ->
     best: float | None = None
     for i, row in enumerate(rows, start=1):
         value = row.observation.get(objective.metric_name) if row.condition in OPTIMAL_CONDITIONS else None
-        if value is None:
+        if value is None or isinstance(value, str):  # a text (genotype) has no place on an axis
             continue
         xs.append(i)
         ys.append(value)
@@ -170,7 +171,9 @@ def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow]) ->
     return None
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | str | None) -> str:
+    if isinstance(value, str):  # a genotype: results.json has it whole
+        return value if len(value) <= 40 else value[:37] + "..."
     return "" if value is None else f"{value:.6g}"
 
 
@@ -189,7 +192,7 @@ def results_table(objective: Objective, rows: Sequence[TrialRow], best_name: str
         table.add_row(
             row.name + marker,
             row.condition.value,
-            *(_fmt(row.observation.get(n)) for n in objective.metric_names),
+            *(Text(_fmt(row.observation.get(n))) for n in objective.metric_names),  # brackets are no markup
             assignments,
             "" if row.duration_s is None else f"{row.duration_s:.1f}",
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kubenas.metrics import MetricPoint, now_rfc3339
+from kubenas.metrics import UNAVAILABLE, MetricPoint, now_rfc3339
 from kubenas.trials import TrialCondition
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ __all__ = [
     "StoreError",
     "TrialRow",
     "make_dbmanager_server",
+    "observation_json",
     "open_store",
     "parse_rfc3339",
     "serve_dbmanager",
@@ -68,13 +69,22 @@ class MetricLog(NamedTuple):
     value: str
     time_stamp: str
 
-    def as_point(self) -> MetricPoint | None:
-        """The numeric point, or None when the value is not a finite number ("unavailable")."""
+    def as_point(self, keep_text: bool = False) -> MetricPoint | None:
+        """The numeric point, or None when the value is not a finite number ("unavailable").
+        With `keep_text`, a value that is no number at all (a genotype) is a text point;
+        "unavailable" and empty values still give None."""
         try:
             number = float(self.value)
         except ValueError:
+            if keep_text and self.value.strip() and self.value.strip() != UNAVAILABLE:
+                return MetricPoint(self.metric_name, self.value, self.time_stamp)
             return None
         return MetricPoint(self.metric_name, number, self.time_stamp) if math.isfinite(number) else None
+
+
+def observation_json(observation: Mapping[str, float | str]) -> dict[str, float | str]:
+    """An observation for JSON: numbers as numbers, texts as strings."""
+    return {k: v if isinstance(v, str) else float(v) for k, v in observation.items()}
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,8 @@ class TrialRow:
     condition: TrialCondition = TrialCondition.CREATED
     start_time: str | None = None
     completion_time: str | None = None
-    observation: Mapping[str, float] = field(default_factory=dict)
+    # numbers, or texts for metrics captured as text (see kubenas.metrics.parse_line)
+    observation: Mapping[str, float | str] = field(default_factory=dict)
     exit_code: int | None = None
     message: str = ""
     seed: int | None = None
@@ -102,7 +113,7 @@ class TrialRow:
             "condition": self.condition.value,
             "start_time": self.start_time,
             "completion_time": self.completion_time,
-            "observation": {k: float(v) for k, v in self.observation.items()},
+            "observation": observation_json(self.observation),
             "exit_code": self.exit_code,
             "message": self.message,
             "seed": self.seed,
@@ -119,7 +130,8 @@ class TrialRow:
             condition=TrialCondition(data.get("condition", TrialCondition.CREATED.value)),
             start_time=data.get("start_time"),
             completion_time=data.get("completion_time"),
-            observation={str(k): float(v) for k, v in data.get("observation", {}).items()},
+            observation={str(k): v if isinstance(v, str) else float(v)
+                         for k, v in data.get("observation", {}).items()},
             exit_code=None if data.get("exit_code") is None else int(data["exit_code"]),
             message=str(data.get("message", "")),
             seed=None if data.get("seed") is None else int(data["seed"]),

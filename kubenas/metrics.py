@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 __all__ = [
     "DEFAULT_METRICS_FORMAT",
+    "UNAVAILABLE",
     "MetricFormatError",
     "MetricPoint",
     "compile_filters",
@@ -38,11 +39,26 @@ class MetricFormatError(ValueError):
     """A metricsFormat filter is not a usable regex."""
 
 
+#: What Katib's collector reports for a metric it did not find; never kept as a text value.
+UNAVAILABLE = "unavailable"
+
+
 @dataclass(frozen=True)
 class MetricPoint:
+    """One reported value: a finite number, or (only where text is asked for, see
+    `parse_line`'s `keep_text`) the captured text, e.g. a DARTS genotype."""
+
     name: str
-    value: float
+    value: float | str
     timestamp: str
+
+    @property
+    def is_text(self) -> bool:
+        return isinstance(self.value, str)
+
+    def stored_value(self) -> str:
+        """The value as the store and the wire carry it: full-precision number or the text."""
+        return self.value if isinstance(self.value, str) else repr(self.value)
 
 
 def now_rfc3339() -> str:
@@ -93,8 +109,12 @@ def parse_line(
     names: Iterable[str] | None = None,
     patterns: Sequence[re.Pattern[str]] | None = None,
     default_timestamp: str | None = None,
+    keep_text: bool = False,
 ) -> list[MetricPoint]:
-    """Every wanted metric in `line`. Values that are not finite numbers are skipped."""
+    """Every wanted metric in `line`. Values that are not finite numbers are skipped, except
+    that with `keep_text` a captured value that is not a number at all (and not empty or
+    Katib's "unavailable") is kept as its text: Katib stores whatever a custom metricsFormat
+    filter captures, which is how its DARTS examples report `Best-Genotype=Genotype(...)`."""
     wanted = set(names) if names is not None else None
     stamp, body = _split_timestamp(line.rstrip("\n"))
     stamp = stamp or default_timestamp or now_rfc3339()
@@ -107,6 +127,8 @@ def parse_line(
             try:
                 value = float(raw)
             except ValueError:
+                if keep_text and raw and raw != UNAVAILABLE:
+                    points.append(MetricPoint(name, raw, stamp))
                 continue
             if math.isfinite(value):
                 points.append(MetricPoint(name, value, stamp))
@@ -117,9 +139,10 @@ def parse_lines(
     lines: Iterable[str],
     names: Iterable[str] | None = None,
     patterns: Sequence[re.Pattern[str]] | None = None,
+    keep_text: bool = False,
 ) -> list[MetricPoint]:
     wanted = list(names) if names is not None else None
     out: list[MetricPoint] = []
     for line in lines:
-        out.extend(parse_line(line, wanted, patterns))
+        out.extend(parse_line(line, wanted, patterns, keep_text=keep_text))
     return out

@@ -303,7 +303,10 @@ def trial_from_proto(msg: api_pb2.Trial, objective: Objective) -> TrialRecord:
 
 
 def trial_to_proto(record: TrialRecord, objective: Objective) -> api_pb2.Trial:
-    """The wire form of a trial, as the controller sends it in GetSuggestionsRequest.trials."""
+    """The wire form of a trial, as the controller sends it in GetSuggestionsRequest.trials.
+
+    Text-valued metrics (`record.texts`, a genotype) pass through as they are: Katib's
+    Metric.value is a string. `trial_from_proto` drops them again for the algorithms."""
     msg = api_pb2.Trial(name=record.name)
     msg.spec.objective.CopyFrom(objective_to_proto(objective))
     msg.spec.parameter_assignments.assignments.extend(assignments_to_proto(record.assignments))
@@ -312,4 +315,5 @@ def trial_to_proto(record: TrialRecord, objective: Objective) -> api_pb2.Trial:
     msg.status.observation.metrics.extend(
         api_pb2.Metric(name=name, value=format_value(float(value))) for name, value in record.metrics.items()
     )
+    msg.status.observation.metrics.extend(api_pb2.Metric(name=name, value=text) for name, text in record.texts.items())
     return msg

@@ -70,29 +70,50 @@ class Objective:
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """What an algorithm sees of one trial: its assignments, condition and observation."""
+    """What an algorithm sees of one trial: its assignments, condition and observation.
+
+    `metrics` holds numbers only (what algorithms use as rewards). `texts` holds metrics
+    whose observation is text (a DARTS genotype) and `completion_time` (RFC 3339) when the
+    trial ended; only the controller's logic reads those two."""
 
     name: str
     assignments: Mapping[str, str]
     condition: TrialCondition = TrialCondition.CREATED
     metrics: Mapping[str, float] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    texts: Mapping[str, str] = field(default_factory=dict)
+    completion_time: str | None = None
+
+    @classmethod
+    def from_observation(cls, name: str, assignments: Mapping[str, str], condition: TrialCondition,
+                         observation: Mapping[str, float | str], labels: Mapping[str, str] | None = None,
+                         completion_time: str | None = None) -> TrialRecord:
+        """A record whose observation may mix numbers and texts; each goes to its own field."""
+        return cls(name=name, assignments=dict(assignments), condition=condition,
+                   metrics={k: float(v) for k, v in observation.items() if not isinstance(v, str)},
+                   labels=dict(labels or {}),
+                   texts={k: v for k, v in observation.items() if isinstance(v, str)},
+                   completion_time=completion_time)
 
     def value(self, objective: Objective) -> float | None:
         return self.metrics.get(objective.metric_name)
 
 
-def observe(objective: Objective, points: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """Reduce a metric log (name, value) in time order to one value per metric, per strategy."""
-    out: dict[str, float] = {}
+def observe(objective: Objective, points: Iterable[tuple[str, float | str]]) -> dict[str, float | str]:
+    """Reduce a metric log (name, value) in time order to one value per metric, per strategy.
+
+    A text value (a genotype) cannot be ordered: where one is involved the latest value wins."""
+    out: dict[str, float | str] = {}
     for name, value in points:
         if name not in objective.metric_names:
             continue
         strategy = objective.strategy(name)
-        if name not in out or strategy is MetricStrategy.LATEST:
+        current = out.get(name)
+        if current is None or strategy is MetricStrategy.LATEST or isinstance(value, str) \
+                or isinstance(current, str):
             out[name] = value
         elif strategy is MetricStrategy.MIN:
-            out[name] = min(out[name], value)
+            out[name] = min(current, value)
         else:
-            out[name] = max(out[name], value)
+            out[name] = max(current, value)
     return out

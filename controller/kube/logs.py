@@ -24,8 +24,10 @@ class LogReader(Protocol):
 
 
 def metrics_from_log(text: str, objective: Objective, metrics_format: Sequence[str] = ()) -> list[MetricPoint]:
-    """Every objective metric printed in `text`, in order (Katib's regex or the experiment's filters)."""
-    return parse_lines(text.splitlines(), objective.metric_names, compile_filters(list(metrics_format)))
+    """Every objective metric printed in `text`, in order (Katib's regex or the experiment's filters).
+    With filters, a captured value that is not a number (a genotype) is kept as text, as Katib does."""
+    return parse_lines(text.splitlines(), objective.metric_names, compile_filters(list(metrics_format)),
+                       keep_text=bool(metrics_format))
 
 
 def primary_pod(pods: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

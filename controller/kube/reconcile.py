@@ -401,9 +401,12 @@ def _points(ctx: Context, trial: Mapping[str, Any], objective: Any) -> list[Metr
         if collector == "StdOut":
             points = _stdout_points(ctx, trial, objective)
             db.delete(name)  # a retried collection must not double the log
-            db.report(name, [(p.name, repr(p.value), p.timestamp) for p in points])
+            db.report(name, [(p.name, p.stored_value(), p.timestamp) for p in points])
         logs = db.get(name)
-    return [p for p in (m.as_point() for m in logs) if p is not None]
+    # Text values (a genotype) count only where the experiment's filters can capture them.
+    source = (trial["spec"].get("metricsCollector") or {}).get("source") or {}
+    keep_text = bool((source.get("filter") or {}).get("metricsFormat"))
+    return [p for p in (m.as_point(keep_text) for m in logs) if p is not None]
 
 
 def reconcile_trial(ctx: Context, body: Mapping[str, Any]) -> None:

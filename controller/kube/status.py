@@ -14,7 +14,7 @@ from typing import Any
 
 from controller.kube.gjson import condition_met
 from controller.logic import Outcome, count_trials, optimal_trial, trial_condition
-from kubenas.metrics import MetricPoint
+from kubenas.metrics import UNAVAILABLE, MetricPoint
 from kubenas.trials import MetricStrategy, Objective, ObjectiveType, TrialCondition, TrialRecord
 
 __all__ = [
@@ -95,29 +95,50 @@ def objective_from_spec(objective: Mapping[str, Any]) -> Objective:
 
 
 def observation_from_points(objective: Objective, points: Iterable[MetricPoint]) -> dict[str, Any]:
-    """Katib's trial observation from a metric log: min, max and latest per metric, as strings."""
-    seen: dict[str, list[float]] = {}
+    """Katib's trial observation from a metric log: min, max and latest per metric, as strings.
+
+    A metric with a text value (a genotype) cannot be ordered: min, max and latest are all
+    its latest value."""
+    seen: dict[str, list[MetricPoint]] = {}
     for point in points:
         if point.name in objective.metric_names:
-            seen.setdefault(point.name, []).append(point.value)
-    metrics = [
-        {"name": name, "min": repr(min(seen[name])), "max": repr(max(seen[name])), "latest": repr(seen[name][-1])}
-        for name in objective.metric_names if name in seen
-    ]
+            seen.setdefault(point.name, []).append(point)
+    metrics = []
+    for name in objective.metric_names:
+        if name not in seen:
+            continue
+        logged = seen[name]
+        latest = logged[-1].stored_value()
+        numbers = [p.value for p in logged if not isinstance(p.value, str)]
+        if len(numbers) < len(logged):
+            metrics.append({"name": name, "min": latest, "max": latest, "latest": latest})
+        else:
+            metrics.append({"name": name, "min": repr(min(numbers)), "max": repr(max(numbers)), "latest": latest})
     return {"metrics": metrics}
 
 
-def _values(objective: Objective, observation: Mapping[str, Any] | None) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _values(objective: Objective, observation: Mapping[str, Any] | None) -> dict[str, float | str]:
+    """One value per objective metric of a Trial's observation, per the metric strategies;
+    a value that is no number (other than Katib's "unavailable") is a text metric."""
+    out: dict[str, float | str] = {}
     pick = {MetricStrategy.MIN: "min", MetricStrategy.MAX: "max", MetricStrategy.LATEST: "latest"}
     for metric in (observation or {}).get("metrics", []):
         name = metric.get("name")
         if name not in objective.metric_names:
             continue
+        raw = metric.get(pick[objective.strategy(name)])
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            raw = repr(float(raw))  # a hand-edited status may hold a bare number
+        if not isinstance(raw, str):
+            continue
         try:
-            out[name] = float(metric[pick[objective.strategy(name)]])
-        except (KeyError, TypeError, ValueError):
-            continue  # Katib writes "unavailable" when a collector found nothing
+            number = float(raw)
+        except ValueError:
+            # Katib writes "unavailable" when a collector found nothing
+            if raw.strip() and raw.strip() != UNAVAILABLE:
+                out[name] = raw
+            continue
+        out[name] = number
     return out
 
 
@@ -127,12 +148,13 @@ def trial_record(trial: Mapping[str, Any], objective: Objective) -> TrialRecord:
     latest = latest_condition(status.get("conditions"))
     condition = TrialCondition(latest) if latest in TrialCondition._value2member_map_ else TrialCondition.CREATED
     spec = trial.get("spec", {})
-    return TrialRecord(
-        name=trial["metadata"]["name"],
-        assignments={a["name"]: a.get("value", "") for a in spec.get("parameterAssignments", [])},
-        condition=condition,
-        metrics=_values(objective, status.get("observation")),
+    return TrialRecord.from_observation(
+        trial["metadata"]["name"],
+        {a["name"]: a.get("value", "") for a in spec.get("parameterAssignments", [])},
+        condition,
+        _values(objective, status.get("observation")),
         labels=dict(spec.get("labels", {})),
+        completion_time=status.get("completionTime"),
     )
 
 
