@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import re
+import signal
+import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -206,6 +208,31 @@ def _prepare_workdir(workdir: Path, resume: bool, experiment_name: str) -> None:
                            f"pass the --workdir of this experiment")
 
 
+class _EarlyInterrupt:
+    """Ctrl-C (or SIGTERM) during start-up is only recorded, and `check()` acts on it at safe
+    points: a KeyboardInterrupt raised from a signal handler can land inside gRPC waits,
+    subprocess start-up or a lock held by logging, where it is swallowed or leaves the lock
+    taken. The runner installs its own handlers once trials can start."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
+        self._previous = {}
+
+
 def run_experiment(
     file: Path,
     workdir: Path | None = None,
@@ -231,8 +258,10 @@ def run_experiment(
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"--workdir: {str(workdir)!r} — cannot create it: {exc.strerror or exc}") from None
+    early = _EarlyInterrupt()
     try:
         with ExitStack() as stack:
+            stack.callback(early.restore)
             stack.enter_context(_lock(workdir))
             _prepare_workdir(workdir, resume, experiment.name)
             marker = workdir / "experiment.json"
@@ -246,10 +275,12 @@ def run_experiment(
             from controller.local_runner import LocalRunner
             from controller.store import StoreError, open_store
 
+            early.check()
             try:
                 address = server.wait_ready()
             except SuggestionServerError as exc:
                 raise RunError(f"spec.algorithm.algorithmName: {experiment.algorithm_name!r} — {exc}") from None
+            early.check()
             client = SuggestionClient(address)
             stack.callback(client.close)
             proto = experiment.to_proto()
@@ -286,6 +317,7 @@ def run_experiment(
                 on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
                 restart_suggestion=restart_suggestion,
             )
+            early.check()
             return runner.run(resume=resume)
     except KeyboardInterrupt:
         # Ctrl-C before the runner took over signals (it handles them itself once trials run).

@@ -48,7 +48,6 @@ from controller.logic import (
 from controller.progress import Progress
 from controller.report import (
     plot_progress,
-    preload_plotting,
     record_of,
     results_document,
     results_table,
@@ -140,7 +139,6 @@ class LocalRunner:
         return EXIT_SUCCEEDED if outcome.succeeded else EXIT_FAILED
 
     def _loop(self) -> Outcome | None:
-        preload_plotting()
         while self.stop_signal is None:
             records = [record_of(r) for r in self.rows.values()]
             outcome = experiment_outcome(self.objective, self.max_trials, self.max_failed, records, self.exhausted)

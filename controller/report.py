@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from kubenas.trials import Objective, TrialRecord
 __all__ = [
     "RESULTS_VERSION",
     "plot_progress",
-    "preload_plotting",
     "record_of",
     "results_document",
     "results_table",
@@ -122,19 +120,6 @@ def _import_pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def preload_plotting() -> None:
-    """Import matplotlib in a background thread while trials run, so the plot at the end
-    does not add its ~1 s import to the run. Harmless if matplotlib is missing."""
-
-    def load() -> None:
-        try:
-            _import_pyplot()
-        except ImportError:
-            pass
-
-    threading.Thread(target=load, name="preload-matplotlib", daemon=True).start()
 
 
 def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow]) -> str | None:
