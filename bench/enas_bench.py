@@ -22,7 +22,7 @@ over gRPC on localhost (this process is the client), for Katib's enas-gpu space 
   commit, `git archive <commit> | tar -x -C DIR`) in the same run, for before/after rows.
 
 Run: .venv/bin/python bench/enas_bench.py [--repeats 7] [--before DIR [--before-note TEXT]]
-     [--out bench/RESULTS-enas.md]
+     [--out bench/results/enas.md]
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, help="source tree of the version to compare with (same run)")
     parser.add_argument("--before-note", default="", help="how the --before tree was made (goes into the report)")
     parser.add_argument("--histories", type=int, nargs="+", default=list(HISTORIES))
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS-enas.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "enas.md")
     args = parser.parse_args(argv)
     trees: dict[str, Path | None] = {"enas": None}
     if args.before is not None:
@@ -399,6 +399,7 @@ them (gradient steps over the newest 32).
   above); the CPU column is the server's own cost. Katib's TensorFlow service is not
   measured here (no TensorFlow in this environment).
 """
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
     return 0

@@ -1,4 +1,4 @@
-"""How much does `kubenas run` add per trial? (bench for docs/run.md; results in RESULTS-run.md)
+"""How much does `kubenas run` add per trial? (bench for README.md; raw table in bench/results/run.md, curated in bench/RESULTS.md)
 
 A trial that exits at once (`python -c pass`) is run N times by `kubenas run` (random
 search, parallelTrialCount 1, so trials are back to back) and, as the baseline measured in
@@ -7,7 +7,7 @@ runner is the time from one trial's start to the next one's start (from results.
 its overhead is that minus the bare spawn time. Fixed costs (start-up until the first
 trial, teardown after the last) are reported separately.
 
-    .venv/bin/python bench/run_overhead.py [--trials 40] [--repeats 3] [--out bench/RESULTS-run.md]
+    .venv/bin/python bench/run_overhead.py [--trials 40] [--repeats 3] [--out bench/results/run.md]
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--machine", default="2-core Intel Xeon VM, no GPU")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS-run.md")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "run.md")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,6 +148,7 @@ def main() -> None:
          "The machine is shared with other jobs, so single repeats are noisy; compare medians."),
         "",
     ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -8,7 +8,7 @@ server asked for zero assignments with no history: one round trip plus request c
 the in-process cost (proto -> domain conversion + `suggest`, no gRPC), so the table shows
 where the time goes.
 
-Run: .venv/bin/python bench/suggest_latency.py [--calls 200] [--out bench/RESULTS-suggest.md]
+Run: .venv/bin/python bench/suggest_latency.py [--calls 200] [--out bench/results/suggest.md]
 
 Each measurement is one function returning rows; `main()` runs them all and writes the
 report, so further measurements (e.g. `kubenas run` per-trial overhead) slot in beside.
@@ -280,11 +280,12 @@ def _load() -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="timed calls per row (default 200)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS-suggest.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suggest.md")
     args = parser.parse_args(argv)
     load_start = _load()
     rows = measure_get_suggestions(args.calls)
     text = report(rows, args.calls, (load_start, _load()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
 

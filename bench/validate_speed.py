@@ -1,7 +1,7 @@
 """How long validating an Experiment takes, against plain YAML parsing of the same file.
 
 Run: python bench/validate_speed.py [--repeats 200] [--cli-repeats 5]
-Prints a Markdown table (medians) for bench/RESULTS-spec.md. Two measurements:
+Prints a Markdown table (medians) for bench/RESULTS.md. Two measurements:
   in-process: load_experiment_file (parse + model + defaults + rules) vs yaml.safe_load;
   command:    `kubenas validate FILE` as a new process vs `python -c "import yaml"`.
 """

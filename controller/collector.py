@@ -6,7 +6,7 @@ partial line is held back until its newline arrives, or until `close()` says the
 ended. Points carry the line's own RFC 3339 timestamp or the time the line completed.
 
 The Push collector needs nothing here: the trainer calls the DBManager's
-`ReportObservationLog` itself (see docs/store.md).
+`ReportObservationLog` itself (see README.md).
 """
 
 from __future__ import annotations

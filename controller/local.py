@@ -3,7 +3,7 @@
 The suggestion server runs as a real gRPC server on localhost (the same program as the
 cluster's pod), observations and trials go to SQLite in the work directory, and trials are
 local processes built from the trialTemplate's primary container. The experiment logic is
-`controller.logic`, shared with the Kubernetes controller. See docs/run.md.
+`controller.logic`, shared with the Kubernetes controller. See README.md.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DB_FILE = "kubenas.db"
 LOCK_FILE = ".kubenas-run.lock"
 LOCAL_COLLECTORS = ("StdOut", "File", "Push", "None")
-# Files of the work directory (docs/run.md); found as directories they would fail the run at its end.
+# Files of the work directory (README.md); found as directories they would fail the run at its end.
 _WORKDIR_FILES = ("results.json", "progress.png", "experiment.json", "suggestion-server.log", LOCK_FILE)
 _WORKDIR_DIRS = ("trials", "suggestion-state")
 # Kubernetes' rule for env names (C_IDENTIFIER relaxed with '-' and '.'); '=' or NUL would

@@ -1,7 +1,7 @@
 """What `kubenas run` leaves behind: results.json, progress.png and the final table.
 
 The JSON document is the stable, machine-readable result of a local experiment (its
-schema is documented in docs/run.md); the table and the plot are for people.
+schema is documented in README.md); the table and the plot are for people.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def results_document(
     rows: Sequence[TrialRow],
     interrupted: bool = False,
 ) -> dict[str, Any]:
-    """The results.json document (see docs/run.md for the schema)."""
+    """The results.json document (see README.md for the schema)."""
     records = [record_of(r) for r in rows]
     best = optimal_trial(objective, records)
     best_row = next((r for r in rows if best is not None and r.name == best.name), None)

@@ -5,7 +5,7 @@ to the WAL (in the OS page cache) before `COMMIT` returns, so it survives the wr
 process being SIGKILLed — the guarantee "nothing reported is lost when a trial or the
 runner crashes" needs. NORMAL skips the fsync at each commit, so an OS crash or power
 loss may drop the last transactions (never corrupting the file); `?synchronous=FULL` in
-the URL buys power-loss durability at an fsync per commit (see bench/RESULTS-store.md).
+the URL buys power-loss durability at an fsync per commit (see bench/RESULTS.md).
 
 Concurrency: WAL lets readers run beside the one writer. Every write starts with
 `BEGIN IMMEDIATE`, so a writer waits for the write lock up front under `busy_timeout`

@@ -5,7 +5,7 @@
 anything, how many channels come out and what spatial size a map of side `n` becomes —
 so a whole architecture can be checked for impossible shapes before any weight exists.
 
-Conventions (documented in docs/trainer.md):
+Conventions (documented in README.md):
 - Convolutions are ReLU -> conv -> BatchNorm with "same" padding (`dilation*(k-1)//2`),
   so a stride-s convolution maps side n to ceil(n/s) for odd k.
 - `reduction` is Katib's pooling layer: window `pool_size`, stride `pool_size` unless the

@@ -142,7 +142,7 @@ def run_operator(namespace: str | None = None) -> None:
     """Run the operator until SIGTERM; all namespaces unless `namespace` is given.
 
     Outside the cluster the kubeconfig is used; set KUBENAS_SUGGESTION_ADDRESS and
-    KUBENAS_DB_MANAGER_ADDRESS to reach port-forwarded servers (see docs/kubernetes.md).
+    KUBENAS_DB_MANAGER_ADDRESS to reach port-forwarded servers (see README.md).
     """
     log.info("kubenas controller using the %s", load_cluster_config())
     kopf.run(

@@ -3,7 +3,7 @@
 Runs against whatever KUBECONFIG points to; skipped, with the reason, when no cluster
 answers. Needs the image `kubenas/suggestion:0.1.0` available to the cluster (for kind:
 `docker build -f Dockerfile.suggestion -t kubenas/suggestion:0.1.0 . && kind load docker-image
-kubenas/suggestion:0.1.0`) and `kubectl` on PATH. See docs/kubernetes.md.
+kubenas/suggestion:0.1.0`) and `kubectl` on PATH. See README.md.
 """
 
 from __future__ import annotations
