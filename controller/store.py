@@ -263,6 +263,20 @@ def time_bounds(start_time: str | None, end_time: str | None) -> tuple[int | Non
     return start, end
 
 
+def select_logs(mark: str, trial_name: str, metric_name: str | None,
+                start_time: str | None, end_time: str | None) -> tuple[str, list[object]]:
+    """The one query both SQL stores run for GetObservationLog; `mark` is the driver's
+    placeholder (`?` for sqlite3, `%s` for psycopg). Bounds are inclusive, as in Katib."""
+    start, end = time_bounds(start_time, end_time)
+    sql = f"SELECT metric_name, value, time_stamp FROM observation_logs WHERE trial_name = {mark}"
+    args: list[object] = [trial_name]
+    for clause, value in (("metric_name =", metric_name or None), ("time_us >=", start), ("time_us <=", end)):
+        if value is not None:
+            sql += f" AND {clause} {mark}"
+            args.append(value)
+    return sql + " ORDER BY time_us, id", args
+
+
 def check_json(value_json: str, where: str) -> None:
     try:
         json.loads(value_json)

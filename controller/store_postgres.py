@@ -23,7 +23,7 @@ from controller.store import (
     TrialRow,
     check_json,
     normalize_logs,
-    time_bounds,
+    select_logs,
 )
 from kubenas.metrics import now_rfc3339
 
@@ -146,19 +146,7 @@ class PostgresStore(ObservationStore):
 
     def get(self, trial_name: str, metric_name: str | None = None,
             start_time: str | None = None, end_time: str | None = None) -> list[MetricLog]:
-        start, end = time_bounds(start_time, end_time)
-        sql = "SELECT metric_name, value, time_stamp FROM observation_logs WHERE trial_name = %s"
-        args: list[object] = [trial_name]
-        if metric_name:
-            sql += " AND metric_name = %s"
-            args.append(metric_name)
-        if start is not None:
-            sql += " AND time_us >= %s"
-            args.append(start)
-        if end is not None:
-            sql += " AND time_us <= %s"
-            args.append(end)
-        sql += " ORDER BY time_us, id"
+        sql, args = select_logs("%s", trial_name, metric_name, start_time, end_time)
         rows = self._transaction(f"cannot read logs of trial {trial_name!r}",
                                  lambda conn: conn.execute(sql, args).fetchall())
         return [MetricLog(*row) for row in rows]
