@@ -26,14 +26,18 @@ demo: install
 	rm -rf runs/enas-digits
 	$(VENV)/bin/kubenas run examples/enas-digits.yaml --workdir runs/enas-digits
 
-## test: the whole test suite (unit, service, local end-to-end; cluster e2e skips without KUBECONFIG)
+## test: layers, lint, types, then the whole test suite (unit, service, local end-to-end;
+## cluster e2e skips without KUBECONFIG)
 test: install
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check kubenas suggestion controller trainer
+	$(VENV)/bin/mypy kubenas suggestion controller trainer
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check kubenas suggestion controller trainer
+	$(VENV)/bin/mypy kubenas suggestion controller trainer
 
 proto: install
 	$(PY) scripts/gen_proto.py

@@ -34,7 +34,7 @@ def algorithm_names() -> list[str]:
     return sorted(ALGORITHMS)
 
 
-def algorithm_class(name: str) -> "type[Algorithm]":
+def algorithm_class(name: str) -> type[Algorithm]:
     try:
         target = ALGORITHMS[name]
     except KeyError:

@@ -125,7 +125,7 @@ def test_console_script_reports_an_unknown_primitive_with_status_2() -> None:
 
 def test_torchrun_two_cpu_ranks_search_in_step(tmp_path: Path) -> None:
     """Two gloo ranks (CPU stands in for two GPUs): one printed result, replicas identical."""
-    cmd = [str(BIN / "torchrun"), "--nproc_per_node=2", "-m", "trainer.darts",
+    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "trainer.darts",
            ("--algorithm-settings={'num_epochs': 1, 'init_channels': 4, 'num_nodes': 2, 'stem_multiplier': 1, "
             "'batch_size': 16, 'random_state': 3}"),
            "--search-space=['separable_convolution_3x3', 'skip_connection']", "--num-layers=3",

@@ -59,8 +59,14 @@ def init_topology(device: str) -> Topology:
 
 
 def shutdown(topology: Topology) -> None:
+    """Tear down together: rank 0 writes the outputs after the last collective, and a gloo
+    group destroyed while a peer is still connected can abort that peer at exit. (If a
+    rank failed, torchrun stops the others, so the barrier cannot wait forever.)"""
     if topology.world_size > 1 and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 class GradSync:
