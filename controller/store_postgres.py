@@ -8,24 +8,17 @@ durable. Table creation is serialised with an advisory lock, because concurrent
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from controller.store import (
-    MetricLog,
-    ObservationStore,
     StoreError,
-    TrialRow,
-    check_json,
-    normalize_logs,
-    select_logs,
 )
-from kubenas.metrics import now_rfc3339
+from controller.store_sql import SqlObservationStore
 
 __all__ = ["PostgresStore", "redact_url"]
 
@@ -64,8 +57,10 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", url)
 
 
-class PostgresStore(ObservationStore):
+class PostgresStore(SqlObservationStore):
     """An `ObservationStore` in a PostgreSQL database given by a libpq URL."""
+
+    MARK = "%s"
 
     def __init__(self, url: str, connect_timeout_s: int = 10) -> None:
         try:
@@ -110,6 +105,12 @@ class PostgresStore(ObservationStore):
             else:
                 self._idle.append(conn)
 
+    def _write(self, doing: str, work: Callable[[Any], T]) -> T:
+        return self._transaction(doing, work)
+
+    def _read(self, doing: str, work: Callable[[Any], T]) -> T:
+        return self._transaction(doing, work)
+
     def _transaction(self, doing: str, work: Callable[[Any], T]) -> T:
         try:
             with self._connection() as conn, conn.transaction():
@@ -129,57 +130,3 @@ class PostgresStore(ObservationStore):
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-    # --- metric logs ------------------------------------------------------------------
-    def report(self, trial_name: str, logs: Iterable[MetricLog | tuple[str, object, str]]) -> int:
-        rows = [(trial_name, *row) for row in normalize_logs(trial_name, logs)]
-        if not rows:
-            return 0
-
-        def insert(conn: Any) -> int:
-            with conn.cursor() as cur:
-                cur.executemany("INSERT INTO observation_logs (trial_name, metric_name, value, "
-                                "time_stamp, time_us) VALUES (%s, %s, %s, %s, %s)", rows)
-            return len(rows)
-
-        return self._transaction(f"cannot report logs of trial {trial_name!r}", insert)
-
-    def get(self, trial_name: str, metric_name: str | None = None,
-            start_time: str | None = None, end_time: str | None = None) -> list[MetricLog]:
-        sql, args = select_logs("%s", trial_name, metric_name, start_time, end_time)
-        rows = self._transaction(f"cannot read logs of trial {trial_name!r}",
-                                 lambda conn: conn.execute(sql, args).fetchall())
-        return [MetricLog(*row) for row in rows]
-
-    def delete(self, trial_name: str) -> int:
-        return self._transaction(
-            f"cannot delete logs of trial {trial_name!r}",
-            lambda conn: conn.execute("DELETE FROM observation_logs WHERE trial_name = %s",
-                                      (trial_name,)).rowcount)
-
-    # --- trials and metadata ----------------------------------------------------------
-    def upsert_trial(self, experiment: str, trial: TrialRow) -> None:
-        data = json.dumps(trial.to_json(), sort_keys=True)
-        self._transaction(f"cannot save trial {trial.name!r} of {experiment!r}", lambda conn: conn.execute(
-            "INSERT INTO trials (experiment, name, condition, data, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (experiment, name) DO UPDATE SET "
-            "condition = excluded.condition, data = excluded.data, updated_at = excluded.updated_at",
-            (experiment, trial.name, trial.condition.value, data, now_rfc3339())))
-
-    def list_trials(self, experiment: str) -> list[TrialRow]:
-        rows = self._transaction(f"cannot list trials of {experiment!r}", lambda conn: conn.execute(
-            "SELECT data FROM trials WHERE experiment = %s ORDER BY seq", (experiment,)).fetchall())
-        return [TrialRow.from_json(json.loads(data)) for (data,) in rows]
-
-    def put_meta(self, experiment: str, key: str, value_json: str) -> None:
-        check_json(value_json, f"meta {key!r} of {experiment!r}")
-        self._transaction(f"cannot save meta {key!r} of {experiment!r}", lambda conn: conn.execute(
-            "INSERT INTO experiment_meta (experiment, key, value_json) VALUES (%s, %s, %s) "
-            "ON CONFLICT (experiment, key) DO UPDATE SET value_json = excluded.value_json",
-            (experiment, key, value_json)))
-
-    def get_meta(self, experiment: str, key: str) -> str | None:
-        row = self._transaction(f"cannot read meta {key!r} of {experiment!r}", lambda conn: conn.execute(
-            "SELECT value_json FROM experiment_meta WHERE experiment = %s AND key = %s",
-            (experiment, key)).fetchone())
-        return None if row is None else str(row[0])

@@ -16,28 +16,21 @@ threads at once, and one per short-lived thread would leak file descriptors.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from controller.store import (
-    MetricLog,
-    ObservationStore,
     StoreError,
-    TrialRow,
-    check_json,
-    normalize_logs,
-    select_logs,
 )
-from kubenas.metrics import now_rfc3339
+from controller.store_sql import SqlObservationStore
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "sqlite_path_from_url"]
 
@@ -102,8 +95,10 @@ def _split_options(spec: str) -> tuple[str, dict[str, str]]:
     return path, options
 
 
-class SQLiteStore(ObservationStore):
+class SQLiteStore(SqlObservationStore):
     """An `ObservationStore` in one SQLite file (created with its parent directories)."""
+
+    MARK = "?"
 
     def __init__(self, path: str | os.PathLike[str], synchronous: str | None = None,
                  busy_timeout_s: float = 60.0) -> None:
@@ -252,57 +247,3 @@ class SQLiteStore(ObservationStore):
             idle, self._idle, self._all = self._idle, [], []
         for conn in idle:
             conn.close()
-
-    # --- metric logs ------------------------------------------------------------------
-    def report(self, trial_name: str, logs: Iterable[MetricLog | tuple[str, object, str]]) -> int:
-        rows = [(trial_name, *row) for row in normalize_logs(trial_name, logs)]
-        if not rows:
-            return 0
-
-        def insert(conn: sqlite3.Connection) -> int:
-            conn.executemany("INSERT INTO observation_logs (trial_name, metric_name, value, "
-                             "time_stamp, time_us) VALUES (?, ?, ?, ?, ?)", rows)
-            return len(rows)
-
-        return self._write(f"cannot report logs of trial {trial_name!r}", insert)
-
-    def get(self, trial_name: str, metric_name: str | None = None,
-            start_time: str | None = None, end_time: str | None = None) -> list[MetricLog]:
-        sql, args = select_logs("?", trial_name, metric_name, start_time, end_time)
-        rows = self._read(f"cannot read logs of trial {trial_name!r}",
-                          lambda conn: conn.execute(sql, args).fetchall())
-        return [MetricLog(*row) for row in rows]
-
-    def delete(self, trial_name: str) -> int:
-        return self._write(
-            f"cannot delete logs of trial {trial_name!r}",
-            lambda conn: conn.execute("DELETE FROM observation_logs WHERE trial_name = ?",
-                                      (trial_name,)).rowcount,
-        )
-
-    # --- trials and metadata ----------------------------------------------------------
-    def upsert_trial(self, experiment: str, trial: TrialRow) -> None:
-        data = json.dumps(trial.to_json(), sort_keys=True)
-        self._write(f"cannot save trial {trial.name!r} of {experiment!r}", lambda conn: conn.execute(
-            "INSERT INTO trials (experiment, name, condition, data, updated_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (experiment, name) DO UPDATE SET "
-            "condition = excluded.condition, data = excluded.data, updated_at = excluded.updated_at",
-            (experiment, trial.name, trial.condition.value, data, now_rfc3339())))
-
-    def list_trials(self, experiment: str) -> list[TrialRow]:
-        rows = self._read(f"cannot list trials of {experiment!r}", lambda conn: conn.execute(
-            "SELECT data FROM trials WHERE experiment = ? ORDER BY seq", (experiment,)).fetchall())
-        return [TrialRow.from_json(json.loads(data)) for (data,) in rows]
-
-    def put_meta(self, experiment: str, key: str, value_json: str) -> None:
-        check_json(value_json, f"meta {key!r} of {experiment!r}")
-        self._write(f"cannot save meta {key!r} of {experiment!r}", lambda conn: conn.execute(
-            "INSERT INTO experiment_meta (experiment, key, value_json) VALUES (?, ?, ?) "
-            "ON CONFLICT (experiment, key) DO UPDATE SET value_json = excluded.value_json",
-            (experiment, key, value_json)))
-
-    def get_meta(self, experiment: str, key: str) -> str | None:
-        row = self._read(f"cannot read meta {key!r} of {experiment!r}", lambda conn: conn.execute(
-            "SELECT value_json FROM experiment_meta WHERE experiment = ? AND key = ?",
-            (experiment, key)).fetchone())
-        return None if row is None else str(row[0])
