@@ -143,10 +143,7 @@ def render_suggestion_deployment(suggestion: Mapping[str, Any], config: Suggesti
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": name, "namespace": namespace, "labels": labels,
-            "ownerReferences": [owner_reference(suggestion)],
-        },
+        "metadata": _owned_by(suggestion, name, namespace, labels),
         "spec": {
             "replicas": 1,
             # One writer of the state directory at a time: never two pods on one PVC.
@@ -157,17 +154,19 @@ def render_suggestion_deployment(suggestion: Mapping[str, Any], config: Suggesti
     }
 
 
+def _owned_by(suggestion: Mapping[str, Any], name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """Metadata of an object the Suggestion owns (deleted with it through garbage collection)."""
+    return {"name": name, "namespace": namespace, "labels": dict(labels),
+            "ownerReferences": [owner_reference(suggestion)]}
+
+
 def render_suggestion_service(suggestion: Mapping[str, Any]) -> dict[str, Any]:
     """The ClusterIP Service in front of the suggestion Deployment (port 6789, gRPC)."""
     experiment, namespace, name = _suggestion_names(suggestion)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": name, "namespace": namespace,
-            "labels": {EXPERIMENT_LABEL: experiment, **_MANAGED_BY},
-            "ownerReferences": [owner_reference(suggestion)],
-        },
+        "metadata": _owned_by(suggestion, name, namespace, {EXPERIMENT_LABEL: experiment, **_MANAGED_BY}),
         "spec": {
             "selector": {SUGGESTION_LABEL: experiment},
             "ports": [{"name": "api", "port": SUGGESTION_PORT, "targetPort": SUGGESTION_PORT,
@@ -182,11 +181,7 @@ def render_suggestion_pvc(suggestion: Mapping[str, Any], config: SuggestionConfi
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {
-            "name": name, "namespace": namespace,
-            "labels": {EXPERIMENT_LABEL: experiment, **_MANAGED_BY},
-            "ownerReferences": [owner_reference(suggestion)],
-        },
+        "metadata": _owned_by(suggestion, name, namespace, {EXPERIMENT_LABEL: experiment, **_MANAGED_BY}),
         "spec": copy.deepcopy(dict(config.pvc_spec)),
     }
 

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from trainer.cells import reduction_indices
 from trainer.darts.architect import Architect
-from trainer.darts.supernet import Supernet, reduction_layers
+from trainer.darts.supernet import Supernet
 
 
 @pytest.fixture(autouse=True)
@@ -139,9 +140,9 @@ def test_first_order_gradient_is_the_plain_validation_gradient() -> None:
 
 
 def test_reduction_cells_sit_at_one_and_two_thirds() -> None:
-    assert reduction_layers(8) == {2, 5}
-    assert reduction_layers(3) == {1, 2}
-    assert reduction_layers(1) == {0}
+    assert reduction_indices(8) == (2, 5)
+    assert reduction_indices(3) == (1, 2)
+    assert reduction_indices(1) == (0,)
     model = Supernet(1, 3, 8, PRIMITIVES, init_channels=2, num_nodes=1)
     assert [i for i, c in enumerate(model.cells) if c.reduction] == [2, 5]
     assert model.primitives[0] == "none" and model.alpha_normal.shape == (2, len(PRIMITIVES) + 1)

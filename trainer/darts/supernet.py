@@ -14,18 +14,14 @@ import torch
 from torch import nn
 
 from kubenas.genotype import Genotype
+from trainer.cells import reduction_indices
 from trainer.darts.decode import NONE, decode_genotype, edge_count
 from trainer.darts.mixed_op import MixedOp
 from trainer.ops import FactorizedReduce, ReLUConvBN
 
-__all__ = ["ALPHA_NAMES", "SearchCell", "Supernet", "reduction_layers"]
+__all__ = ["ALPHA_NAMES", "SearchCell", "Supernet"]
 
 ALPHA_NAMES = ("alpha_normal", "alpha_reduce")
-
-
-def reduction_layers(num_layers: int) -> set[int]:
-    """Indices of the reduction cells: at 1/3 and 2/3 of the depth (one cell if they coincide)."""
-    return {num_layers // 3, 2 * num_layers // 3}
 
 
 class SearchCell(nn.Module):
@@ -66,7 +62,7 @@ class Supernet(nn.Module):
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
         C_pp, C_p, C_curr = C_curr, C_curr, C
-        reductions = reduction_layers(num_layers)
+        reductions = reduction_indices(num_layers)  # the same cells the retrained network reduces
         self.cells = nn.ModuleList()
         reduction_prev = False
         for i in range(num_layers):
