@@ -14,7 +14,7 @@ import pytest
 
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.experiment import load_experiment_text
-from suggestion.service import make_server
+from tests.suggestion.servers import suggestion_stub
 
 _HEAD = """\
 apiVersion: kubeflow.org/v1beta1
@@ -102,14 +102,8 @@ DARTS_CPU = _HEAD.format(
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[api_pb2_grpc.SuggestionStub]:
-    server, port = make_server("darts")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield api_pb2_grpc.SuggestionStub(channel)
-    finally:
-        channel.close()
-        server.stop(None)
+    with suggestion_stub("darts") as stub:
+        yield stub
 
 
 @pytest.mark.parametrize(("yaml_text", "space", "layers"), [

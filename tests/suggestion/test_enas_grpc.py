@@ -23,7 +23,7 @@ from kubenas.genotype import Genotype
 from kubenas.proto_convert import objective_to_proto, search_space_to_proto, trial_to_proto
 from kubenas.space import SearchSpace
 from kubenas.trials import TrialCondition, TrialRecord
-from suggestion.service import make_server
+from tests.suggestion.servers import suggestion_stub
 from tests.suggestion.test_enas_spaces import (
     ACCURACY,
     KATIB_DATA,
@@ -73,14 +73,8 @@ def check_macro(space: SearchSpace, got: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[api_pb2_grpc.SuggestionStub]:
-    server, port = make_server("enas")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield api_pb2_grpc.SuggestionStub(channel)
-    finally:
-        channel.close()
-        server.stop(None)
+    with suggestion_stub("enas") as stub:
+        yield stub
 
 
 def test_katibs_unit_scenario(stub: api_pb2_grpc.SuggestionStub) -> None:
@@ -216,14 +210,8 @@ def test_several_experiments_at_once_match_their_solo_runs(stub: api_pb2_grpc.Su
     exps = [experiment(unit_scenario_space(), {**FAST, "random_state": str(i)}, name=f"par-{i}") for i in range(3)]
     with ThreadPoolExecutor(max_workers=3) as pool:
         together = list(pool.map(lambda e: _rounds(stub, e, 3), exps))
-    server, port = make_server("enas")
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            solo_stub = api_pb2_grpc.SuggestionStub(channel)
-            alone = [_rounds(solo_stub, e, 3) for e in exps]
-    finally:
-        server.stop(None)
+    with suggestion_stub("enas") as solo_stub:
+        alone = [_rounds(solo_stub, e, 3) for e in exps]
     assert together == alone
     assert together[0] != together[1]
 
