@@ -49,10 +49,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.experiment import load_experiment_file
 from kubenas.genotype import Genotype
-from kubenas.proto_convert import trial_to_proto
-from kubenas.space import MacroArchitecture, nn_config, primitive_names
+from kubenas.proto_convert import nas_config_to_proto, trial_to_proto
+from kubenas.space import (
+    FeasibleSpace,
+    GraphConfig,
+    MacroArchitecture,
+    NasConfig,
+    Operation,
+    ParameterSpec,
+    ParameterType,
+    nn_config,
+    primitive_names,
+)
 from kubenas.trials import TrialCondition, TrialRecord
 from suggestion.algorithms.enas.micro import usable_in_cell
+from suggestion.algorithms.encoding import nas_encoding
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE = "2-core Intel Xeon VM, no GPU"
@@ -152,6 +163,27 @@ def micro_history(count: int, seed: int, num_nodes: int = 5) -> list[TrialRecord
     return out
 
 
+def _categorical(name: str, *values: str) -> ParameterSpec:
+    return ParameterSpec(name, ParameterType.CATEGORICAL, FeasibleSpace(list=values))
+
+
+# The canonical NAS-Bench-201 nasConfig (5 primitives, 15,625 cells).
+NB201_NAS = NasConfig(GraphConfig(5, (32, 32, 3), (10,)), (
+    Operation("none"), Operation("skip_connect"), Operation("nor_conv", (_categorical("filter_size", "1", "3"),)),
+    Operation("avg_pool", (_categorical("pool_size", "3"),))))
+
+
+def nb201_history(count: int, seed: int) -> list[TrialRecord]:
+    """`count` succeeded trials with random NAS-Bench-201 cells."""
+    encoding = nas_encoding(NB201_NAS, {"search_mode": "nb201"})
+    rng = random.Random(seed)
+    return [TrialRecord(f"trial-{i}", encoding.encode(encoding.random_vector(rng)), TrialCondition.SUCCEEDED,
+                        {"Validation-Accuracy": round(rng.uniform(0.5, 0.9), 4)}) for i in range(count)]
+
+
+HISTORIES_BY_MODE = {"macro": history, "micro": micro_history, "nb201": nb201_history}
+
+
 def request(exp: api_pb2.Experiment, trials: Sequence[api_pb2.Trial], n: int) -> api_pb2.GetSuggestionsRequest:
     return api_pb2.GetSuggestionsRequest(experiment=exp, trials=list(trials), current_request_number=n,
                                          total_request_number=len(trials) + n)
@@ -159,6 +191,8 @@ def request(exp: api_pb2.Experiment, trials: Sequence[api_pb2.Trial], n: int) ->
 
 def experiment(algorithm: str, name: str, settings: dict[str, str] | None = None) -> api_pb2.Experiment:
     exp = load_experiment_file(EXAMPLE).to_proto()
+    if (settings or {}).get("search_mode") == "nb201":
+        exp.spec.nas_config.CopyFrom(nas_config_to_proto(NB201_NAS))
     exp.name = name
     exp.spec.algorithm.algorithm_name = algorithm
     for key, value in (settings or {}).items():
@@ -189,18 +223,21 @@ class Warm:
     catch_up: float
 
 
-def warm_latency(servers: dict[str, tuple[Server, str]], n_history: int, repeats: int, micro: bool = False,
+def warm_latency(servers: dict[str, tuple[Server, str]], n_history: int, repeats: int,
                  settings: dict[str, str] | None = None) -> dict[str, Warm]:
     """Per server: median warm call wall time and server CPU, and the catch-up call.
 
-    `servers` maps a label to (server, algorithm name); their calls are interleaved.
+    `servers` maps a label to (server, algorithm name); their calls are interleaved. The
+    history is of the `search_mode` in `settings` (macro without one).
     """
-    records = (micro_history if micro else history)(n_history + NEW_PER_CALL * repeats, n_history)
+    mode = (settings or {}).get("search_mode", "macro")
+    records = HISTORIES_BY_MODE[mode](n_history + NEW_PER_CALL * repeats, n_history)
     objective = load_experiment_file(EXAMPLE).objective()
     trials = [trial_to_proto(t, objective) for t in records]
-    name = f"warm-{n_history}{'-micro' if micro else ''}"
-    # enas settings (e.g. search_mode) are refused by the random server: it gets none.
-    exps = {label: experiment(algorithm, name, settings if algorithm == "enas" else None)
+    name = f"warm-{n_history}{'' if mode == 'macro' else '-' + mode}"
+    # The random server knows search_mode and num_nodes but none of enas's controller settings.
+    shared = {k: v for k, v in (settings or {}).items() if k in ("search_mode", "num_nodes")}
+    exps = {label: experiment(algorithm, name, settings if algorithm == "enas" else shared)
             for label, (_, algorithm) in servers.items()}
     catch_up = {label: timed(server.stub, request(exps[label], trials[: n_history - NEW_PER_CALL], NEW_PER_CALL))
                 for label, (server, _) in servers.items()}
@@ -317,10 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 loads.append(os.getloadavg())
             peaks = {f"{label}, after the macro rows": servers[label][0].peak_rss_mb() for label in trees}
             micro = {"search_mode": "micro", "num_nodes": "5"}
-            rows_warm.append(row("100, micro (5 nodes)", warm_latency(servers, 100, args.repeats, True, micro)))
+            rows_warm.append(row("100, micro (5 nodes)", warm_latency(servers, 100, args.repeats, micro)))
             print(rows_warm[-1], flush=True)
             loads.append(os.getloadavg())
-            peaks |= {f"{label}, after every call above (micro included)": servers[label][0].peak_rss_mb()
+            nb201 = {"search_mode": "nb201"}
+            rows_warm.append(row("100, nb201 (6 edges)", warm_latency(servers, 100, args.repeats, nb201)))
+            print(rows_warm[-1], flush=True)
+            loads.append(os.getloadavg())
+            peaks |= {f"{label}, after every call above (micro, nb201 included)": servers[label][0].peak_rss_mb()
                       for label in trees}
             peaks["random (baseline)"] = servers["random"][0].peak_rss_mb()
         finally:
@@ -394,7 +435,9 @@ them (gradient steps over the newest 32).
   each, forward and backward) are about 1.8 ms of the ~2.6 ms step, i.e. ~90 ms per call;
   that part is fixed by the recurrence (each cell needs the previous one's state).
   `import torch` alone is ~200 MB resident here.
-- The micro row asks for cells of 5 nodes (54 LSTM steps per architecture instead of 16).
+- The micro row asks for cells of 5 nodes (54 LSTM steps per architecture instead of 16);
+  the nb201 row for NAS-Bench-201 cells (the canonical 5-primitive nasConfig, 6 LSTM steps).
+  In both the random baseline gets the same search_mode.
 - Wall times include contention from other work on this shared 2-core VM (load average
   above); the CPU column is the server's own cost. Katib's TensorFlow service is not
   measured here (no TensorFlow in this environment).

@@ -81,6 +81,16 @@ NAS_SPACE = SearchSpace(nas_config=NasConfig(GraphConfig(4, (32, 32, 3), (10,)),
                             _p("pool_size", "int", min="2", max="2")))),
 ))
 SPACES = {"hpo (4 params)": HPO_SPACE, "nas (4-layer macro)": NAS_SPACE}
+# `--search-modes`: the other NAS encodings (search_mode), each with its settings.
+NB201_SPACE = SearchSpace(nas_config=NasConfig(GraphConfig(5, (32, 32, 3), (10,)), (
+    Operation("none"), Operation("skip_connect"),
+    Operation("nor_conv", (_p("filter_size", "categorical", list=("1", "3")),)),
+    Operation("avg_pool", (_p("pool_size", "categorical", list=("3",)),)),
+)))
+MODE_SPACES = {"nb201 (6-edge cell)": NB201_SPACE, "micro (5-node cells)": NAS_SPACE}
+SPACE_SETTINGS = {"nb201 (6-edge cell)": {"search_mode": "nb201"}, "micro (5-node cells)": {"search_mode": "micro"}}
+# Grid refuses micro: a 5-node cell grid has ~10^27 points.
+REFUSED = {("grid", "micro (5-node cells)")}
 
 
 @dataclass(frozen=True)
@@ -102,19 +112,20 @@ class Row:
         return self.median_ms / self.baseline_ms
 
 
-def _experiment(space: SearchSpace, algorithm: str) -> api_pb2.Experiment:
+def _experiment(space: SearchSpace, algorithm: str, settings: dict[str, str] | None = None) -> api_pb2.Experiment:
     spec = search_space_to_proto(space)
     spec.objective.CopyFrom(objective_to_proto(OBJECTIVE))
     spec.algorithm.algorithm_name = algorithm
-    spec.algorithm.algorithm_settings.add(name="random_state", value="42")
+    for name, value in {"random_state": "42", **(settings or {})}.items():
+        spec.algorithm.algorithm_settings.add(name=name, value=value)
     return api_pb2.Experiment(name="bench", spec=spec)
 
 
-def _history(space: SearchSpace, algorithm: str, size: int) -> list[TrialRecord]:
+def _history(space: SearchSpace, algorithm: str, size: int, settings: dict[str, str] | None = None) -> list[TrialRecord]:
     """`size` finished trials at points the algorithm itself would suggest."""
     if size == 0:
         return []
-    problem = Problem("bench", space, OBJECTIVE, {"random_state": "7"})
+    problem = Problem("bench", space, OBJECTIVE, {"random_state": "7", **(settings or {})})
     points = algorithm_class(algorithm)().suggest(problem, [], size)
     conditions = (TrialCondition.SUCCEEDED, TrialCondition.SUCCEEDED, TrialCondition.FAILED)
     return [
@@ -207,18 +218,21 @@ def _in_process(algorithm: str, req: api_pb2.GetSuggestionsRequest, calls: int) 
     return _cpu_ms(cold, calls), _cpu_ms(warm, calls), _cpu_ms(run, calls)
 
 
-def measure_get_suggestions(calls: int) -> list[Row]:
+def measure_get_suggestions(calls: int, spaces: dict[str, SearchSpace] = SPACES) -> list[Row]:
     rows: list[Row] = []
     for algorithm in ("random", "grid"):
         with served(algorithm) as stub:
-            for space_name, space in SPACES.items():
-                exp = _experiment(space, algorithm)
+            for space_name, space in spaces.items():
+                if (algorithm, space_name) in REFUSED:
+                    continue
+                settings = SPACE_SETTINGS.get(space_name)
+                exp = _experiment(space, algorithm, settings)
                 floor = api_pb2.GetSuggestionsRequest(experiment=exp, current_request_number=0)
                 baseline = statistics.median(_timed(partial(stub.GetSuggestions, floor, timeout=30), calls))
                 for size in HISTORY_SIZES:
                     req = api_pb2.GetSuggestionsRequest(
                         experiment=exp, current_request_number=1, total_request_number=size + 1,
-                        trials=[trial_to_proto(t, OBJECTIVE) for t in _history(space, algorithm, size)])
+                        trials=[trial_to_proto(t, OBJECTIVE) for t in _history(space, algorithm, size, settings)])
                     samples = _timed(partial(stub.GetSuggestions, req, timeout=30), calls)
                     cold_ms, warm_ms, algorithm_ms = _in_process(algorithm, req, calls)
                     rows.append(Row("GetSuggestions", algorithm, space_name, size, statistics.median(samples),
@@ -281,9 +295,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="timed calls per row (default 200)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suggest.md")
+    parser.add_argument("--search-modes", action="store_true",
+                        help="also the nb201 and micro NAS encodings (search_mode)")
     args = parser.parse_args(argv)
     load_start = _load()
-    rows = measure_get_suggestions(args.calls)
+    rows = measure_get_suggestions(args.calls, {**SPACES, **MODE_SPACES} if args.search_modes else SPACES)
     text = report(rows, args.calls, (load_start, _load()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -1,8 +1,11 @@
 """Grid search: every point of a finite grid, in a fixed order, each at most once.
 
 HPO grid: the product of each parameter's `grid_values()` (first parameter slowest).
-ENAS macro grid: the product over layers (layer 0 slowest) of every row
-`[op_id, skip bits...]`, op ids ascending, skip bits counting up in binary.
+NAS grid: the product over the choices of the `search_mode` encoding, first choice
+slowest and each counting up from 0. For macro that is every row `[op_id, skip bits...]`
+per layer (layer 0 slowest), op ids ascending, skip bits counting up in binary; for
+nb201 every primitive per edge in string order (edge 1<-0 slowest, primitives in YAML
+order); micro grids exceed MAX_GRID_POINTS for all but the smallest cells.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from functools import partial
 
 from kubenas.space import (
-    NasConfig,
     ParameterSpec,
     ParameterType,
     SearchSpace,
@@ -24,24 +26,26 @@ from kubenas.space import (
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import (
     Algorithm,
+    InvalidSettings,
     Problem,
     SearchSpaceExhausted,
     Suggestion,
 )
-from suggestion.algorithms.sampling import (
-    RANDOM_STATE,
-    nas_assignments,
-    nas_size,
-    parameter_size,
-    point_keys,
-    rows_key,
+from suggestion.algorithms.encoding import (
+    NAS_SETTINGS,
+    MacroEncoding,
+    NasEncoding,
+    Vector,
+    check_hpo_settings,
+    nas_encoding,
 )
+from suggestion.algorithms.sampling import RANDOM_STATE, parameter_size, point_keys
 from suggestion.algorithms.settings import parse_settings
 
 __all__ = ["MAX_GRID_POINTS", "GridSearch", "grid_size"]
 
 # Katib accepts random_state for grid too; the order is fixed, so it changes nothing.
-SETTINGS = (RANDOM_STATE,)
+SETTINGS = (RANDOM_STATE, *NAS_SETTINGS)
 
 # Beyond this a grid cannot be finished and every call near its end walks the whole grid.
 MAX_GRID_POINTS = 1_000_000
@@ -60,19 +64,22 @@ class GridSearch(Algorithm):
     description = "every point of a finite grid once, in a fixed order (double parameters need a step)"
 
     def validate(self, problem: Problem) -> None:
-        parse_settings(problem.settings, SETTINGS)
-        problem.space.check()
-        grid_size(problem.space)
+        _prepare(problem)
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
-        parse_settings(problem.settings, SETTINGS)
+        encoding = _prepare(problem)
         space = problem.space
-        grid_size(space)
         if n <= 0:
             return []
-        seen = point_keys(space, (t.assignments for t in history))
+        if encoding is None:
+            seen = point_keys(space, (t.assignments for t in history))
+            points = _hpo_points(space)
+        else:
+            seen = {encoding.assignments_key(t.assignments) for t in history}
+            seen.discard(None)
+            points = _nas_points(encoding)
         out: list[Suggestion] = []
-        for key, make in _points(space):
+        for key, make in points:
             if key in seen:
                 continue
             seen.add(key)
@@ -80,6 +87,17 @@ class GridSearch(Algorithm):
             if len(out) == n:
                 return out
         raise SearchSpaceExhausted(n, len(out))
+
+
+def _prepare(problem: Problem) -> NasEncoding | None:
+    """The NAS encoding (None for HPO) once settings, space and grid size are checked."""
+    settings = parse_settings(problem.settings, SETTINGS)
+    problem.space.check()
+    check_hpo_settings(problem.space, settings)
+    nas = problem.space.nas_config
+    encoding = None if nas is None else nas_encoding(nas, settings)
+    grid_size(problem.space, encoding)
+    return encoding
 
 
 def _count(spec: ParameterSpec, index: int) -> int:
@@ -93,13 +111,24 @@ def _count(spec: ParameterSpec, index: int) -> int:
     return count
 
 
-def grid_size(space: SearchSpace) -> int:
-    """Number of grid points; SpaceError (naming the field) if the grid is undefined or too large."""
+def grid_size(space: SearchSpace, encoding: NasEncoding | None = None) -> int:
+    """Number of grid points; SpaceError (naming the field) if the grid is undefined or too large.
+
+    A NAS space is counted in `encoding` (default: macro); past MAX_GRID_POINTS a macro grid
+    names `nasConfig`, any other mode's grid names the `search_mode` setting.
+    """
     if space.nas_config is not None:
-        total = nas_size(space.nas_config)
-        layers, ops = space.nas_config.graph_config.num_layers, len(space.nas_config.expanded())
-        how = f"{ops} operations ^ {layers} layers x 2 ^ {layers * (layers - 1) // 2} skip bits"
+        encoding = encoding if encoding is not None else MacroEncoding(space.nas_config)
+        total = encoding.size
+        if total > MAX_GRID_POINTS and encoding.mode != "macro":
+            raise InvalidSettings(
+                "search_mode",
+                encoding.mode,
+                f"a {encoding.mode} grid has {_how_many(total)} points ({_describe(encoding)}); grid search "
+                f"enumerates at most {MAX_GRID_POINTS}: use random, evolution or another searching algorithm",
+            )
         field = "nasConfig"
+        how = _describe(encoding)
     else:
         counts = [_count(p, i) for i, p in enumerate(space.parameters)]
         total = math.prod(counts)
@@ -115,6 +144,20 @@ def grid_size(space: SearchSpace) -> int:
     return total
 
 
+def _how_many(total: int) -> str:
+    # A 64-node micro space has a count with hundreds of digits.
+    return str(total) if total < 10**15 else f"about 10^{len(str(total)) - 1}"
+
+
+def _describe(encoding: NasEncoding) -> str:
+    if isinstance(encoding, MacroEncoding):
+        layers, ops = encoding.num_layers, len(encoding.ops)
+        return f"{ops} operations ^ {layers} layers x 2 ^ {layers * (layers - 1) // 2} skip bits"
+    return " x ".join(f"{c.name}: {c.size}" for c in encoding.choices[:6]) + (
+        f" x ... ({len(encoding.choices)} choices)" if len(encoding.choices) > 6 else ""
+    )
+
+
 def _canonical_values(spec: ParameterSpec) -> list[tuple[str, Hashable]]:
     """(wire text, identity) per grid value; identity matches `sampling.hpo_key`."""
     out: list[tuple[str, Hashable]] = []
@@ -124,10 +167,7 @@ def _canonical_values(spec: ParameterSpec) -> list[tuple[str, Hashable]]:
     return out
 
 
-def _points(space: SearchSpace) -> Iterator[tuple[Hashable, Callable[[], dict[str, str]]]]:
-    if space.nas_config is not None:
-        yield from _nas_points(space.nas_config)
-        return
+def _hpo_points(space: SearchSpace) -> Iterator[tuple[Hashable, Callable[[], dict[str, str]]]]:
     names = [p.name for p in space.parameters]
     grids = [_canonical_values(p) for p in space.parameters]
     for combo in itertools.product(*grids):
@@ -136,17 +176,13 @@ def _points(space: SearchSpace) -> Iterator[tuple[Hashable, Callable[[], dict[st
         yield key, partial(_assignments, names, combo)
 
 
-def _nas_points(nas: NasConfig) -> Iterator[tuple[Hashable, Callable[[], dict[str, str]]]]:
-    ops = nas.expanded()
-    # Each row with its compact text, so a candidate's key (`rows_key`) is one join.
-    rows_per_layer = [
-        [(row, rows_key([row])[1:-1]) for row in
-         ((op, *bits) for op in range(len(ops)) for bits in itertools.product((0, 1), repeat=layer))]
-        for layer in range(nas.graph_config.num_layers)
-    ]
-    for combo in itertools.product(*rows_per_layer):
-        key = "[" + ",".join(text for _row, text in combo) + "]"
-        yield key, partial(nas_assignments, nas, ops, [row for row, _text in combo])
+def _nas_points(encoding: NasEncoding) -> Iterator[tuple[Hashable, Callable[[], dict[str, str]]]]:
+    for key, vector in encoding.lazy_points():
+        yield key, partial(_encoded, encoding, vector)
+
+
+def _encoded(encoding: NasEncoding, vector: Callable[[], Vector]) -> dict[str, str]:
+    return encoding.encode(vector())
 
 
 def _assignments(names: list[str], combo: Sequence[tuple[str, Hashable]]) -> dict[str, str]:

@@ -1,32 +1,49 @@
-"""Random search: independent draws from the search space, for HPO parameters and ENAS macro spaces."""
+"""Random search: independent draws from the search space, for HPO parameters and NAS spaces.
+
+NAS spaces are drawn in the encoding named by `search_mode` (macro, micro, nb201): one
+uniform index per choice of the encoding, in choice order.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
-from kubenas.space import ExpandedOp, NasConfig, SearchSpace
+from kubenas.space import SearchSpace
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem, Suggestion
+from suggestion.algorithms.encoding import (
+    NAS_SETTINGS,
+    NasEncoding,
+    check_hpo_settings,
+    nas_encoding,
+)
 from suggestion.algorithms.sampling import (
     RANDOM_STATE,
     history_rng,
     hpo_keyer,
-    nas_assignments,
-    nas_key,
     point_keys,
     sample_value,
     space_size,
 )
 from suggestion.algorithms.settings import parse_settings
 
-__all__ = ["RandomSearch"]
+__all__ = ["SETTINGS", "RandomSearch"]
 
-SETTINGS = (RANDOM_STATE,)
+SETTINGS = (RANDOM_STATE, *NAS_SETTINGS)
 
 # In a small finite space a fresh draw often repeats a tried point; redraws avoid that
 # and cost nothing when there is no collision.
 _REDRAWS = 64
+
+
+def _prepare(problem: Problem) -> tuple[dict[str, Any], NasEncoding | None]:
+    settings = parse_settings(problem.settings, SETTINGS)
+    problem.space.check()
+    check_hpo_settings(problem.space, settings)
+    nas = problem.space.nas_config
+    return settings, None if nas is None else nas_encoding(nas, settings)
 
 
 class RandomSearch(Algorithm):
@@ -37,43 +54,54 @@ class RandomSearch(Algorithm):
     """
 
     name = "random"
-    description = "independent random draws (uniform, logUniform, normal, logNormal); seed random_state"
+    description = (
+        "independent random draws (uniform, logUniform, normal, logNormal); NAS search_mode macro, micro "
+        "or nb201; seed random_state"
+    )
 
     def validate(self, problem: Problem) -> None:
-        parse_settings(problem.settings, SETTINGS)
-        problem.space.check()
+        _prepare(problem)
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
-        settings = parse_settings(problem.settings, SETTINGS)
+        settings, encoding = _prepare(problem)
         rng = history_rng(settings["random_state"], history)
         space = problem.space
         # Repeats are only possible in a finite space, and only worth avoiding until every
         # point has been tried; a continuous space skips the bookkeeping entirely.
-        size = space_size(space)
-        seen = point_keys(space, (t.assignments for t in history)) if size is not None else set()
-        key_of = nas_key if space.is_nas else hpo_keyer(space.parameters)
-        ops = space.nas_config.expanded() if space.nas_config is not None else []
+        size = space_size(space) if encoding is None else encoding.size
+        draw: Callable[[], tuple[Hashable, Callable[[], dict[str, str]]]]
+        if encoding is None:
+            seen = point_keys(space, (t.assignments for t in history)) if size is not None else set()
+            draw = _hpo_draw(space, rng)
+        else:
+            seen = {encoding.assignments_key(t.assignments) for t in history}
+            seen.discard(None)
+            draw = _nas_draw(encoding, rng)
         out: list[Suggestion] = []
         for _ in range(n):
             redraws = _REDRAWS if size is not None and len(seen) < size else 1
             for _attempt in range(redraws):
-                assignments = _draw(space, ops, rng)
-                key = key_of(assignments)
+                key, assignments = draw()
                 if key not in seen:
                     break
             seen.add(key)
-            out.append(Suggestion(assignments))
+            out.append(Suggestion(assignments()))
         return out
 
 
-def _draw(space: SearchSpace, ops: list[ExpandedOp], rng: random.Random) -> dict[str, str]:
-    if space.nas_config is not None:
-        return nas_assignments(space.nas_config, ops, _random_rows(space.nas_config, len(ops), rng))
-    return {p.name: sample_value(p, rng) for p in space.parameters}
+def _hpo_draw(space: SearchSpace, rng: random.Random) -> Callable[[], tuple[Hashable, Callable[[], dict[str, str]]]]:
+    key_of = hpo_keyer(space.parameters)
+
+    def draw() -> tuple[Hashable, Callable[[], dict[str, str]]]:
+        assignments = {p.name: sample_value(p, rng) for p in space.parameters}
+        return key_of(assignments), lambda: assignments
+
+    return draw
 
 
-def _random_rows(nas: NasConfig, num_ops: int, rng: random.Random) -> list[list[int]]:
-    return [
-        [rng.randrange(num_ops), *(rng.randrange(2) for _ in range(layer))]
-        for layer in range(nas.graph_config.num_layers)
-    ]
+def _nas_draw(encoding: NasEncoding, rng: random.Random) -> Callable[[], tuple[Hashable, Callable[[], dict[str, str]]]]:
+    def draw() -> tuple[Hashable, Callable[[], dict[str, str]]]:
+        vector = encoding.random_vector(rng)
+        return encoding.key(vector), lambda: encoding.encode(vector)
+
+    return draw

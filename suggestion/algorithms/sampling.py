@@ -7,7 +7,6 @@ and the history it is shown, so a restarted server (or a retried request) answer
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -16,15 +15,14 @@ from typing import Any
 from kubenas.space import (
     Distribution,
     ExpandedOp,
-    MacroArchitecture,
     NasConfig,
     ParameterSpec,
     ParameterType,
     SearchSpace,
     format_value,
-    nn_config,
 )
 from kubenas.trials import TrialRecord
+from suggestion.algorithms.encoding import ARCHITECTURE, NN_CONFIG, macro_assignments, rows_key
 from suggestion.algorithms.settings import Setting, as_int
 
 __all__ = [
@@ -48,9 +46,6 @@ __all__ = [
 RANDOM_STATE = Setting(
     "random_state", None, as_int, lambda v: 0 <= v < 2**32, "an integer in [0, 4294967295]"
 )
-
-ARCHITECTURE = "architecture"
-NN_CONFIG = "nn_config"
 
 # A normal(ish) parameter still has to stay inside [min, max]: the bounds are +-3 sigma
 # around their midpoint and draws outside are redrawn (then clipped, as a last resort).
@@ -157,13 +152,16 @@ def parameter_size(spec: ParameterSpec) -> int | None:
 
 
 def nas_size(nas: NasConfig) -> int:
-    """How many ENAS macro architectures a nasConfig has: ops^layers x 2^skip bits."""
+    """How many ENAS macro architectures (search_mode macro) a nasConfig has: ops^layers x 2^skip bits."""
     layers, ops = nas.graph_config.num_layers, len(nas.expanded())
     return ops**layers * 2 ** (layers * (layers - 1) // 2)
 
 
 def space_size(space: SearchSpace) -> int | None:
-    """How many distinct points a space has (None: infinitely many)."""
+    """How many distinct points a space has (None: infinitely many); NAS: the macro encoding.
+
+    Other search modes have their own count: `nas_encoding(...).size`.
+    """
     if space.nas_config is not None:
         return nas_size(space.nas_config)
     sizes = [parameter_size(p) for p in space.parameters]
@@ -199,18 +197,13 @@ def hpo_key(params: Sequence[ParameterSpec], assignments: Mapping[str, str]) -> 
 
 
 def nas_key(assignments: Mapping[str, str]) -> Hashable | None:
-    """The identity of an ENAS macro point: its architecture text without whitespace.
+    """The identity of a NAS point: its architecture text without whitespace (`NasEncoding.key`).
 
     Our `to_json` and Katib's printed lists differ only in spacing, so this matches both
     without parsing every trial of a long history.
     """
     text = assignments.get(ARCHITECTURE)
     return None if text is None else "".join(text.split())
-
-
-def rows_key(rows: Sequence[Sequence[int]]) -> str:
-    """`nas_key` of an architecture given as rows."""
-    return json.dumps([list(r) for r in rows], separators=(",", ":"))
 
 
 def point_keys(space: SearchSpace, records: Iterable[Mapping[str, str]]) -> set[Hashable]:
@@ -226,6 +219,4 @@ def nas_assignments(nas: NasConfig, ops: Sequence[ExpandedOp], rows: Sequence[Se
 
     `ops` is `nas.expanded()`, passed in so a batch expands the operations once.
     """
-    arch = MacroArchitecture(tuple(tuple(r) for r in rows))
-    config = nn_config(nas.graph_config, ops, arch.op_ids)
-    return {ARCHITECTURE: arch.to_json(), NN_CONFIG: json.dumps(config)}
+    return macro_assignments(nas, ops, rows)

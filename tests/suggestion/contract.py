@@ -14,8 +14,12 @@ Overridable fixtures: `algorithm_name` (required), `base_settings` (settings eve
 gets, e.g. to keep a controller small), `seed_setting` (name of the seed setting),
 `rejected_spaces` ({space name: the field its InvalidSettings or SpaceError must name} for
 contract spaces the algorithm must refuse). The spaces themselves are `CONTRACT_SPACES`; a subclass
-may replace the `spaces` class attribute. NAS outputs are checked by the format their
-assignment names identify (`NAS_FORMATS`); a new format adds an entry there.
+may replace the `spaces` class attribute. A space may come with settings of its own
+(`SPACE_SETTINGS`: the micro and NB201 spaces name their `search_mode`); each call gets
+the space's settings, then `base_settings` (the `settings` fixture). NAS outputs are
+checked by the format their assignment names identify (`NAS_FORMATS`), and an
+`architecture`/`nn_config` pair by the `search_mode` its nn_config names (`NAS_MODES`):
+in the space by that encoding's own decode, and independently of it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import ClassVar
 
 import pytest
 
+from kubenas.genotype import Genotype
+from kubenas.nb201 import Cell201
 from kubenas.space import (
     Distribution,
     FeasibleSpace,
@@ -44,16 +50,24 @@ from kubenas.space import (
 )
 from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
 from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
+from suggestion.algorithms.encoding import nas_encoding
+from suggestion.algorithms.encoding.micro import usable_in_cell
 from suggestion.algorithms.registry import algorithm_class
 
 __all__ = [
     "CONTRACT_SPACES",
     "NAS_FORMATS",
+    "NAS_MODES",
     "OBJECTIVE",
+    "SPACE_SETTINGS",
     "AlgorithmContract",
     "check_hpo_assignments",
     "check_macro_assignments",
+    "check_micro_assignments",
+    "check_nas_assignments",
+    "check_nb201_assignments",
     "make_history",
+    "nb201_nas",
     "param",
 ]
 
@@ -86,6 +100,19 @@ def _katib_like_nas(num_layers: int = 3) -> NasConfig:
     )
 
 
+def nb201_nas(num_layers: int = 5) -> NasConfig:
+    """The canonical NAS-Bench-201 nasConfig (its primitives are NB201_PRIMITIVES, in order)."""
+    return NasConfig(
+        GraphConfig(num_layers, (32, 32, 3), (10,)),
+        (
+            Operation("none"),
+            Operation("skip_connect"),
+            Operation("nor_conv", (param("filter_size", "categorical", values=("1", "3")),)),
+            Operation("avg_pool", (param("pool_size", "categorical", values=("3",)),)),
+        ),
+    )
+
+
 CONTRACT_SPACES: dict[str, SearchSpace] = {
     # Finite: every parameter has a grid (48 points).
     "hpo_grid": SearchSpace(parameters=(
@@ -104,6 +131,15 @@ CONTRACT_SPACES: dict[str, SearchSpace] = {
         param("depth", "int", lo="2", hi="20", step="2", dist="normal"),
     )),
     "nas_macro": SearchSpace(nas_config=_katib_like_nas()),
+    # ENAS cells over the same operations (the 2x2 poolings are not cell primitives).
+    "nas_micro": SearchSpace(nas_config=_katib_like_nas()),
+    "nas_nb201": SearchSpace(nas_config=nb201_nas()),
+}
+
+# Settings a space needs to mean what its name says.
+SPACE_SETTINGS: dict[str, dict[str, str]] = {
+    "nas_micro": {"search_mode": "micro", "num_nodes": "3"},
+    "nas_nb201": {"search_mode": "nb201"},
 }
 
 
@@ -152,9 +188,65 @@ def check_darts_assignments(space: SearchSpace, assignments: Mapping[str, str]) 
     assert int(assignments["num-layers"]) == nas.graph_config.num_layers
 
 
+def _round_trips(space: SearchSpace, settings: Mapping[str, object], assignments: Mapping[str, str]) -> None:
+    """In the space by the encoding's decode, and written exactly as the encoding writes it."""
+    nas = space.nas_config
+    assert nas is not None
+    encoding = nas_encoding(nas, settings)
+    vector = encoding.decode(assignments)
+    assert encoding.encode(vector) == dict(assignments)
+
+
+def check_micro_assignments(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    """ENAS micro: a Genotype over the space's cell primitives, its nodes named in nn_config."""
+    nas = space.nas_config
+    assert nas is not None
+    config = json.loads(assignments["nn_config"])
+    allowed = [p for p in primitive_names(nas.operations) if usable_in_cell(p)]
+    assert config["primitives"] == allowed
+    assert config["num_layers"] == nas.graph_config.num_layers
+    genotype = Genotype.from_json(assignments["architecture"])
+    assert genotype.num_nodes == config["num_nodes"]
+    assert genotype.primitives <= set(allowed), genotype.primitives
+    for edges, concat in ((genotype.normal, genotype.normal_concat), (genotype.reduce, genotype.reduce_concat)):
+        read = {i for _op, i in edges}
+        assert list(concat) == [k for k in range(2, genotype.num_nodes + 2) if k not in read]
+    _round_trips(space, {"search_mode": "micro", "num_nodes": config["num_nodes"]}, assignments)
+
+
+def check_nb201_assignments(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    """NAS-Bench-201: a 6-edge cell string over the space's primitives; sizes in nn_config."""
+    nas = space.nas_config
+    assert nas is not None
+    config = json.loads(assignments["nn_config"])
+    assert config["primitives"] == primitive_names(nas.operations)
+    assert config["num_layers"] == nas.graph_config.num_layers
+    assert config["input_sizes"] == list(nas.graph_config.input_sizes)
+    assert config["output_sizes"] == list(nas.graph_config.output_sizes)
+    cell = Cell201.from_string(assignments["architecture"])
+    assert cell.to_string() == assignments["architecture"]
+    assert set(cell.ops) <= set(config["primitives"]), cell.ops
+    _round_trips(space, {"search_mode": "nb201"}, assignments)
+
+
+# nn_config's search_mode (absent: Katib's macro format) -> its checker.
+NAS_MODES: dict[str, Callable[[SearchSpace, Mapping[str, str]], None]] = {
+    "macro": check_macro_assignments,
+    "micro": check_micro_assignments,
+    "nb201": check_nb201_assignments,
+}
+
+
+def check_nas_assignments(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    """An architecture/nn_config pair, checked by the format its nn_config names."""
+    mode = json.loads(assignments["nn_config"]).get("search_mode", "macro")
+    assert mode in NAS_MODES, mode
+    NAS_MODES[mode](space, assignments)
+
+
 # Assignment names -> the checker of that NAS output format (formats, not algorithm names).
 NAS_FORMATS: dict[frozenset[str], Callable[[SearchSpace, Mapping[str, str]], None]] = {
-    frozenset({"architecture", "nn_config"}): check_macro_assignments,
+    frozenset({"architecture", "nn_config"}): check_nas_assignments,
     frozenset({"algorithm-settings", "search-space", "num-layers"}): check_darts_assignments,
 }
 
@@ -175,6 +267,7 @@ class AlgorithmContract:
     """Shared tests; not collected itself (no `Test` prefix)."""
 
     spaces: ClassVar[dict[str, SearchSpace]] = CONTRACT_SPACES
+    space_settings: ClassVar[dict[str, dict[str, str]]] = SPACE_SETTINGS
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         if "space_name" in metafunc.fixturenames:
@@ -207,6 +300,10 @@ class AlgorithmContract:
         return self.spaces[space_name]
 
     @pytest.fixture
+    def settings(self, space_name: str, base_settings: dict[str, str]) -> dict[str, str]:
+        return {**self.space_settings.get(space_name, {}), **base_settings}
+
+    @pytest.fixture
     def supported(self, algorithm_cls: type[Algorithm], space: SearchSpace, space_name: str,
                   rejected_spaces: dict[str, str]) -> bool:
         kind_ok = algorithm_cls.supports_nas if space.is_nas else algorithm_cls.supports_hpo
@@ -218,8 +315,11 @@ class AlgorithmContract:
     def fresh(self, algorithm_cls: type[Algorithm]) -> Algorithm:
         return algorithm_cls()
 
-    def check(self, space: SearchSpace, suggestions: Sequence[Suggestion], n: int) -> None:
+    def check(self, space: SearchSpace, suggestions: Sequence[Suggestion], n: int,
+              settings: Mapping[str, str] | None = None) -> None:
+        """`n` suggestions in `space`; architectures in the `search_mode` of `settings`."""
         assert isinstance(suggestions, list) and len(suggestions) == n, (n, suggestions)
+        expected_mode = (settings or {}).get("search_mode", "macro")
         for s in suggestions:
             assert isinstance(s, Suggestion)
             assert all(isinstance(v, str) for v in s.assignments.values()), s.assignments
@@ -229,6 +329,8 @@ class AlgorithmContract:
             checker = NAS_FORMATS.get(frozenset(s.assignments))
             assert checker is not None, f"unknown NAS output format {sorted(s.assignments)}"
             checker(space, s.assignments)
+            if "nn_config" in s.assignments:
+                assert json.loads(s.assignments["nn_config"]).get("search_mode", "macro") == expected_mode
 
     def _require(self, supported: bool, space_name: str) -> None:
         if not supported:
@@ -236,9 +338,9 @@ class AlgorithmContract:
 
     # ---- the contract ---------------------------------------------------------------
     def test_refuses_unsupported_space(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                       space_name: str, supported: bool, base_settings: dict[str, str],
+                                       space_name: str, supported: bool, settings: dict[str, str],
                                        rejected_spaces: dict[str, str]) -> None:
-        problem = self.problem(space, base_settings)
+        problem = self.problem(space, settings)
         if supported:
             self.fresh(algorithm_cls).validate(problem)
             return
@@ -254,44 +356,44 @@ class AlgorithmContract:
     @pytest.mark.parametrize("n", [1, 3])
     def test_empty_history_gives_n_in_space(self, algorithm_cls: type[Algorithm], space: SearchSpace,
                                             space_name: str, supported: bool,
-                                            base_settings: dict[str, str], n: int) -> None:
+                                            settings: dict[str, str], n: int) -> None:
         self._require(supported, space_name)
-        self.check(space, self.fresh(algorithm_cls).suggest(self.problem(space, base_settings), [], n), n)
+        self.check(space, self.fresh(algorithm_cls).suggest(self.problem(space, settings), [], n), n, settings)
 
     def test_zero_requested_gives_none(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                       space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+                                       space_name: str, supported: bool, settings: dict[str, str]) -> None:
         self._require(supported, space_name)
-        assert self.fresh(algorithm_cls).suggest(self.problem(space, base_settings), [], 0) == []
+        assert self.fresh(algorithm_cls).suggest(self.problem(space, settings), [], 0) == []
 
     def test_only_failed_or_unavailable_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
                                                 space_name: str, supported: bool,
-                                                base_settings: dict[str, str]) -> None:
+                                                settings: dict[str, str]) -> None:
         self._require(supported, space_name)
         algo = self.fresh(algorithm_cls)
-        problem = self.problem(space, base_settings)
+        problem = self.problem(space, settings)
         first = algo.suggest(problem, [], 4)
         history = make_history(first, [TrialCondition.FAILED, TrialCondition.METRICS_UNAVAILABLE,
                                        TrialCondition.FAILED, TrialCondition.KILLED])
-        self.check(space, algo.suggest(problem, history, 2), 2)
+        self.check(space, algo.suggest(problem, history, 2), 2, settings)
 
     def test_with_succeeded_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                    space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+                                    space_name: str, supported: bool, settings: dict[str, str]) -> None:
         self._require(supported, space_name)
         algo = self.fresh(algorithm_cls)
-        problem = self.problem(space, base_settings)
+        problem = self.problem(space, settings)
         history: list[TrialRecord] = []
         conditions = [TrialCondition.SUCCEEDED, TrialCondition.RUNNING, TrialCondition.SUCCEEDED,
                       TrialCondition.FAILED, TrialCondition.SUCCEEDED]
         for round_ in range(3):
             new = algo.suggest(problem, history, len(conditions))
-            self.check(space, new, len(conditions))
+            self.check(space, new, len(conditions), settings)
             history += make_history(new, conditions, metric=lambda i: 0.1 * (i % 7), prefix=f"r{round_}")
 
     def test_does_not_mutate_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                     space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+                                     space_name: str, supported: bool, settings: dict[str, str]) -> None:
         self._require(supported, space_name)
         algo = self.fresh(algorithm_cls)
-        problem = self.problem(space, base_settings)
+        problem = self.problem(space, settings)
         history = make_history(algo.suggest(problem, [], 3),
                                [TrialCondition.SUCCEEDED, TrialCondition.FAILED, TrialCondition.SUCCEEDED],
                                metric=lambda i: 0.5 + i / 10)
@@ -300,10 +402,10 @@ class AlgorithmContract:
         assert history == snapshot
 
     def test_deterministic_under_seed(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                      space_name: str, supported: bool, base_settings: dict[str, str],
+                                      space_name: str, supported: bool, settings: dict[str, str],
                                       seed_setting: str) -> None:
         self._require(supported, space_name)
-        problem = self.problem(space, {**base_settings, seed_setting: "7"})
+        problem = self.problem(space, {**settings, seed_setting: "7"})
         history = make_history(self.fresh(algorithm_cls).suggest(problem, [], 3),
                                [TrialCondition.SUCCEEDED, TrialCondition.SUCCEEDED, TrialCondition.FAILED],
                                metric=lambda i: 0.3 + i / 10)
@@ -314,9 +416,9 @@ class AlgorithmContract:
         assert run() == run()
 
     def test_rejects_unknown_setting(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                     space_name: str, supported: bool, base_settings: dict[str, str]) -> None:
+                                     space_name: str, supported: bool, settings: dict[str, str]) -> None:
         self._require(supported, space_name)
-        problem = self.problem(space, {**base_settings, "no_such_setting": "1"})
+        problem = self.problem(space, {**settings, "no_such_setting": "1"})
         with pytest.raises(InvalidSettings) as info:
             self.fresh(algorithm_cls).validate(problem)
         assert info.value.setting == "no_such_setting"
@@ -324,11 +426,21 @@ class AlgorithmContract:
 
     @pytest.mark.parametrize("bad", ["abc", "-1", "1.5", ""])
     def test_rejects_bad_seed(self, algorithm_cls: type[Algorithm], space: SearchSpace, space_name: str,
-                              supported: bool, base_settings: dict[str, str], seed_setting: str,
+                              supported: bool, settings: dict[str, str], seed_setting: str,
                               bad: str) -> None:
         self._require(supported, space_name)
-        problem = self.problem(space, {**base_settings, seed_setting: bad})
+        problem = self.problem(space, {**settings, seed_setting: bad})
         with pytest.raises(InvalidSettings) as info:
             self.fresh(algorithm_cls).validate(problem)
         assert info.value.setting == seed_setting
         assert info.value.value == bad and info.value.allowed, str(info.value)
+
+    def test_rejects_unknown_search_mode(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                         space_name: str, supported: bool, settings: dict[str, str]) -> None:
+        self._require(supported, space_name)
+        if not space.is_nas:
+            pytest.skip("search_mode is a NAS setting")
+        problem = self.problem(space, {**settings, "search_mode": "cellular"})
+        with pytest.raises(InvalidSettings) as info:
+            self.fresh(algorithm_cls).validate(problem)
+        assert info.value.setting == "search_mode" and info.value.value == "cellular", str(info.value)

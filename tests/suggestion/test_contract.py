@@ -15,7 +15,10 @@ ALWAYS_PRESENT = {"random", "grid"}
 
 # Contract spaces an algorithm must refuse, with the field its error names.
 REJECTED_SPACES: dict[str, dict[str, str]] = {
-    "grid": {"hpo_continuous": "parameters[0].feasibleSpace.step"},
+    # A 3-node micro grid has ~10^17 points: refused, naming the search_mode that makes it.
+    "grid": {"hpo_continuous": "parameters[0].feasibleSpace.step", "nas_micro": "search_mode"},
+    # DARTS searches its own supernet: search_mode is an unknown setting to it.
+    "darts": {"nas_micro": "search_mode", "nas_nb201": "search_mode"},
 }
 
 

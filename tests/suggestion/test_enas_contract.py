@@ -1,19 +1,27 @@
-"""The shared algorithm contract for ENAS micro mode (macro mode runs in test_contract.py)."""
+"""ENAS micro mode on a Katib macro nasConfig (2x2 poolings dropped) under the shared contract.
+
+The registry-wide contract (test_contract.py) runs ENAS on every contract space, micro
+and nb201 included; this adds the micro mode with a small controller on the spaces
+whose operations are not all cell primitives.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import pytest
 
 from kubenas.genotype import Genotype
 from kubenas.space import SearchSpace, primitive_names
 from suggestion.algorithms.base import Suggestion
-from tests.suggestion.contract import AlgorithmContract
+from tests.suggestion.contract import CONTRACT_SPACES, AlgorithmContract
 
 
 class TestEnasMicroContract(AlgorithmContract):
+    spaces: ClassVar[dict[str, SearchSpace]] = {"nas_macro": CONTRACT_SPACES["nas_macro"]}
+
     @pytest.fixture
     def algorithm_name(self) -> str:
         return "enas"
@@ -22,7 +30,8 @@ class TestEnasMicroContract(AlgorithmContract):
     def base_settings(self) -> dict[str, str]:
         return {"search_mode": "micro", "num_nodes": "3", "controller_train_steps": "5"}
 
-    def check(self, space: SearchSpace, suggestions: Sequence[Suggestion], n: int) -> None:
+    def check(self, space: SearchSpace, suggestions: Sequence[Suggestion], n: int,
+              settings: Mapping[str, str] | None = None) -> None:
         assert isinstance(suggestions, list) and len(suggestions) == n
         nas = space.nas_config
         assert nas is not None

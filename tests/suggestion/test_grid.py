@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
 import pytest
 
+from kubenas.nb201 import Cell201
 from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace, SpaceError
 from kubenas.trials import TrialCondition, TrialRecord
-from suggestion.algorithms.base import Problem, SearchSpaceExhausted
+from suggestion.algorithms.base import InvalidSettings, Problem, SearchSpaceExhausted
+from suggestion.algorithms.encoding import nas_encoding
 from suggestion.algorithms.grid import MAX_GRID_POINTS, GridSearch, grid_size
-from tests.suggestion.contract import OBJECTIVE, check_macro_assignments, param
+from tests.suggestion.contract import (
+    CONTRACT_SPACES,
+    OBJECTIVE,
+    check_macro_assignments,
+    check_micro_assignments,
+    check_nb201_assignments,
+    param,
+)
 
 HPO = SearchSpace(parameters=(param("lr", "double", lo="0.0", hi="0.3", step="0.1"),
                               param("opt", "categorical", values=("sgd", "adam"))))
@@ -115,3 +125,51 @@ def test_a_grid_reaching_the_float_limit_is_finite() -> None:
     space = SearchSpace(parameters=(param("z", "double", lo="-1e308", hi="1e308", step="1e307"),))
     points = [s.assignments["z"] for s in GridSearch().suggest(Problem("g", space, OBJECTIVE, {}), [], 21)]
     assert points[0] == "-1e+308" and points[-1] == "1e+308" and len(set(points)) == 21
+
+
+# --- search_mode: micro and nb201 ------------------------------------------------------------
+
+NB201_TWO_OPS = SearchSpace(nas_config=NasConfig(GraphConfig(5, (32, 32, 3), (10,)),
+                                                 (Operation("none"), Operation("skip_connect"))))
+
+
+def test_nb201_grid_counts_edges_in_string_order_last_edge_fastest() -> None:
+    settings = {"search_mode": "nb201"}
+    points = suggest(CONTRACT_SPACES["nas_nb201"], 3, settings=settings)
+    assert [p["architecture"] for p in points] == [
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|none~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|",
+        "|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|",
+    ]
+    for p in points:
+        check_nb201_assignments(CONTRACT_SPACES["nas_nb201"], p)
+    problem = Problem("exp", CONTRACT_SPACES["nas_nb201"], OBJECTIVE, settings)
+    assert grid_size(problem.space, nas_encoding(problem.space.nas_config, settings)) == 5**6  # type: ignore[arg-type]
+
+
+def test_nb201_grid_enumerates_every_cell_once_then_is_exhausted() -> None:
+    settings = {"search_mode": "nb201"}
+    history: list[TrialRecord] = []
+    while len(history) < 64:
+        got = suggest(NB201_TWO_OPS, 16, history, settings)
+        history += [TrialRecord(f"t{len(history) + i}", p, TrialCondition.FAILED) for i, p in enumerate(got)]
+    keys = [Cell201.from_string(t.assignments["architecture"]).table_key(("none", "skip_connect")) for t in history]
+    assert keys == ["".join(bits) for bits in itertools.product("01", repeat=6)]
+    with pytest.raises(SearchSpaceExhausted) as info:
+        suggest(NB201_TWO_OPS, 1, history, settings)
+    assert (info.value.requested, info.value.remaining) == (1, 0)
+
+
+def test_a_small_micro_grid_runs_and_the_default_one_is_refused_naming_search_mode() -> None:
+    one_op = SearchSpace(nas_config=NasConfig(GraphConfig(2, (8, 8, 1), (10,)), (Operation("skip_connection"),)))
+    points = suggest(one_op, 16, settings={"search_mode": "micro", "num_nodes": "1"})
+    assert len({p["architecture"] for p in points}) == 16  # (2 inputs x 2 inputs) per cell, two cells
+    for p in points:
+        check_micro_assignments(one_op, p)
+    with pytest.raises(SearchSpaceExhausted):
+        suggest(one_op, 17, settings={"search_mode": "micro", "num_nodes": "1"})
+    problem = Problem("exp", CONTRACT_SPACES["nas_micro"], OBJECTIVE, {"search_mode": "micro"})
+    with pytest.raises(InvalidSettings) as err:
+        GridSearch().validate(problem)
+    assert err.value.setting == "search_mode" and err.value.value == "micro"
+    assert "about 10^" in err.value.allowed and str(MAX_GRID_POINTS) in err.value.allowed

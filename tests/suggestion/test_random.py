@@ -7,11 +7,24 @@ import math
 import statistics
 from collections import Counter
 
-from kubenas.space import SearchSpace
+import pytest
+
+from kubenas.genotype import Genotype
+from kubenas.nb201 import NB201_PRIMITIVES, Cell201
+from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace
 from kubenas.trials import TrialCondition, TrialRecord
-from suggestion.algorithms.base import Problem
+from suggestion.algorithms.base import InvalidSettings, Problem
+from suggestion.algorithms.grid import GridSearch
 from suggestion.algorithms.random_search import RandomSearch
-from tests.suggestion.contract import CONTRACT_SPACES, OBJECTIVE, check_macro_assignments, param
+from suggestion.algorithms.sampling import history_rng, nas_assignments
+from tests.suggestion.contract import (
+    CONTRACT_SPACES,
+    OBJECTIVE,
+    check_macro_assignments,
+    check_micro_assignments,
+    check_nb201_assignments,
+    param,
+)
 
 
 def draw(space: SearchSpace, n: int, seed: int = 1, history: list[TrialRecord] | None = None) -> list[dict[str, str]]:
@@ -147,3 +160,68 @@ def test_bounds_near_the_float_limit_give_finite_values() -> None:
         for p in draw(space, 200):
             assert math.isfinite(float(p["x"])) and -1e308 <= float(p["x"]) <= 1e308
             assert math.isfinite(float(p["z"])) and space.parameters[1].contains(p["z"])
+
+
+# --- search_mode: micro and nb201 ------------------------------------------------------------
+
+def _nb201_two_ops() -> SearchSpace:
+    """64 NB201 cells: two primitives on each of the six edges."""
+    return SearchSpace(nas_config=NasConfig(GraphConfig(5, (32, 32, 3), (10,)),
+                                            (Operation("none"), Operation("skip_connect"))))
+
+
+def test_nb201_draws_are_uniform_per_edge_over_the_primitives() -> None:
+    space = CONTRACT_SPACES["nas_nb201"]
+    problem = Problem("exp", space, OBJECTIVE, {"random_state": "4", "search_mode": "nb201"})
+    points = [dict(s.assignments) for s in RandomSearch().suggest(problem, [], 600)]
+    assert len({p["architecture"] for p in points}) == 600  # 15,625 cells: no repeats
+    for edge in range(6):
+        counts = Counter(Cell201.from_string(p["architecture"]).ops[edge] for p in points)
+        assert set(counts) == set(NB201_PRIMITIVES) and all(80 < c < 160 for c in counts.values()), counts
+    for p in points[:20]:
+        check_nb201_assignments(space, p)
+
+
+def test_nb201_cells_are_not_repeated_while_redraws_find_new_ones() -> None:
+    space = _nb201_two_ops()
+    settings = {"random_state": "2", "search_mode": "nb201"}
+    problem = Problem("exp", space, OBJECTIVE, settings)
+    history: list[TrialRecord] = []
+    for r in range(7):
+        got = RandomSearch().suggest(problem, history, 8)
+        history += [TrialRecord(f"r{r}-{i}", dict(s.assignments), TrialCondition.FAILED) for i, s in enumerate(got)]
+    # 56 of 64 cells: a new one is found within the redraws every time.
+    assert len({t.assignments["architecture"] for t in history}) == 56
+    every = [TrialRecord(f"g{i}", dict(s.assignments)) for i, s in enumerate(GridSearch().suggest(problem, [], 64))]
+    assert len(RandomSearch().suggest(problem, every, 3)) == 3  # all tried: repeats, still n
+
+
+def test_micro_draws_are_genotypes_with_num_nodes_nodes() -> None:
+    space = CONTRACT_SPACES["nas_micro"]
+    problem = Problem("exp", space, OBJECTIVE, {"random_state": "1", "search_mode": "micro", "num_nodes": "2"})
+    points = [dict(s.assignments) for s in RandomSearch().suggest(problem, [], 200)]
+    genotypes = [Genotype.from_json(p["architecture"]) for p in points]
+    assert all(g.num_nodes == 2 for g in genotypes)
+    # node 1's inputs range over the two cell inputs and node 0 (genotype index 2).
+    assert {i for g in genotypes for _op, i in g.normal[2:]} == {0, 1, 2}
+    assert {op for g in genotypes for op, _i in g.reduce} == {"convolution_3x3", "convolution_5x5",
+                                                               "separable_convolution_3x3"}
+    for p in points[:10]:
+        check_micro_assignments(space, p)
+
+
+def test_macro_output_is_unchanged_by_the_encodings() -> None:
+    # Per layer one randrange over the ops, then one per skip bit: what random always drew.
+    space = CONTRACT_SPACES["nas_macro"]
+    nas = space.nas_config
+    assert nas is not None
+    rng = history_rng(5, [])
+    rows = [[rng.randrange(7), *(rng.randrange(2) for _ in range(i))] for i in range(3)]
+    assert draw(space, 1, seed=5)[0] == nas_assignments(nas, nas.expanded(), rows)
+
+
+def test_search_mode_on_an_hpo_space_is_refused() -> None:
+    problem = Problem("exp", CONTRACT_SPACES["hpo_grid"], OBJECTIVE, {"search_mode": "nb201"})
+    with pytest.raises(InvalidSettings) as err:
+        RandomSearch().validate(problem)
+    assert err.value.setting == "search_mode" and "nasConfig" in err.value.allowed

@@ -21,6 +21,7 @@ from suggestion.algorithms.base import Algorithm, Problem, Suggestion
 from suggestion.algorithms.enas.macro import MacroMode
 from suggestion.algorithms.enas.micro import MicroMode
 from suggestion.algorithms.enas.mode import SearchMode
+from suggestion.algorithms.enas.nb201 import Nb201Mode
 from suggestion.algorithms.enas.settings import EnasSettings, parse_enas_settings
 from suggestion.algorithms.enas.space_checks import checked_nas_config
 
@@ -31,7 +32,7 @@ __all__ = ["MODES", "Enas", "state_key"]
 
 log = logging.getLogger(__name__)
 
-MODES: dict[str, type[SearchMode]] = {"macro": MacroMode, "micro": MicroMode}
+MODES: dict[str, type[SearchMode]] = {"macro": MacroMode, "micro": MicroMode, "nb201": Nb201Mode}
 
 _torch_ready = threading.Lock()
 _torch_configured = False
@@ -63,7 +64,7 @@ class Enas(Algorithm):
     name: ClassVar[str] = "enas"
     supports_hpo: ClassVar[bool] = False
     supports_nas: ClassVar[bool] = True
-    description: ClassVar[str] = "ENAS: LSTM controller (PyTorch) trained with REINFORCE; macro and micro search"
+    description: ClassVar[str] = "ENAS: LSTM controller (PyTorch) trained with REINFORCE; search_mode macro, micro or nb201"
 
     def _prepare(self, problem: Problem) -> tuple[EnasSettings, SearchMode]:
         settings = parse_enas_settings(problem.settings)

@@ -12,6 +12,8 @@ Decision tensors:
   from layer j; the rest is zero.
 - micro: (B, 2, N, 4) int64; cell 0 normal, 1 reduce; per node [input_a, input_b, op_a, op_b]
   with inputs in [0, node + 1] (0, 1 = the two previous cells).
+- nb201: (B, E) int64; [b, e] is the primitive on edge e of the NAS-Bench-201 cell, edges
+  in the benchmark's string order.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MacroController", "MicroController", "Rollout"]
+__all__ = ["LstmPolicy", "MacroController", "MicroController", "Nb201Controller", "Rollout"]
 
 
 @dataclass(frozen=True)
@@ -371,3 +373,67 @@ class MicroController(LstmPolicy):
         lp_idx, ent_idx = _categorical_stats(index_logits, flat[:, :, :2].reshape(batch, -1))
         lp_op, ent_op = _categorical_stats(self.shape(op_raw), flat[:, :, 2:].reshape(batch, -1))
         return Rollout(decisions, lp_idx + lp_op, ent_idx + ent_op, torch.zeros(batch))
+
+
+class Nb201Controller(LstmPolicy):
+    """Per edge of the fixed NAS-Bench-201 cell, in string order: one primitive.
+
+    Each step's input is the embedding of the previous edge's primitive (the start
+    embedding for the first), so the LSTM state carries which edge comes next and what the
+    cell holds so far. No attention and no skips: the wiring is fixed by the benchmark.
+    """
+
+    def __init__(
+        self,
+        num_edges: int,
+        num_ops: int,
+        hidden: int,
+        temperature: float | None,
+        tanh_const: float | None,
+        generator: torch.Generator,
+    ) -> None:
+        super().__init__(num_ops, hidden, temperature, tanh_const, generator)
+        self.num_edges = num_edges
+
+    def forward(
+        self, batch: int, forced: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Rollout:
+        if forced is None:
+            return self._sample(batch, generator)
+        return self.scorer(forced)()
+
+    def scorer(self, decisions: torch.Tensor) -> Callable[[], Rollout]:
+        """A function re-scoring `decisions` under the current weights (call once per step)."""
+        return lambda: self._score(decisions)
+
+    def _sample(self, batch: int, generator: torch.Generator | None) -> Rollout:
+        h = torch.zeros(batch, self.hidden)
+        c = torch.zeros(batch, self.hidden)
+        inputs = self.g_emb.expand(batch, -1)
+        decisions = torch.zeros(batch, self.num_edges, dtype=torch.long)
+        op_raw: list[torch.Tensor] = []
+        for edge in range(self.num_edges):
+            h, c = self.lstm(inputs, (h, c))
+            raw = self.w_soft(h)
+            op_raw.append(raw)
+            decisions[:, edge] = self.pick(raw, generator)
+            inputs = self.w_emb(decisions[:, edge])
+        return self._rollout(decisions, torch.stack(op_raw, dim=1))
+
+    def _score(self, decisions: torch.Tensor) -> Rollout:
+        batch = decisions.shape[0]
+        h = torch.zeros(batch, self.hidden)
+        c = torch.zeros(batch, self.hidden)
+        op_inputs = self.w_emb(decisions[:, :-1]).unbind(1)
+        inputs = self.g_emb.expand(batch, -1)
+        states: list[torch.Tensor] = []
+        for edge in range(self.num_edges):
+            h, c = self.lstm(inputs, (h, c))
+            states.append(h)
+            if edge + 1 < self.num_edges:
+                inputs = op_inputs[edge]
+        return self._rollout(decisions, self.w_soft(torch.stack(states, dim=1)))
+
+    def _rollout(self, decisions: torch.Tensor, op_raw: torch.Tensor) -> Rollout:
+        log_prob, entropy = _categorical_stats(self.shape(op_raw), decisions)
+        return Rollout(decisions, log_prob, entropy, torch.zeros(decisions.shape[0]))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kubenas.space import MacroArchitecture, NasConfig, SpaceError, nn_config
+from kubenas.space import NasConfig
 from suggestion.algorithms.enas.mode import Decisions, SearchMode
+from suggestion.algorithms.encoding import MacroEncoding
 
 if TYPE_CHECKING:
     import torch
@@ -19,20 +19,17 @@ __all__ = ["MacroMode"]
 
 
 class MacroMode(SearchMode):
-    """`architecture` rows [op_id, skip_0..skip_{i-1}] over Katib's expanded op list."""
+    """`architecture` rows [op_id, skip_0..skip_{i-1}] over Katib's expanded op list.
+
+    Decision row i is the architecture row i padded with zeros to numLayers + 1.
+    """
 
     def __init__(self, nas: NasConfig, settings: EnasSettings) -> None:
         super().__init__(nas, settings)
-        self.ops = nas.expanded()
-        self.num_layers = nas.graph_config.num_layers
-
-    def fingerprint(self) -> dict[str, Any]:
-        graph = self.nas.graph_config
-        return {
-            "mode": "macro",
-            "num_layers": graph.num_layers,
-            "ops": [op.to_json() for op in self.ops],
-        }
+        assert isinstance(self.encoding, MacroEncoding)
+        self.macro: MacroEncoding = self.encoding
+        self.ops = self.macro.ops
+        self.num_layers = self.macro.num_layers
 
     def new_controller(self, generator: torch.Generator) -> LstmPolicy:
         from suggestion.algorithms.enas.controller import MacroController
@@ -49,21 +46,9 @@ class MacroMode(SearchMode):
         )
 
     def decode(self, assignments: Mapping[str, str]) -> Decisions:
-        if "architecture" not in assignments:
-            raise SpaceError("architecture", None, "the trial has no architecture assignment")
-        arch = MacroArchitecture.from_json(assignments["architecture"])
-        if len(arch.rows) != self.num_layers:
-            raise SpaceError("architecture", assignments["architecture"], f"must have {self.num_layers} rows (numLayers)")
         L = self.num_layers
-        decisions: Decisions = []
-        for i, row in enumerate(arch.rows):
-            if row[0] >= len(self.ops):
-                raise SpaceError(f"architecture[{i}][0]", row[0], f"op ids are in [0, {len(self.ops) - 1}]")
-            decisions.append(list(row) + [0] * (L - i))
-        return decisions
+        rows = self.macro.rows(self.macro.decode(assignments))
+        return [row + [0] * (L - i) for i, row in enumerate(rows)]
 
     def encode(self, decisions: Decisions) -> dict[str, str]:
-        rows = tuple(tuple(int(x) for x in d[: i + 1]) for i, d in enumerate(decisions))
-        arch = MacroArchitecture(rows)
-        config = nn_config(self.nas.graph_config, self.ops, arch.op_ids)
-        return {"architecture": arch.to_json(), "nn_config": json.dumps(config)}
+        return self.macro.encode(tuple(int(x) for i, d in enumerate(decisions) for x in d[: i + 1]))

@@ -1,9 +1,12 @@
-"""The interface of an ENAS search mode (macro, micro): space, controller, codec.
+"""The interface of an ENAS search mode (macro, micro, nb201): space, controller, codec.
 
 A mode knows its search space, builds the matching controller, decodes a past trial's
 assignments into controller decisions (nested lists of ints, the controller's tensor
-layout) and encodes sampled decisions into wire assignments. Torch is imported only in
-`new_controller`, so validating settings never loads it.
+layout) and encodes sampled decisions into wire assignments. The wire format is the
+shared NAS encoding of the same `search_mode` (`suggestion.algorithms.encoding`), so
+ENAS and every other algorithm read and write the same architectures; a mode only maps
+the encoding's choice vector to and from its controller's decision layout. Torch is
+imported only in `new_controller`, so validating settings never loads it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kubenas.space import NasConfig
+from suggestion.algorithms.encoding import NasEncoding, nas_encoding
 
 if TYPE_CHECKING:
     import torch
@@ -31,10 +35,15 @@ class SearchMode(ABC):
     def __init__(self, nas: NasConfig, settings: EnasSettings) -> None:
         self.nas = nas
         self.settings = settings
+        mode = settings.search_mode
+        # Raises InvalidSettings naming the nasConfig field when the space does not fit.
+        self.encoding: NasEncoding = nas_encoding(
+            nas, {"search_mode": mode, "num_nodes": settings.num_nodes if mode == "micro" else None}
+        )
 
-    @abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """Everything about the space that saved controller weights depend on."""
+        return self.encoding.fingerprint()
 
     @abstractmethod
     def new_controller(self, generator: torch.Generator) -> LstmPolicy:

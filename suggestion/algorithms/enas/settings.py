@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from suggestion.algorithms.base import InvalidSettings
+from suggestion.algorithms.encoding import SEARCH_MODES
 from suggestion.algorithms.settings import Setting, as_choice, as_float, as_int, parse_settings
 
 __all__ = ["SEARCH_MODES", "SETTINGS", "EnasSettings", "parse_enas_settings"]
-
-SEARCH_MODES = ("macro", "micro")
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("controller_hidden_size", 64, as_int, lambda v: v >= 1, "an integer >= 1"),
