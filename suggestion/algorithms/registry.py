@@ -18,6 +18,9 @@ ALGORITHMS: dict[str, str] = {
     "grid": "suggestion.algorithms.grid:GridSearch",
     "darts": "suggestion.algorithms.darts:Darts",
     "enas": "suggestion.algorithms.enas:Enas",
+    "evolution": "suggestion.algorithms.evolution:RegularizedEvolution",
+    "bayesian": "suggestion.algorithms.bayesian:BayesianOptimization",
+    "tpe": "suggestion.algorithms.tpe:Tpe",
 }
 
 
