@@ -25,6 +25,7 @@ import grpc
 from rich.console import Console
 
 from controller.local_suggestion import (
+    EarlyStoppingClient,
     LocalSuggestionServer,
     SuggestionClient,
     SuggestionServerError,
@@ -295,25 +296,43 @@ def run_experiment(
                 raise RunError(f"--workdir: {exc}") from None
             stack.callback(store.close)
             db_address = None
-            if plan.collector == "Push":
-                # trials report with ReportObservationLog, as in the cluster, to a DBManager on our store
+            early_stopping = experiment.spec.early_stopping is not None
+            if plan.collector == "Push" or early_stopping:
+                # Push trials report with ReportObservationLog, as in the cluster, to a DBManager on our
+                # store; the early-stopping service reads the finished trials' logs from it.
                 from controller.dbmanager import make_dbmanager_server
 
                 db_server, port = make_dbmanager_server(store, "127.0.0.1", 0)
                 stack.callback(lambda: db_server.stop(1.0).wait())
                 db_address = f"127.0.0.1:{port}"
+            stopper = None
+            if early_stopping and db_address is not None:
+                stopper = EarlyStoppingClient(address, db_address)
+                stack.callback(lambda: stopper.close() if stopper is not None else None)
+                try:
+                    stopper.validate(proto.spec.early_stopping)
+                except SuggestionServerError as exc:
+                    text = str(exc)
+                    name_field = "early_stopping.algorithm_name: "
+                    where = ("spec.earlyStopping.algorithmName: " + text[len(name_field):]
+                             if text.startswith(name_field) else f"spec.earlyStopping.algorithmSettings: {text}")
+                    raise RunError(where) from None
             gpus = GpuPool(detect_gpus())
             def restart_suggestion() -> SuggestionClient:
                 server.stop()
                 server.start()
                 fresh = SuggestionClient(server.wait_ready())
                 stack.callback(fresh.close)
+                if stopper is not None:  # the same process serves early stopping
+                    runner.early_stopping = EarlyStoppingClient(server.address, stopper.db_address)
+                    stack.callback(runner.early_stopping.close)
                 return fresh
 
             runner = LocalRunner(
                 experiment=experiment, plan=plan, proto=proto, client=client, store=store, workdir=workdir,
                 parallel=parallel or experiment.parallel_trial_count, gpus=gpus, console=console,
-                cwd=os.getcwd(), file=Path(file), db_address=db_address,
+                cwd=os.getcwd(), file=Path(file), db_address=db_address if plan.collector == "Push" else None,
+                early_stopping=stopper,
                 on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
                 restart_suggestion=restart_suggestion,
             )

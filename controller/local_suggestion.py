@@ -24,9 +24,16 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
+from kubenas.early_stopping import RuleError, StopRule, rule_from_proto
 from kubenas.proto_convert import GRPC_MESSAGE_OPTIONS, MAX_SUGGESTIONS_PER_REQUEST
 
-__all__ = ["LocalSuggestionServer", "SuggestionClient", "SuggestionReply", "SuggestionServerError"]
+__all__ = [
+    "EarlyStoppingClient",
+    "LocalSuggestionServer",
+    "SuggestionClient",
+    "SuggestionReply",
+    "SuggestionServerError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +215,41 @@ class SuggestionClient:
                     return SuggestionReply((), exhausted=True)
                 total -= current - remaining
                 current = remaining
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class EarlyStoppingClient:
+    """Katib's EarlyStopping service client (the suggestion server serves it on its own port
+    too): settings validation and the rules running trials must obey, computed from the
+    observation logs in the DBManager at `db_address`."""
+
+    def __init__(self, address: str, db_address: str, timeout_s: float = 120.0) -> None:
+        self.channel = grpc.insecure_channel(address, options=GRPC_MESSAGE_OPTIONS)
+        self.stub = api_pb2_grpc.EarlyStoppingStub(self.channel)
+        self.db_address, self.timeout_s = db_address, timeout_s
+
+    def validate(self, spec: api_pb2.EarlyStoppingSpec) -> None:
+        """Raise SuggestionServerError (code INVALID_ARGUMENT for bad settings) if rejected."""
+        try:
+            self.stub.ValidateEarlyStoppingSettings(
+                api_pb2.ValidateEarlyStoppingSettingsRequest(early_stopping=spec), timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise SuggestionServerError(exc.details() or str(exc.code()), exc.code()) from None
+
+    def rules(self, experiment: api_pb2.Experiment, trials: Sequence[api_pb2.Trial]) -> tuple[StopRule, ...]:
+        """The current rules (empty before the algorithm has enough finished trials).
+        Raises SuggestionServerError if the call fails or a rule cannot be applied."""
+        request = api_pb2.GetEarlyStoppingRulesRequest(experiment=experiment, trials=list(trials),
+                                                       db_manager_address=self.db_address)
+        try:
+            reply = self.stub.GetEarlyStoppingRules(request, timeout=self.timeout_s)
+            return tuple(rule_from_proto(r) for r in reply.early_stopping_rules)
+        except grpc.RpcError as exc:
+            raise SuggestionServerError(exc.details() or str(exc.code()), exc.code()) from None
+        except RuleError as exc:
+            raise SuggestionServerError(f"unusable early stopping rule: {exc}") from None
 
     def close(self) -> None:
         self.channel.close()

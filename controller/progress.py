@@ -101,6 +101,7 @@ class Progress:
         header = Text(
             f"{self.experiment}: {c.completed}{limit} done, {c.running} running, {c.succeeded} succeeded, "
             f"{c.failed} failed, {c.metrics_unavailable} no metrics, {c.killed} killed"
+            + (f", {c.early_stopped} early stopped" if c.early_stopped else "")
         )
         if self._best is not None:
             value = self._best.observation.get(self.objective.metric_name)

@@ -39,6 +39,12 @@ from suggestion.algorithms.base import (
 )
 from suggestion.algorithms.registry import algorithm_class
 from suggestion.convert import HistoryConverter
+from suggestion.early_stopping.service import (
+    EARLY_STOPPING_HEALTH_NAMES,
+    EARLY_STOPPING_SERVICE_NAME,
+    EarlyStoppingServicer,
+    TrialStatusSink,
+)
 from suggestion.state import DirectoryStateStore, MemoryStateStore, StateStore
 
 __all__ = [
@@ -46,6 +52,7 @@ __all__ = [
     "REMAINING_METADATA_KEY",
     "SERVICE_NAME",
     "BadRequest",
+    "BindError",
     "SuggestionServicer",
     "make_server",
     "serve",
@@ -185,9 +192,28 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
+class BindError(OSError):
+    """A port could not be bound; `port` says which one was asked for."""
+
+    def __init__(self, message: str, port: int) -> None:
+        self.port = port
+        super().__init__(message)
+
+
+def _bind(server: grpc.Server, host: str, port: int) -> int:
+    try:
+        bound = server.add_insecure_port(_address(host, port))
+    except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
+        raise BindError(f"cannot bind {_address(host, port)}: {exc}", port) from None
+    if bound == 0:
+        raise BindError(f"cannot bind {_address(host, port)}", port)
+    return bound
+
+
 def _build(
-    algorithm_name: str, host: str, port: int, state_dir: str | os.PathLike[str] | None, max_workers: int
-) -> tuple[grpc.Server, int, health.HealthServicer]:
+    algorithm_name: str, host: str, port: int, state_dir: str | os.PathLike[str] | None, max_workers: int,
+    early_stopping_port: int | None = None, set_trial_status: TrialStatusSink | None = None,
+) -> tuple[grpc.Server, int, int | None, health.HealthServicer]:
     algorithm = algorithm_class(algorithm_name)(_state_store(state_dir))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="suggestion"),
@@ -195,18 +221,17 @@ def _build(
         options=[("grpc.so_reuseport", 0), *GRPC_MESSAGE_OPTIONS],
     )
     api_pb2_grpc.add_SuggestionServicer_to_server(SuggestionServicer(algorithm), server)
+    # Every port serves every service; Katib's controller calls EarlyStopping on its own port (6788).
+    api_pb2_grpc.add_EarlyStoppingServicer_to_server(EarlyStoppingServicer(set_trial_status), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in HEALTH_SERVICE_NAMES:
+    for name in (*HEALTH_SERVICE_NAMES, *EARLY_STOPPING_HEALTH_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    try:
-        bound = server.add_insecure_port(_address(host, port))
-    except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
-        raise OSError(f"cannot bind {_address(host, port)}: {exc}") from None
-    if bound == 0:
-        raise OSError(f"cannot bind {_address(host, port)}")
-    return server, bound, health_servicer
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, EARLY_STOPPING_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    bound = _bind(server, host, port)
+    early_bound = _bind(server, host, early_stopping_port) if early_stopping_port is not None else None
+    return server, bound, early_bound, health_servicer
 
 
 def make_server(
@@ -215,12 +240,15 @@ def make_server(
     port: int = 0,
     state_dir: str | os.PathLike[str] | None = None,
     max_workers: int = 8,
+    set_trial_status: TrialStatusSink | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for `algorithm_name`, and its port (port 0 picks one).
 
+    It serves Suggestion and EarlyStopping (`set_trial_status` receives SetTrialStatus calls).
     Raises UnknownAlgorithm for a name not in the registry and OSError if it cannot bind.
     """
-    server, bound, _health = _build(algorithm_name, host, port, state_dir, max_workers)
+    server, bound, _early, _health = _build(algorithm_name, host, port, state_dir, max_workers,
+                                            set_trial_status=set_trial_status)
     return server, bound
 
 
@@ -230,18 +258,23 @@ def serve(
     port: int = 6789,
     state_dir: str | os.PathLike[str] | None = None,
     *,
+    early_stopping_port: int | None = None,
     grace: float = DEFAULT_GRACE_S,
     stop: threading.Event | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then report NOT_SERVING and drain.
 
-    Logs "listening on HOST:PORT" with the bound port once it accepts calls.
+    Logs "listening on HOST:PORT" with the bound port once it accepts calls, and
+    "early stopping listening on HOST:PORT" when `early_stopping_port` is given (0 picks one).
     """
-    server, bound, health_servicer = _build(algorithm, host, port, state_dir, max_workers=8)
+    server, bound, early_bound, health_servicer = _build(algorithm, host, port, state_dir, max_workers=8,
+                                                         early_stopping_port=early_stopping_port)
     stop = stop if stop is not None else threading.Event()
     previous = _install_handlers(stop)
     server.start()
     logger.info("suggestion server for algorithm %r listening on %s", algorithm, _address(host, bound))
+    if early_bound is not None:
+        logger.info("early stopping listening on %s", _address(host, early_bound))
     try:
         while not stop.wait(0.5):
             pass

@@ -21,13 +21,14 @@ import grpc
 import yaml
 
 from controller.dbmanager import DBManagerClient
-from controller.kube import render, status
+from controller.kube import early_stopping, render, status
 from controller.kube.config import ConfigError, ControllerConfig, parse_config_map
 from controller.kube.logs import collect_stdout
-from controller.local_suggestion import SuggestionClient, SuggestionServerError
+from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.logic import count_trials, experiment_outcome, trials_to_request
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
 from kubenas import proto_convert
+from kubenas.early_stopping import rule_to_dict, rules_met
 from kubenas.experiment import Experiment, SpecError, load_experiment_dict
 from kubenas.experiment_yaml import YamlBombError, load_yaml_documents
 from kubenas.metrics import MetricPoint
@@ -37,6 +38,7 @@ __all__ = [
     "CLUSTER_COLLECTORS",
     "Api",
     "Context",
+    "early_stopping_address",
     "finalize_trial",
     "reconcile_experiment",
     "reconcile_suggestion",
@@ -71,6 +73,14 @@ def suggestion_address(service: str, namespace: str) -> str:
     return template.format(service=service, namespace=namespace)
 
 
+def early_stopping_address(service: str, namespace: str) -> str:
+    """Where the controller reaches a suggestion Service's EarlyStopping port (Katib: 6788);
+    outside the cluster `KUBENAS_EARLY_STOPPING_ADDRESS`, e.g. `localhost:6788`."""
+    template = os.environ.get("KUBENAS_EARLY_STOPPING_ADDRESS",
+                              "{service}.{namespace}:" + str(render.EARLY_STOPPING_PORT))
+    return template.format(service=service, namespace=namespace)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -86,6 +96,8 @@ class Context:
     address_of: Callable[[str, str], str] = suggestion_address
     db_address: str | None = None  # overrides the ConfigMap's dbManagerAddress (development)
     clients: dict[str, SuggestionClient] = field(default_factory=dict)
+    early_stopping_address_of: Callable[[str, str], str] = early_stopping_address
+    early_stopping_clients: dict[str, EarlyStoppingClient] = field(default_factory=dict)
 
     def config(self) -> ControllerConfig:
         data = self.api.config_map(self.config_namespace, self.config_name)
@@ -98,6 +110,12 @@ class Context:
         if address not in self.clients:
             self.clients[address] = SuggestionClient(address, timeout_s=600.0)
         return self.clients[address]
+
+    def early_stopping_client(self, address: str) -> EarlyStoppingClient:
+        if address not in self.early_stopping_clients:
+            self.early_stopping_clients[address] = EarlyStoppingClient(
+                address, self.db_address or self.config().db_manager_address)
+        return self.early_stopping_clients[address]
 
     def db(self) -> DBManagerClient:
         return DBManagerClient(self.db_address or self.config().db_manager_address)
@@ -162,7 +180,8 @@ def _trial_template(ctx: Context, exp: Experiment, namespace: str) -> dict[str, 
     return loaded
 
 
-def _new_trial(ctx: Context, body: Mapping[str, Any], exp: Experiment, assignment: Mapping[str, Any]) -> dict[str, Any]:
+def _new_trial(ctx: Context, body: Mapping[str, Any], exp: Experiment, assignment: Mapping[str, Any],
+               rules: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     ns, _ = _ns_name(body)
     name = assignment["name"]
     pairs = [(a["name"], a.get("value", "")) for a in assignment.get("parameterAssignments", [])]
@@ -171,7 +190,7 @@ def _new_trial(ctx: Context, body: Mapping[str, Any], exp: Experiment, assignmen
     kind, api_version = str(template.get("kind", "Job")), str(template.get("apiVersion", "batch/v1"))
     values = trial_parameter_values(exp, dict(pairs), name, ns, kind, api_version, labels)
     run_spec = substitute(template, values, meta_values(name, ns, kind, api_version, labels))
-    return render.render_trial(body, name, pairs, run_spec, labels)
+    return render.render_trial(body, name, pairs, run_spec, labels, rules or ())
 
 
 def _finish(ctx: Context, body: Mapping[str, Any], policy: str, algorithm: str) -> None:
@@ -268,7 +287,7 @@ def reconcile_experiment(ctx: Context, body: Mapping[str, Any]) -> None:
     for assignment in sugg_status.get("suggestions", []):
         if assignment["name"] not in existing:
             try:
-                ctx.api.create(_new_trial(ctx, body, exp, assignment))
+                ctx.api.create(_new_trial(ctx, body, exp, assignment, sugg_status.get("earlyStoppingRules")))
             except TemplateError as exc:
                 _fail_experiment(ctx, body, str(exc))
                 return
@@ -349,6 +368,16 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
             _suggestion_condition(ctx, body, "Failed", True, "SuggestionFailed",
                                   f"ValidateAlgorithmSettings: {exc}")
             return True
+        if exp.spec.early_stopping is not None:
+            try:
+                ctx.early_stopping_client(ctx.early_stopping_address_of(service, ns)).validate(
+                    experiment_msg.spec.early_stopping)
+            except SuggestionServerError as exc:
+                if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
+                    raise
+                _suggestion_condition(ctx, body, "Failed", True, "SuggestionFailed",
+                                      f"ValidateEarlyStoppingSettings: {exc}")
+                return True
         _suggestion_condition(ctx, body, "Running", True, "SuggestionRunning", "Suggestion is running")
         return True  # the next step sees the Running condition in a fresh body
     requests, count = int(body["spec"].get("requests", 0)), len(old.get("suggestions") or [])
@@ -364,6 +393,7 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
             raise
         _suggestion_condition(ctx, body, "Failed", True, "SuggestionFailed", f"GetSuggestions: {exc}")
         return True
+    rules = _early_stopping_rules(ctx, exp, experiment_msg, history, service, ns, old)
     new = [{"name": a.trial_name or _trial_name(name),
             "parameterAssignments": [{"name": p.name, "value": p.value} for p in a.assignments],
             **({"labels": dict(a.labels)} if a.labels else {})} for a in reply.assignments]
@@ -372,8 +402,26 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
         "suggestionCount": count + len(new),
         "exhausted": reply.exhausted,
         "algorithmSettings": [{"name": k, "value": v} for k, v in exp.algorithm_settings().items()],
+        **({"earlyStoppingRules": rules} if rules is not None else {}),
     })
     return True
+
+
+def _early_stopping_rules(ctx: Context, exp: Experiment, experiment_msg: Any, history: list[Any], service: str,
+                          ns: str, old: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """Katib asks GetEarlyStoppingRules along with GetSuggestions; the trials made from this
+    reply carry the rules. None: no earlyStopping, or the rules could not be had now (the
+    previous ones stay; a lost early stop costs time, a blocked suggestion costs the run)."""
+    if exp.spec.early_stopping is None:
+        return None
+    client = ctx.early_stopping_client(ctx.early_stopping_address_of(service, ns))
+    try:
+        rules = client.rules(experiment_msg, history)
+    except SuggestionServerError as exc:
+        log.warning("GetEarlyStoppingRules for %s/%s failed (%s): %s; keeping %d previous rules",
+                    ns, exp.name, exc.code, exc, len(old.get("earlyStoppingRules") or []))
+        return None
+    return [rule_to_dict(r) for r in rules]
 
 
 # --- Trial ---------------------------------------------------------------------------
@@ -435,8 +483,11 @@ def reconcile_trial(ctx: Context, body: Mapping[str, Any]) -> None:
         if any((p.get("status") or {}).get("phase") == "Running" for p in pods):
             # While it runs, the log so far gives a live observation (kubectl get trials shows it);
             # the store is written once, from the whole log, when the workload ends.
-            live = status.observation_from_points(objective, _stdout_points(ctx, body, objective)) \
-                if _collector(spec) == "StdOut" else old.get("observation")
+            so_far = _stdout_points(ctx, body, objective) if _collector(spec) == "StdOut" else None
+            if _stop_early(ctx, body, objective, so_far):
+                return
+            live = status.observation_from_points(objective, so_far) if so_far is not None \
+                else old.get("observation")
             new = status.trial_status(old, TrialCondition.RUNNING, "Trial is running", now, live)
             if any(old.get(k) != v for k, v in new.items()):
                 ctx.api.patch_status("Trial", ns, name, new)
@@ -451,6 +502,34 @@ def reconcile_trial(ctx: Context, body: Mapping[str, Any]) -> None:
     ctx.api.patch_status("Trial", ns, name, status.trial_status(old, final, message, now, observation))
     if not spec.get("retainRun"):
         ctx.api.delete(run_spec.get("apiVersion", "batch/v1"), run_spec.get("kind", "Job"), ns, name)
+
+
+def _stop_early(ctx: Context, trial: Mapping[str, Any], objective: Any, so_far: list[MetricPoint] | None) -> bool:
+    """Apply the Trial's early-stopping rules to its metrics so far (the StdOut log, or the
+    store for Push); on a stop, record the log, delete the workload and mark it EarlyStopped."""
+    spec = trial["spec"]
+    rules = early_stopping.trial_rules(spec)
+    collector = _collector(spec)
+    if not rules or collector not in ("StdOut", "Push"):
+        return False
+    ns, name = _ns_name(trial)
+    if so_far is None:
+        with ctx.db() as db:
+            so_far = [p for p in (m.as_point() for m in db.get(name)) if p is not None]
+    if not rules_met(rules, objective, ((p.name, p.value) for p in so_far)):
+        return False
+    if collector == "StdOut":
+        with ctx.db() as db:  # the observation log so far, as at a normal end
+            db.delete(name)
+            db.report(name, [(p.name, p.stored_value(), p.timestamp) for p in so_far])
+    observation = status.observation_from_points(objective, so_far)
+    message = f"Trial is early stopped: {early_stopping.describe(rules)}"
+    ctx.api.patch_status("Trial", ns, name,
+                         early_stopping.early_stopped_status(trial.get("status"), message, ctx.now(), observation))
+    run_spec = spec["runSpec"]
+    ctx.api.delete(run_spec.get("apiVersion", "batch/v1"), run_spec.get("kind", "Job"), ns, name)
+    log.info("trial %s/%s stopped early: %s", ns, name, early_stopping.describe(rules))
+    return True
 
 
 def finalize_trial(ctx: Context, body: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ from controller.kube.crd import GROUP, VERSION
 
 __all__ = [
     "API_VERSION",
+    "EARLY_STOPPING_PORT",
     "EXPERIMENT_LABEL",
     "HEALTH_SERVICE",
     "SUGGESTION_LABEL",
@@ -34,6 +35,8 @@ __all__ = [
 
 API_VERSION = f"{GROUP}/{VERSION}"
 SUGGESTION_PORT = 6789
+#: Where Katib's controller calls the EarlyStopping service of an experiment with earlyStopping.
+EARLY_STOPPING_PORT = 6788
 #: What Katib's probes ask the suggestion server's grpc.health.v1 service about.
 HEALTH_SERVICE = "manager.v1beta1.Suggestion"
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
@@ -107,13 +110,17 @@ def render_suggestion_deployment(suggestion: Mapping[str, Any], config: Suggesti
     args = ["suggestion", "serve", "--algorithm", config.algorithm, "--port", str(SUGGESTION_PORT)]
     if from_volume:
         args += ["--state-dir", config.volume_mount_path]
+    ports = [{"name": "api", "containerPort": SUGGESTION_PORT, "protocol": "TCP"}]
+    if suggestion["spec"].get("earlyStopping"):
+        args += ["--early-stopping-port", str(EARLY_STOPPING_PORT)]
+        ports.append({"name": "early-stopping", "containerPort": EARLY_STOPPING_PORT, "protocol": "TCP"})
     container: dict[str, Any] = {
         "name": "suggestion",
         "image": config.image,
         "imagePullPolicy": config.image_pull_policy,
         "command": ["kubenas"],
         "args": args,
-        "ports": [{"name": "api", "containerPort": SUGGESTION_PORT, "protocol": "TCP"}],
+        "ports": ports,
         "resources": copy.deepcopy(dict(config.resources)),
         "readinessProbe": _grpc_probe(initial_delay=2, period=5),
         "livenessProbe": _grpc_probe(initial_delay=10, period=10),
@@ -161,16 +168,21 @@ def _owned_by(suggestion: Mapping[str, Any], name: str, namespace: str, labels: 
 
 
 def render_suggestion_service(suggestion: Mapping[str, Any]) -> dict[str, Any]:
-    """The ClusterIP Service in front of the suggestion Deployment (port 6789, gRPC)."""
+    """The ClusterIP Service in front of the suggestion Deployment (port 6789, gRPC; and 6788
+    for EarlyStopping when the experiment has earlyStopping)."""
     experiment, namespace, name = _suggestion_names(suggestion)
+    ports = [{"name": "api", "port": SUGGESTION_PORT, "targetPort": SUGGESTION_PORT,
+              "protocol": "TCP", "appProtocol": "grpc"}]
+    if suggestion["spec"].get("earlyStopping"):
+        ports.append({"name": "early-stopping", "port": EARLY_STOPPING_PORT, "targetPort": EARLY_STOPPING_PORT,
+                      "protocol": "TCP", "appProtocol": "grpc"})
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _owned_by(suggestion, name, namespace, {EXPERIMENT_LABEL: experiment, **_MANAGED_BY}),
         "spec": {
             "selector": {SUGGESTION_LABEL: experiment},
-            "ports": [{"name": "api", "port": SUGGESTION_PORT, "targetPort": SUGGESTION_PORT,
-                       "protocol": "TCP", "appProtocol": "grpc"}],
+            "ports": ports,
         },
     }
 
@@ -192,8 +204,10 @@ def render_trial(
     assignments: Sequence[tuple[str, str]],
     run_spec: Mapping[str, Any],
     labels: Mapping[str, str] | None = None,
+    early_stopping_rules: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The Trial resource for one suggestion; `run_spec` is the already-substituted trialSpec."""
+    """The Trial resource for one suggestion; `run_spec` is the already-substituted trialSpec.
+    `early_stopping_rules` (the Suggestion's, when the trial is made) go to its spec, as in Katib."""
     meta, spec = experiment["metadata"], experiment["spec"]
     template = spec.get("trialTemplate", {})
     trial_spec: dict[str, Any] = {
@@ -208,6 +222,8 @@ def render_trial(
             trial_spec[key] = copy.deepcopy(template[key])
     if labels:
         trial_spec["labels"] = dict(labels)
+    if early_stopping_rules:
+        trial_spec["earlyStoppingRules"] = [dict(r) for r in early_stopping_rules]
     return {
         "apiVersion": API_VERSION,
         "kind": "Trial",
