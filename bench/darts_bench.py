@@ -32,6 +32,13 @@ ROWS: dict[str, dict[str, object]] = {
     "bf16": {"order": "second", "precision": "bf16", "compile": False, "partial_channels": 1},
     "compiled": {"order": "second", "precision": "fp32", "compile": True, "partial_channels": 1},
     "pc4": {"order": "second", "precision": "fp32", "compile": False, "partial_channels": 4},
+    # PC-DARTS' edge normalisation is on by default with partial channels ("auto"); this row
+    # measures what the learned edge weights (betas) cost by switching them off.
+    "pc4-no-edge-norm": {"order": "second", "precision": "fp32", "compile": False, "partial_channels": 4,
+                         "edge_normalization": "false"},
+    "first-pc4": {"order": "first", "precision": "fp32", "compile": False, "partial_channels": 4},
+    "first-pc4-no-edge-norm": {"order": "first", "precision": "fp32", "compile": False, "partial_channels": 4,
+                               "edge_normalization": "false"},
     "first-bf16-pc4": {"order": "first", "precision": "bf16", "compile": False, "partial_channels": 4},
     "second-bf16-pc4-compiled": {"order": "second", "precision": "bf16", "compile": True, "partial_channels": 4},
 }
@@ -47,6 +54,7 @@ def measure(row: dict[str, object], steps: int, device: str, batch: int, layers:
 
     settings = DartsSettings(num_epochs=50, batch_size=batch, init_channels=channels, num_nodes=4,
                              order=str(row["order"]), partial_channels=int(row["partial_channels"]),  # type: ignore[call-overload]
+                             edge_normalization=str(row.get("edge_normalization", "auto")),
                              random_state=0, print_step=10**9)
     primitives = ("max_pooling_3x3", "avg_pooling_3x3", "skip_connection", "separable_convolution_3x3",
                   "separable_convolution_5x5", "dilated_convolution_3x3", "dilated_convolution_5x5")
@@ -119,7 +127,8 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         for name, r in results.items():
             cfg = ROWS[name]
-            desc = f"{cfg['order']}, {cfg['precision']}, {'compiled' if cfg['compile'] else 'eager'}, pc={cfg['partial_channels']}"
+            edge = "" if cfg["partial_channels"] == 1 else f", edge norm {cfg.get('edge_normalization', 'auto') != 'false'}"
+            desc = f"{cfg['order']}, {cfg['precision']}, {'compiled' if cfg['compile'] else 'eager'}, pc={cfg['partial_channels']}{edge}"
             print(f"| {name} | {desc} | {r['pairs_per_s']:.2f} | {r['pairs_per_s'] / base['pairs_per_s']:.2f} | "
                   f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f} |")
     if args.json:

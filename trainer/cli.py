@@ -16,6 +16,7 @@ TRAINERS: dict[str, str] = {
     "enas": "trainer.enas",
     "darts": "trainer.darts",
     "retrain": "trainer.retrain",
+    "nb201": "trainer.nb201",
 }
 
 _USAGE = "usage: kubenas-train {" + ",".join(TRAINERS) + "} [flags...]  (kubenas-train <trainer> --help)"

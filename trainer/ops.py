@@ -12,6 +12,8 @@ Conventions (documented in README.md):
   params name one, no padding (Keras' defaults), so side n becomes floor((n-p)/s)+1.
 - `max_pooling` / `avg_pooling` are the cell primitives: window k, stride from the cell,
   padding (k-1)//2 (as in DARTS for odd k).
+- `nor_conv`, `avg_pool` and `skip_connect` are NAS-Bench-201's primitives: a ReLU-conv-BN,
+  a stride-1 average pool (padding excluded from the mean) and the identity, C -> C.
 - Any downsampling op needs a map at least as large as its stride (and a pooling window
   at least as large as the map allows); `output_size` raises `OpError` otherwise.
 """
@@ -338,6 +340,11 @@ OPS: dict[str, OpType] = {
     "reduction": OpType(_build_reduction, _same_channels, _reduction_size, ("reduction_type", "pool_size")),
     "skip_connection": OpType(_build_skip, _same_channels, _skip_size),
     "none": OpType(lambda ci, co, s, p: Zero(ci, co, s), _same_channels, _skip_size),
+    # NAS-Bench-201's names for its cell primitives (nor_conv_3x3, avg_pool_3x3, skip_connect):
+    # the same modules as above, always C -> C, so an NB201 nasConfig builds without renaming.
+    "nor_conv": OpType(_build_conv, _same_channels, _same_size, ("filter_size", "stride")),
+    "avg_pool": OpType(_cell_pool("avg"), _same_channels, _cell_pool_size, ("pool_size", "stride")),
+    "skip_connect": OpType(_build_skip, _same_channels, _skip_size),
 }
 
 
@@ -394,15 +401,15 @@ _PRIMITIVE = re.compile(r"^(?P<type>[a-z_]+?)_(?P<k>\d+)x(?P=k)$")
 def parse_primitive(name: str) -> tuple[str, dict[str, Any]]:
     """`separable_convolution_3x3` -> ("separable_convolution", {"filter_size": 3}).
 
-    `skip_connection` and `none` have no size. Raises OpError for anything unknown.
+    `skip_connection`, `skip_connect` and `none` have no size. Raises OpError for anything unknown.
     """
     if name in OPS and name not in ("reduction",) and not OPS[name].params:
         return name, {}
     match = _PRIMITIVE.match(name)
     if not match or match["type"] not in OPS or match["type"] == "reduction":
         allowed = sorted(t for t in OPS if t != "reduction" and OPS[t].params)
-        raise OpError("primitive", name,
-                      f"must be skip_connection, none, or <type>_<k>x<k> with type in {allowed}")
+        plain = ", ".join(t for t in OPS if not OPS[t].params)
+        raise OpError("primitive", name, f"must be {plain}, or <type>_<k>x<k> with type in {allowed}")
     return match["type"], {"filter_size": int(match["k"])}
 
 

@@ -28,6 +28,13 @@ NUM_LAYERS = "num-layers"
 _DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
+def _switch(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "true", "false"):
+        raise ValueError(text)
+    return value
+
+
 def _non_negative(name: str, default: float) -> Setting:
     return Setting(name, default, as_float, lambda v: v >= 0, "a number >= 0")
 
@@ -56,6 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
     _at_least_one("stem_multiplier", 3),
     Setting("order", "second", as_choice("first", "second"), allowed='one of "first", "second"'),
     Setting("partial_channels", 1, as_int, lambda v: v >= 1, "an integer >= 1 (1 = off, k > 1 = PC-DARTS 1/k channels)"),
+    # PC-DARTS' learned edge weights; "auto" turns them on exactly when partial_channels > 1.
+    Setting("edge_normalization", "auto", _switch, allowed='"auto" (on when partial_channels > 1), "true" or "false"'),
     Setting("dataset", "cifar10", str, lambda v: bool(_DATASET_NAME.fullmatch(v)), "a dataset name (lower-case letters, digits, '-', '_')"),
     Setting("random_state", None, as_int, lambda v: v >= 0, "an integer >= 0", allow_none=True),
 )

@@ -77,7 +77,8 @@ def test_assignments_resolve_every_setting_with_katib_defaults_as_numbers() -> N
     settings = json.loads(s.assignments["algorithm-settings"])
     assert settings == {
         **KATIB_DEFAULTS, "num_epochs": 3,
-        "order": "second", "partial_channels": 1, "dataset": "cifar10", "random_state": None,
+        "order": "second", "partial_channels": 1, "edge_normalization": "auto", "dataset": "cifar10",
+        "random_state": None,
     }
     assert isinstance(settings["batch_size"], int) and isinstance(settings["w_lr"], float)
     assert json.loads(s.assignments["search-space"]) == [

@@ -26,11 +26,12 @@ PRIMITIVES = ("separable_convolution_3x3", "max_pooling_3x3", "skip_connection",
 
 
 def tiny(dtype: torch.dtype = torch.float32, partial_channels: int = 1, seed: int = 0,
-         primitives: tuple[str, ...] = PRIMITIVES) -> tuple[Supernet, tuple[torch.Tensor, ...]]:
+         primitives: tuple[str, ...] = PRIMITIVES, edge_normalization: bool = False,
+         ) -> tuple[Supernet, tuple[torch.Tensor, ...]]:
     torch.manual_seed(seed)
     model = Supernet(3, 5, 3, primitives, init_channels=4, num_nodes=2, stem_multiplier=2,
-                     partial_channels=partial_channels).to(dtype)
-    # Alphas away from uniform so the softmax Jacobian is not degenerate.
+                     partial_channels=partial_channels, edge_normalization=edge_normalization).to(dtype)
+    # Alphas (and betas) away from uniform so the softmax Jacobian is not degenerate.
     with torch.no_grad():
         for a in model.alphas():
             a.normal_(0, 0.5)
@@ -43,7 +44,7 @@ def tiny(dtype: torch.dtype = torch.float32, partial_channels: int = 1, seed: in
 def smooth(model: Supernet) -> Supernet:
     """Swap ReLU for SiLU: finite differences only estimate derivatives of smooth functions.
 
-    With ReLU (and max pooling) the unrolled loss has kinks every ~1e-4 along a direction,
+    With ReLU (and max pooling, also in PC-DARTS' channel bypass) the unrolled loss has kinks every ~1e-4 along a direction,
     so no step size gives a trustworthy numerical derivative; the algebra checked here is
     the same for any activation.
     """
@@ -51,6 +52,8 @@ def smooth(model: Supernet) -> Supernet:
         for name, child in list(module.named_children()):
             if isinstance(child, nn.ReLU):
                 setattr(module, name, nn.SiLU())
+            elif isinstance(child, nn.MaxPool2d):  # PC-DARTS' bypass of a strided edge
+                setattr(module, name, nn.AvgPool2d(child.kernel_size, child.stride, ceil_mode=child.ceil_mode))
     return model
 
 
@@ -78,13 +81,27 @@ def test_one_architecture_step_moves_the_alphas_and_leaves_the_weights(order: st
         assert torch.equal(p, weights[name]), name
 
 
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_an_architecture_step_moves_the_edge_weights_too(order: str) -> None:
+    model, (xt, yt, xv, yv) = tiny(partial_channels=2, edge_normalization=True)
+    assert set(model.named_alphas()) == {"alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce"}
+    assert not set(model.named_alphas()) & set(model.named_weights())
+    w_opt, a_opt = optimizers(model, 0.9, 3e-4)
+    betas = {n: p.detach().clone() for n, p in model.named_alphas().items() if n.startswith("beta")}
+    Architect(model, w_opt, a_opt, order, 0.9, 3e-4).step(xt, yt, xv, yv, lr=0.1)
+    for name, before in betas.items():
+        after = getattr(model, name)
+        assert after.shape == (5,)  # one weight per edge of a 2-node cell
+        assert (after - before).abs().min() > 1e-3, name  # Adam moves every entry by about lr
+
+
 def _unrolled_val_loss(model: Supernet, w_opt: torch.optim.SGD, alpha: list[torch.Tensor], data: tuple[torch.Tensor, ...],
                        lr: float, momentum: float, wd: float) -> torch.Tensor:
     """L_val(w - lr * (momentum * buf + dL_train/dw + wd * w), alpha), written out independently."""
     xt, yt, xv, yv = data
     names = list(model.named_weights())
     params = dict(model.named_weights())
-    alphas = {"alpha_normal": alpha[0], "alpha_reduce": alpha[1]}
+    alphas = dict(zip(model.named_alphas(), alpha))  # alphas, then betas with edge normalisation
     loss = F.cross_entropy(functional_call(model, {**params, **alphas}, (xt,)), yt)
     grads = torch.autograd.grad(loss, list(params.values()))
     unrolled = {}
@@ -95,9 +112,17 @@ def _unrolled_val_loss(model: Supernet, w_opt: torch.optim.SGD, alpha: list[torc
     return F.cross_entropy(functional_call(model, {**unrolled, **alphas}, (xv,)), yv)
 
 
-@pytest.mark.parametrize("lr", [0.05, 0.5])
-def test_second_order_hypergradient_matches_finite_differences_of_the_unrolled_loss(lr: float) -> None:
-    model, data = tiny(torch.float64, primitives=SMOOTH_PRIMITIVES)
+@pytest.mark.parametrize(("lr", "edge_normalization", "along"), [
+    (0.05, False, "all"), (0.5, False, "all"),
+    (0.05, True, "all"), (0.5, True, "betas"),
+])
+def test_second_order_hypergradient_matches_finite_differences_of_the_unrolled_loss(
+        lr: float, edge_normalization: bool, along: str) -> None:
+    # With PC-DARTS edge normalisation the betas are architecture parameters too: "betas"
+    # checks the hypergradient along a direction that moves only them.
+    model, data = tiny(torch.float64, primitives=SMOOTH_PRIMITIVES, edge_normalization=edge_normalization,
+                       partial_channels=2 if edge_normalization else 1)
+    assert len(model.alphas()) == (4 if edge_normalization else 2)
     smooth(model)
     momentum, wd = 0.9, 3e-4
     w_opt, a_opt = optimizers(model, momentum, wd)
@@ -111,6 +136,9 @@ def test_second_order_hypergradient_matches_finite_differences_of_the_unrolled_l
 
     g = torch.Generator().manual_seed(7)
     direction = [torch.randn(a.shape, generator=g, dtype=torch.float64) for a in model.alphas()]
+    if along == "betas":
+        direction = [d if name.startswith("beta") else torch.zeros_like(d)
+                     for name, d in zip(model.named_alphas(), direction)]
     base = [a.detach() for a in model.alphas()]
     h = 1e-5
 
@@ -128,8 +156,9 @@ def test_second_order_hypergradient_matches_finite_differences_of_the_unrolled_l
     assert abs(naive - numeric) > 10 * abs(analytic - numeric)
 
 
-def test_first_order_gradient_is_the_plain_validation_gradient() -> None:
-    model, (xt, yt, xv, yv) = tiny(torch.float64)
+@pytest.mark.parametrize("edge_normalization", [False, True])
+def test_first_order_gradient_is_the_plain_validation_gradient(edge_normalization: bool) -> None:
+    model, (xt, yt, xv, yv) = tiny(torch.float64, edge_normalization=edge_normalization)
     w_opt, _ = optimizers(model, 0.0, 0.0)
     expected = torch.autograd.grad(F.cross_entropy(model(xv), yv), model.alphas())
     sgd = torch.optim.SGD(model.alphas(), lr=1.0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kubenas.genotype import Genotype
-from trainer.darts.decode import decode_cell, decode_genotype, edge_count
+from trainer.darts.decode import decode_cell, decode_genotype, edge_count, node_softmax
 from trainer.darts.mixed_op import MixedOp, channel_shuffle
 from trainer.darts.plot import plot_genotype
 from trainer.darts.supernet import Supernet
@@ -114,3 +114,48 @@ def test_cell_picture_is_a_png_of_both_cells(tmp_path: Path) -> None:
     path = plot_genotype(g, tmp_path / "cells.png")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_node_softmax_normalises_each_nodes_incoming_edges() -> None:
+    beta = torch.tensor([0.0, 1.0, 2.0, -1.0, 0.5, 3.0, 3.0, 0.0, 1.0])  # 3 nodes: 2 + 3 + 4 edges
+    w = node_softmax(beta, 3)
+    for start, end in ((0, 2), (2, 5), (5, 9)):
+        assert float(w[start:end].sum()) == pytest.approx(1.0)
+        torch.testing.assert_close(w[start:end], torch.softmax(beta[start:end], 0))
+    with pytest.raises(ValueError, match="does not fit"):
+        node_softmax(torch.zeros(8), 3)
+
+
+def test_hand_set_betas_change_which_edges_a_node_keeps_but_not_their_primitives() -> None:
+    # Node 1 (edges 2-4): alphas favour inputs 0 and 1; a strong beta on input 2 brings it in.
+    a = alphas_for({0: (1, 3.0), 1: (3, 2.0), 2: (2, 1.0), 3: (1, 0.9), 4: (3, 0.2)}, 2)
+    assert decode_cell(a, PRIMS, 2) == [("separable_convolution_3x3", 0), ("skip_connection", 1),
+                                        ("max_pooling_3x3", 0), ("separable_convolution_3x3", 1)]
+    beta = torch.zeros(edge_count(2))
+    assert decode_cell(a, PRIMS, 2, beta) == decode_cell(a, PRIMS, 2)  # uniform betas change nothing
+    beta[4] = 3.0
+    assert decode_cell(a, PRIMS, 2, beta) == [("separable_convolution_3x3", 0), ("skip_connection", 1),
+                                              ("max_pooling_3x3", 0), ("skip_connection", 2)]
+    # Betas of another node never compete with node 1's: node 0 keeps both of its two edges.
+    beta[0] = -9.0
+    assert decode_cell(a, PRIMS, 2, beta)[:2] == [("separable_convolution_3x3", 0), ("skip_connection", 1)]
+
+
+def test_supernet_with_edge_normalization_trains_betas_and_decodes_with_them() -> None:
+    torch.manual_seed(0)
+    net = Supernet(1, 10, 3, PRIMS[1:], init_channels=4, num_nodes=2, stem_multiplier=1, partial_channels=2,
+                   edge_normalization=True)
+    assert net.beta_normal is not None and net.beta_reduce is not None
+    assert [n for n in net.named_alphas()] == ["alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce"]
+    assert all(p is not net.beta_normal for p in net.weights())
+    net(torch.randn(4, 1, 8, 8)).logsumexp(1).sum().backward()
+    assert net.beta_normal.grad is not None and net.beta_normal.grad.abs().min() > 0
+    assert net.beta_reduce.grad is not None and net.beta_reduce.grad.abs().min() > 0
+    with torch.no_grad():
+        net.alpha_normal.zero_()
+        net.alpha_normal[:, 3] = 1.0  # skip_connection everywhere
+        net.beta_normal.copy_(torch.tensor([0.0, 0.0, 5.0, -5.0, 5.0]))
+    assert net.genotype().normal == (("skip_connection", 0), ("skip_connection", 1),
+                                     ("skip_connection", 0), ("skip_connection", 2))
+    plain = Supernet(1, 10, 3, PRIMS[1:], init_channels=4, num_nodes=2, partial_channels=2)
+    assert plain.beta_normal is None and len(plain.alphas()) == 2

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from kubenas.genotype import GENOTYPE_LINE, Genotype
 from kubenas.metrics import parse_lines
+from trainer.darts.decode import decode_genotype
 from trainer.darts.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +71,20 @@ def test_outputs_hold_the_final_alphas_and_a_picture(search: tuple[subprocess.Co
     assert (out / "cells.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_partial_channels_learn_edge_weights_that_the_genotype_uses(
+        search: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    # partial_channels 2 and edge_normalization left at "auto": PC-DARTS' betas are on.
+    proc, out = search
+    alphas = json.loads((out / "alphas.json").read_text())
+    assert alphas["edge_normalization"] is True
+    assert len(alphas["beta_normal"]) == len(alphas["beta_reduce"]) == 5
+    last = [line for line in proc.stdout.splitlines() if line.startswith("Current-Genotype=")][-1]
+    tensors = {k: torch.tensor(alphas[k]) for k in ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")}
+    decoded = decode_genotype(tensors["alpha_normal"], tensors["alpha_reduce"], alphas["primitives"], 2,
+                              tensors["beta_normal"], tensors["beta_reduce"])
+    assert decoded == Genotype.parse_katib(last.partition("=")[2])
+
+
 def test_retrain_builds_and_trains_the_found_genotype(search: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     _, out = search
     cmd = [str(BIN / "kubenas-train"), "retrain", f"--architecture=@{out / 'genotype.json'}", "--dataset=digits",
@@ -97,6 +113,7 @@ GOOD = ["--search-space=['skip_connection']", "--num-layers=1", "--dataset=digit
         ([*GOOD, "--algorithm-settings={'order': 'third'}"], "order"),
         ([*GOOD, "--algorithm-settings=[1, 2]"], "--algorithm-settings"),
         ([*GOOD, "--algorithm-settings={'partial_channels': 3}"], "partial_channels"),
+        ([*GOOD, "--algorithm-settings={'edge_normalization': 'maybe'}"], "edge_normalization"),
         ([*GOOD[:2], "--dataset=imagenet"], "--dataset"),
         ([*GOOD, "--device=tpu"], "--device"),
         ([*GOOD, "--bogus-flag"], "--bogus-flag"),
@@ -124,10 +141,13 @@ def test_console_script_reports_an_unknown_primitive_with_status_2() -> None:
 
 
 def test_torchrun_two_cpu_ranks_search_in_step(tmp_path: Path) -> None:
-    """Two gloo ranks (CPU stands in for two GPUs): one printed result, replicas identical."""
+    """Two gloo ranks (CPU stands in for two GPUs): one printed result, replicas identical.
+
+    Partial channels 2 turn PC-DARTS' edge weights on, so the agreement check covers the
+    all-reduced betas as well as the alphas and weights."""
     cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "trainer.darts",
            ("--algorithm-settings={'num_epochs': 1, 'init_channels': 4, 'num_nodes': 2, 'stem_multiplier': 1, "
-            "'batch_size': 16, 'random_state': 3}"),
+            "'batch_size': 16, 'random_state': 3, 'partial_channels': 2}"),
            "--search-space=['separable_convolution_3x3', 'skip_connection']", "--num-layers=3",
            "--dataset=digits", "--device=cpu", "--train-limit=256", f"--output-dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, check=False, timeout=300)
@@ -136,6 +156,7 @@ def test_torchrun_two_cpu_ranks_search_in_step(tmp_path: Path) -> None:
     best = [line for line in proc.stdout.splitlines() if line.startswith("Best-Genotype=")]
     assert len(best) == 1
     assert Genotype.parse_katib(best[0].partition("=")[2]) == Genotype.from_json((tmp_path / "genotype.json").read_text())
+    assert "beta_normal" in json.loads((tmp_path / "alphas.json").read_text())
 
 
 @pytest.mark.gpu

@@ -8,7 +8,7 @@ import pytest
 
 from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace
 from kubenas.trials import Objective, ObjectiveType
-from suggestion.algorithms.base import Problem
+from suggestion.algorithms.base import InvalidSettings, Problem
 from suggestion.algorithms.darts import SETTINGS, Darts
 from trainer.darts.settings import (
     ConfigError,
@@ -56,3 +56,32 @@ def test_bad_settings_name_the_setting(text: str, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_algorithm_settings(text)
     assert field in info.value.field
+
+
+@pytest.mark.parametrize(("text", "on"), [
+    ("{'partial_channels': 1}", False),
+    ("{'partial_channels': 4}", True),
+    ("{'partial_channels': 2, 'edge_normalization': 'auto'}", True),
+    ("{'partial_channels': 4, 'edge_normalization': 'false'}", False),
+    ("{'partial_channels': 1, 'edge_normalization': 'TRUE'}", True),
+    ('{"partial_channels": 1, "edge_normalization": true}', True),  # JSON booleans
+    ("{'partial_channels': 2, 'edge_normalization': False}", False),  # Katib's Python-literal form
+])
+def test_edge_normalization_defaults_to_on_exactly_with_partial_channels(text: str, on: bool) -> None:
+    settings = parse_algorithm_settings(text)
+    assert settings.uses_edge_normalization is on
+    assert settings.edge_normalization in ("auto", "true", "false")
+
+
+def test_edge_normalization_round_trips_from_the_suggestion_and_bad_values_name_it() -> None:
+    space = SearchSpace(nas_config=NasConfig(GraphConfig(4, (), ()), (Operation("skip_connection"),)))
+    objective = Objective(ObjectiveType.MAXIMIZE, "Best-Genotype")
+    [s] = Darts().suggest(Problem("e", space, objective, {"partial_channels": "4", "edge_normalization": "False"}), [], 1)
+    parsed = parse_algorithm_settings(s.assignments["algorithm-settings"])
+    assert parsed.edge_normalization == "false" and not parsed.uses_edge_normalization
+    with pytest.raises(InvalidSettings) as info:
+        Darts().validate(Problem("e", space, objective, {"edge_normalization": "sometimes"}))
+    assert info.value.setting == "edge_normalization" and "auto" in str(info.value)
+    with pytest.raises(ConfigError) as error:
+        parse_algorithm_settings("{'edge_normalization': 1}")
+    assert error.value.field == "--algorithm-settings.edge_normalization"

@@ -10,14 +10,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from kubenas.experiment import load_experiment_file
 from kubenas.metrics import parse_lines
-from kubenas.space import MacroArchitecture, NasConfig, nn_config
+from kubenas.nb201 import NB201_PRIMITIVES, Cell201
+from kubenas.space import MacroArchitecture, NasConfig, nn_config, primitive_names
+from suggestion.algorithms.base import Problem
+from suggestion.algorithms.registry import algorithm_class
 from tests.trainer.spaces import katib_enas_gpu
+from trainer.cli import run as kubenas_train
 from trainer.enas.main import build_parser, main, split_args
 from trainer.enas.model import ArchitectureError, build_child, parse_child
+from trainer.nb201.main import build_parser as nb201_parser
+from trainer.nb201.model import build_nb201, parse_nb201
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ENAS_EXAMPLES = sorted(EXAMPLES.glob("enas-*.yaml"))
@@ -116,3 +123,53 @@ def test_katib_enas_cpu_command_line_runs_unchanged(tmp_path: Path, monkeypatch:
     assert main(argv) == 0
     points = parse_lines(capsys.readouterr().out.splitlines(), ["Validation-Accuracy", "Training-Loss"])
     assert [p.name for p in points] == ["Training-Loss", "Validation-Accuracy"]
+
+
+NB201_EXAMPLE = EXAMPLES / "nb201-digits.yaml"
+
+
+def _nb201_command() -> tuple[list[str], dict[str, str]]:
+    spec = yaml.safe_load(NB201_EXAMPLE.read_text())["spec"]["trialTemplate"]
+    container = spec["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == spec["primaryContainerName"]
+    assert container["command"][:2] == ["kubenas-train", "nb201"]
+    references = {p["name"]: p["reference"] for p in spec["trialParameters"]}
+    assert set(references.values()) == {"architecture", "nn_config"}
+    return container["command"][2:], references
+
+
+def _nb201_suggestions(n: int) -> list[dict[str, str]]:
+    """What the example's own algorithm hands out first, through its registry entry."""
+    experiment = load_experiment_file(NB201_EXAMPLE)
+    problem = Problem(experiment.name, experiment.search_space(), experiment.objective(),
+                      experiment.algorithm_settings())
+    algorithm = algorithm_class(experiment.algorithm_name)()
+    algorithm.validate(problem)
+    return [s.assignments for s in algorithm.suggest(problem, [], n)]
+
+
+def test_nb201_example_uses_the_canonical_cell_space_and_its_suggestions_build() -> None:
+    nas = _nas_config(NB201_EXAMPLE)
+    assert tuple(primitive_names(nas.operations)) == NB201_PRIMITIVES
+    args, references = _nb201_command()
+    assignments = _nb201_suggestions(4)
+    assert len({a["architecture"] for a in assignments}) > 1
+    for assignment in assignments:
+        parsed = nb201_parser().parse_args(_render(args, references, assignment))
+        spec = parse_nb201(parsed.architecture, parsed.nn_config, parsed.init_channels)
+        assert spec.primitives == NB201_PRIMITIVES and spec.num_layers == nas.graph_config.num_layers
+        model = build_nb201(spec)
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_nb201_example_trial_runs_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    args, references = _nb201_command()
+    assignment = _nb201_suggestions(1)[0]
+    assert kubenas_train(["nb201", *_render(args, references, assignment)]) == 0
+    accuracy = [p.value for p in parse_lines(capsys.readouterr().out.splitlines(), ["Validation-Accuracy"])]
+    assert len(accuracy) == 4
+    # A cell whose output node is cut off from its input passes nothing on: chance level.
+    if Cell201.from_string(assignment["architecture"]).connected():
+        assert accuracy[-1] > 0.5
+    else:
+        assert accuracy[-1] < 0.3

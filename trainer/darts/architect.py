@@ -9,6 +9,10 @@ w' = w - lr * (momentum * buffer + d L_train(w, a) / d w + wd * w):
 with the Hessian-vector product taken by central finite differences at
 w +- eps * v, eps = 0.01 / |v| (the paper's choice). The virtual step uses
 `torch.func.functional_call`, so the model's parameters are never overwritten.
+
+"Alphas" here are all of `Supernet.alphas()`: with PC-DARTS' edge normalisation that
+includes the edge weights (betas), which therefore get the same first- or second-order
+gradient, the same all-reduce under torchrun and the same optimizer.
 """
 
 from __future__ import annotations

@@ -1,8 +1,13 @@
-"""Architecture weights -> discrete genotype, as in the DARTS paper.
+"""Architecture weights -> discrete genotype, as in the DARTS paper (and PC-DARTS).
 
 Each intermediate node keeps its two strongest incoming edges; an edge's strength is the
 largest softmax weight of any primitive other than `none`, and the edge takes that
 primitive. `none` is only the supernet's way to switch an edge off, so it is never chosen.
+
+With PC-DARTS' edge normalisation each edge also has a weight beta; a node's incoming
+betas go through their own softmax (`node_softmax`), and an edge's strength is its
+primitive weights times that edge weight — so betas decide which edges a node keeps,
+while the primitive on a kept edge is still the alphas' choice.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import torch
 
 from kubenas.genotype import Genotype
 
-__all__ = ["NONE", "decode_cell", "decode_genotype", "edge_count"]
+__all__ = ["NONE", "decode_cell", "decode_genotype", "edge_count", "node_softmax"]
 
 NONE = "none"
 
@@ -23,14 +28,29 @@ def edge_count(num_nodes: int) -> int:
     return sum(i + 2 for i in range(num_nodes))
 
 
-def decode_cell(alpha: torch.Tensor, primitives: Sequence[str], num_nodes: int) -> list[tuple[str, int]]:
-    """Two `(primitive, input)` edges per node from one cell's alphas (edges x primitives)."""
+def node_softmax(beta: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Softmax of the edge weights over each node's incoming edges (one vector, edge order)."""
+    if beta.shape != (edge_count(num_nodes),):
+        raise ValueError(f"beta shape {tuple(beta.shape)} does not fit {num_nodes} nodes ({edge_count(num_nodes)} edges)")
+    parts, start = [], 0
+    for node in range(num_nodes):
+        parts.append(torch.softmax(beta[start:start + node + 2], dim=-1))
+        start += node + 2
+    return torch.cat(parts)
+
+
+def decode_cell(alpha: torch.Tensor, primitives: Sequence[str], num_nodes: int,
+                beta: torch.Tensor | None = None) -> list[tuple[str, int]]:
+    """Two `(primitive, input)` edges per node from one cell's alphas (edges x primitives)
+    and, with edge normalisation, its betas (edges)."""
     if alpha.shape != (edge_count(num_nodes), len(primitives)):
         raise ValueError(f"alpha shape {tuple(alpha.shape)} does not fit {num_nodes} nodes x {len(primitives)} primitives")
     usable = [k for k, p in enumerate(primitives) if p != NONE]
     if not usable:
         raise ValueError("no primitive besides none to choose from")
     weights = torch.softmax(alpha.detach().float(), dim=-1)[:, usable]
+    if beta is not None:
+        weights = weights * node_softmax(beta.detach().float(), num_nodes)[:, None]
     edges: list[tuple[str, int]] = []
     start = 0
     for node in range(num_nodes):
@@ -46,9 +66,10 @@ def decode_cell(alpha: torch.Tensor, primitives: Sequence[str], num_nodes: int) 
 
 
 def decode_genotype(
-    alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, primitives: Sequence[str], num_nodes: int
+    alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, primitives: Sequence[str], num_nodes: int,
+    beta_normal: torch.Tensor | None = None, beta_reduce: torch.Tensor | None = None,
 ) -> Genotype:
-    """The genotype both cells' alphas encode; concatenates every intermediate node."""
-    normal = decode_cell(alpha_normal, primitives, num_nodes)
-    reduce = decode_cell(alpha_reduce, primitives, num_nodes)
+    """The genotype both cells' alphas (and betas) encode; concatenates every intermediate node."""
+    normal = decode_cell(alpha_normal, primitives, num_nodes, beta_normal)
+    reduce = decode_cell(alpha_reduce, primitives, num_nodes, beta_reduce)
     return Genotype.build(normal, reduce, list(range(2, num_nodes + 2)))

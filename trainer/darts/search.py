@@ -2,7 +2,8 @@
 
 Per epoch the main process prints Katib-format metric lines and the current genotype;
 at the end `Best-Genotype=Genotype(...)` (the genotype of the epoch with the best
-validation accuracy), and writes genotype.json, alphas.json and cells.png.
+validation accuracy), and writes genotype.json, alphas.json (alphas, and the edge
+weights `beta_*` when PC-DARTS edge normalisation is on) and cells.png.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class Searcher:
         self.batch_size = min(s.batch_size or len(self.w_half), len(self.w_half))
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed + 1 + topology.rank)
         model = Supernet(data.input_shape[0], data.num_classes, config.num_layers, config.primitives,
-                         s.init_channels, s.num_nodes, s.stem_multiplier, s.partial_channels).to(self.device)
+                         s.init_channels, s.num_nodes, s.stem_multiplier, s.partial_channels,
+                         s.uses_edge_normalization).to(self.device)
         self.channels_last = self.device.type == "cuda"
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -209,9 +211,10 @@ def _run(config: SearchConfig, topology: Topology, out: TextIO,
     searcher = Searcher(config, topology, out)
     s = config.settings
     if topology.is_main:
-        log.info("DARTS search: %s order, %d layers, %d nodes, primitives %s, seed %d, %d rank(s) on %s",
-                 s.order, config.num_layers, s.num_nodes, list(searcher.model.primitives), searcher.seed,
-                 topology.world_size, topology.device)
+        log.info("DARTS search: %s order, %d layers, %d nodes, primitives %s, partial channels 1/%d, "
+                 "edge normalisation %s, seed %d, %d rank(s) on %s",
+                 s.order, config.num_layers, s.num_nodes, list(searcher.model.primitives), s.partial_channels,
+                 "on" if s.uses_edge_normalization else "off", searcher.seed, topology.world_size, topology.device)
     if topology.is_main and not any(not cell.reduction for cell in searcher.model.cells):
         log.warning("with %d layer(s) every cell is a reduction cell: the normal cell of the genotype is "
                     "decoded from untrained alphas (use >= 3 layers to search it)", config.num_layers)
@@ -250,12 +253,13 @@ def _write_outputs(directory: Path, searcher: Searcher, genotype: Genotype, best
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "genotype.json").write_text(genotype.to_json() + "\n")
     model = searcher.model
-    alphas = {
+    alphas: dict[str, Any] = {
         "primitives": list(model.primitives),
         "num_nodes": model.num_nodes,
         "best_epoch": best_epoch,
-        "alpha_normal": model.alpha_normal.detach().float().cpu().tolist(),
-        "alpha_reduce": model.alpha_reduce.detach().float().cpu().tolist(),
+        "edge_normalization": model.edge_normalization,
+        # alpha_normal, alpha_reduce and, with edge normalisation, beta_normal and beta_reduce.
+        **{name: p.detach().float().cpu().tolist() for name, p in model.named_alphas().items()},
         "history": history,
     }
     (directory / "alphas.json").write_text(json.dumps(alphas, indent=1) + "\n")

@@ -16,7 +16,10 @@ from typing import Any
 
 from kubenas.space import SpaceError, loads_lenient
 
-__all__ = ["ConfigError", "DartsSettings", "parse_algorithm_settings", "parse_num_layers", "parse_search_space"]
+__all__ = ["EDGE_NORMALIZATION_VALUES", "ConfigError", "DartsSettings", "parse_algorithm_settings", "parse_num_layers", "parse_search_space"]
+
+
+EDGE_NORMALIZATION_VALUES = ("auto", "true", "false")
 
 
 class ConfigError(ValueError):
@@ -45,11 +48,19 @@ class DartsSettings:
     stem_multiplier: int = 3
     order: str = "second"
     partial_channels: int = 1
+    edge_normalization: str = "auto"  # auto: on exactly when partial_channels > 1 (PC-DARTS)
     dataset: str = "cifar10"
     random_state: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def uses_edge_normalization(self) -> bool:
+        """Whether the supernet learns PC-DARTS edge weights (betas)."""
+        if self.edge_normalization == "auto":
+            return self.partial_channels > 1
+        return self.edge_normalization == "true"
 
 
 def _number(value: Any) -> float:
@@ -59,6 +70,16 @@ def _number(value: Any) -> float:
     if not math.isfinite(number):
         raise ValueError(value)
     return number
+
+
+def _switch(value: Any) -> str:
+    """"auto", or a boolean as JSON (true/false) or text ("true"/"false", any case)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip().lower()
+    if text not in EDGE_NORMALIZATION_VALUES:
+        raise ValueError(value)
+    return text
 
 
 def _integer(value: Any) -> int:
@@ -88,6 +109,8 @@ _RULES: dict[str, _Rule] = {
     "stem_multiplier": _AT_LEAST_ONE,
     "order": (str, lambda v: v in ("first", "second"), 'one of "first", "second"', False),
     "partial_channels": (_integer, lambda v: v >= 1, "an integer >= 1 (1 = off)", False),
+    "edge_normalization": (_switch, lambda v: True,
+                           '"auto" (on when partial_channels > 1), true or false', False),
     "dataset": (str, lambda v: bool(re.fullmatch(r"[a-z0-9][a-z0-9_-]*", v)), "a dataset name", False),
     "random_state": (_integer, lambda v: v >= 0, "an integer >= 0", True),
 }
