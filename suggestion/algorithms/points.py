@@ -27,7 +27,7 @@ from kubenas.space import (
 )
 from kubenas.trials import Objective, TrialCondition, TrialRecord
 from suggestion.algorithms.encoding import NasEncoding, check_hpo_settings, nas_encoding
-from suggestion.algorithms.sampling import _snap, sample_value, space_size
+from suggestion.algorithms.sampling import sample_value, snap, space_size
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,7 +111,7 @@ class Dimension:
         raw = math.exp(raw) if self.log else raw
         raw = min(max(raw, self.low), self.high)
         assert self.spec is not None
-        return _snap(self.spec, raw)
+        return snap(self.spec, raw)
 
 
 class PointSpace(ABC):
@@ -215,7 +215,7 @@ def _mutate_value(d: Dimension, value: Any, rng: Random) -> Any:
         return d.from_unit(rng.random())
     step = float(d.spec.step or 1)
     up = value + step <= d.high and (value - step < d.low or rng.random() < 0.5)
-    return _snap(d.spec, value + step if up else value - step)
+    return snap(d.spec, value + step if up else value - step)
 
 
 class HpoPoints(PointSpace):

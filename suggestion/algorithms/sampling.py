@@ -39,6 +39,7 @@ __all__ = [
     "point_keys",
     "rows_key",
     "sample_value",
+    "snap",
     "space_size",
 ]
 
@@ -96,7 +97,7 @@ def _continuous(spec: ParameterSpec, rng: random.Random) -> float:
     return _bounded(lambda: math.exp(rng.gauss(mu, sigma)), lo, hi)
 
 
-def _snap(spec: ParameterSpec, value: float) -> int | float:
+def snap(spec: ParameterSpec, value: float) -> int | float:
     """Move a continuous draw onto the parameter's step grid (ints always have one)."""
     step = spec.step
     if spec.type is ParameterType.INT:
@@ -135,7 +136,7 @@ def sample_value(spec: ParameterSpec, rng: random.Random) -> str:
         count = parameter_size(spec)
         assert count is not None
         return format_value(_grid_value(spec, rng.randrange(count)))
-    return format_value(_snap(spec, _continuous(spec, rng)))
+    return format_value(snap(spec, _continuous(spec, rng)))
 
 
 def parameter_size(spec: ParameterSpec) -> int | None:

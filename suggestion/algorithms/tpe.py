@@ -35,7 +35,7 @@ from suggestion.algorithms.points import (
     point_space,
     read_history,
 )
-from suggestion.algorithms.sampling import RANDOM_STATE, _snap, history_rng
+from suggestion.algorithms.sampling import RANDOM_STATE, history_rng, snap
 from suggestion.algorithms.settings import Setting, as_choice, as_int, parse_settings
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _distribution(d: Dimension) -> BaseDistribution:
     assert d.spec is not None
     step = d.spec.step
     # The largest grid value, so Optuna need not move `high` (it warns when it does).
-    high = _snap(d.spec, d.high)
+    high = snap(d.spec, d.high)
     if d.kind == INT:
         k = int(step or 1)
         return IntDistribution(int(d.low), int(high), log=d.log and k == 1, step=k)
@@ -159,7 +159,7 @@ def _params(points: PointSpace, point: Point) -> dict[str, Any]:
 
 def _snap_to(d: Dimension, value: Any) -> Any:
     assert d.spec is not None
-    return _snap(d.spec, min(max(float(value), d.low), d.high))
+    return snap(d.spec, min(max(float(value), d.low), d.high))
 
 
 def _value(d: Dimension, param: Any) -> Any:
