@@ -144,6 +144,9 @@ BAD_INPUTS = [
     ([f"--architecture={ARCH}", f"--nn_config={NN_CONFIG}", "--threads=0"], "--threads"),
     ([f"--architecture={ARCH}", f"--nn_config={NN_CONFIG}", "--device=tpu"], "--device"),
     ([f"--nn_config={NN_CONFIG}"], "--architecture"),
+    (["--architecture=|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|",
+      "--nn_config={'num_layers': 1, 'input_sizes': [8, 8, 1], 'output_sizes': [10], 'search_mode': 'nb201'}"],
+     "trained by `kubenas-train nb201`"),
 ]
 
 

@@ -148,6 +148,10 @@ def parse_child(architecture: str, nn_config: str) -> ChildSpec:
     config = _load_object(nn_config, "nn_config")
     if not isinstance(config, Mapping):
         raise ArchitectureError("nn_config", nn_config, "must be a JSON object")
+    if config.get("search_mode") == "nb201" or architecture.strip().strip("'\"").startswith("|"):
+        # an easy mix-up in a trial template: say which trainer builds this cell
+        raise ArchitectureError("architecture", architecture,
+                                "a NAS-Bench-201 cell (search_mode nb201) is trained by `kubenas-train nb201`")
     arch = _load_object(architecture, "architecture")
     shape = _input_shape(config)
     classes = _positive_ints(config.get("output_sizes"), "nn_config.output_sizes", range(1, 100),
