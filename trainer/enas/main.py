@@ -100,7 +100,7 @@ def add_training_flags(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--lr", type=float, default=None, help="default: 0.1 for sgd, 0.002 for adamw")
     parser.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, default=None)
     parser.add_argument("--label-smoothing", "--label_smoothing", dest="label_smoothing", type=float, default=0.0)
-    parser.add_argument("--dropout", type=float, default=0.4, help="before the classifier (macro)")
+    parser.add_argument("--dropout", type=float, default=0.4, help="dropout before the classifier")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=None,
