@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import re
 import secrets
 import signal
@@ -25,7 +26,7 @@ from rich.console import Console
 
 from controller.collector import FileCollector, StdoutCollector, observation_from_log
 from controller.local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
-from controller.local_suggestion import SuggestionClient, SuggestionServerError
+from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.local_trials import (
     GpuPool,
     LaunchError,
@@ -48,6 +49,7 @@ from controller.logic import (
 from controller.progress import Progress
 from controller.report import (
     plot_progress,
+    provenance,
     record_of,
     results_document,
     results_table,
@@ -55,6 +57,7 @@ from controller.report import (
 )
 from controller.store import MetricLog, ObservationStore, TrialRow
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
+from kubenas.early_stopping import StopRule, StopWatch
 from kubenas.metrics import MetricPoint, now_rfc3339
 from kubenas.proto_convert import trial_to_proto
 from kubenas.trials import TrialCondition
@@ -81,6 +84,10 @@ class _Active:
     exited_at: float | None = None
     eof: bool = False
     unparsed: list[str] = field(default_factory=list)
+    watch: StopWatch | None = None        # the early-stopping rules applied to its metrics
+    early_stop: str | None = None         # why it was stopped early (set once, when it is)
+    kill_at: float | None = None          # SIGKILL deadline after the early-stop SIGTERM
+    pushed: int = 0                       # Push collector: store logs already fed to `watch`
 
 
 class LocalRunner:
@@ -90,8 +97,13 @@ class LocalRunner:
                  store: ObservationStore, workdir: Path, parallel: int, gpus: GpuPool, console: Console,
                  cwd: str, file: Path, db_address: str | None = None,
                  on_loop_end: Callable[[], None] = lambda: None,
-                 restart_suggestion: Callable[[], SuggestionClient] | None = None) -> None:
+                 restart_suggestion: Callable[[], SuggestionClient] | None = None,
+                 early_stopping: EarlyStoppingClient | None = None) -> None:
         self.experiment, self.plan, self.proto, self.client = experiment, plan, proto, client
+        # Asked for rules at start and whenever a trial completes; None: no spec.earlyStopping.
+        self.early_stopping = early_stopping
+        self.rules: tuple[StopRule, ...] = ()
+        self._rules_stale = early_stopping is not None
         # Called once if the suggestion server is lost (UNAVAILABLE); returns a client of a new one.
         self.restart_suggestion = restart_suggestion
         self.store, self.workdir, self.gpus, self.console, self.cwd, self.file = store, workdir, gpus, console, cwd, file
@@ -118,6 +130,7 @@ class LocalRunner:
 
     # --- the loop ---------------------------------------------------------------------------
     def run(self, resume: bool) -> int:
+        self.started_at = time.time()  # results.json's wall clock (reproducibility block)
         if resume:
             self._reload()
         restore = self._install_signal_handlers()
@@ -145,6 +158,7 @@ class LocalRunner:
             self.progress.status(count_trials(records), self._best_row(records))
             if outcome is not None:
                 return outcome
+            self._refresh_rules(records)
             self._request_more(records)
             self._start_pending()
             if not self.active and not self._pending():
@@ -195,8 +209,11 @@ class LocalRunner:
             return self.client.suggest(self.proto, history, current, total)
 
     def _new_name(self) -> str:
+        # Seeded algorithms derive their draws from the history's trial names, so a seeded
+        # experiment gets the same names on a rerun (and with them the same suggestions).
+        pick: Any = secrets if self.seed is None else random.Random(f"{self.name}:{self.seed}:{len(self.rows)}")
         while True:
-            name = f"{self.name}-{''.join(secrets.choice(string.ascii_lowercase) for _ in range(8))}"
+            name = f"{self.name}-{''.join(pick.choice(string.ascii_lowercase) for _ in range(8))}"
             if name not in self.rows:
                 return name
 
@@ -263,7 +280,8 @@ class LocalRunner:
         # remembered so that a --resume after a hard crash of this runner can stop the orphan
         self.store.put_meta(self.name, _PID_KEY + row.name, str(process.pid))
         running = replace(row, condition=TrialCondition.RUNNING, start_time=started)
-        self.active[row.name] = _Active(process, running, stdout, file_collector, gpu)
+        self.active[row.name] = _Active(process, running, stdout, file_collector, gpu,
+                                        watch=StopWatch(self.rules, self.objective) if self.rules else None)
         self._save(running)
         self.progress.started(running, gpu)
 
@@ -293,6 +311,8 @@ class LocalRunner:
         for name, act in self.active.items():
             if act.file is not None:
                 points[name].extend(act.file.poll())
+        if self.plan.collector == "Push" and self.rules:
+            self._watch_pushed()
         for name, found in points.items():
             self._report(name, found)
         now = time.monotonic()
@@ -301,12 +321,74 @@ class LocalRunner:
                 act.exited_at = now
             if act.exited_at is not None and (act.eof or now - act.exited_at > _EOF_GRACE_S):
                 self._finish(act)
+            elif act.kill_at is not None and now > act.kill_at:
+                log.info("trial %s did not stop within %.1fs of SIGTERM; sending SIGKILL", name, STOP_GRACE_S)
+                act.process.signal_group(signal.SIGKILL)
+                act.kill_at = None
 
     def _report(self, name: str, found: list[MetricPoint]) -> None:
         if not found:
             return
         self.store.report(name, [MetricLog(p.name, p.stored_value(), p.timestamp) for p in found])
         self.progress.metrics(name, {p.name: p.value for p in found})
+        act = self.active.get(name)
+        if act is not None and act.watch is not None and act.early_stop is None:
+            stop = act.watch.feed_all((p.name, p.value) for p in found)
+            if stop:
+                self._stop_early(act)
+
+    # --- early stopping ---------------------------------------------------------------------
+    def _refresh_rules(self, records: list[Any]) -> None:
+        """Ask the early-stopping service for the current rules; apply new ones to running trials too."""
+        if self.early_stopping is None or not self._rules_stale:
+            return
+        self._rules_stale = False
+        history = [trial_to_proto(r, self.objective) for r in records]
+        try:
+            rules = self.early_stopping.rules(self.proto, history)
+        except SuggestionServerError as exc:
+            # Early stopping saves time; losing it for a while must not end the run. Asked again
+            # when the next trial completes.
+            log.warning("GetEarlyStoppingRules failed (%s): %s; keeping the previous rules", exc.code, exc)
+            self.progress.note(f"early stopping rules unavailable ({exc}); keeping the previous ones")
+            return
+        if rules == self.rules:
+            return
+        self.rules = rules
+        self.progress.note("early stopping rules: " + (", ".join(map(_describe, rules)) or "none"))
+        for act in list(self.active.values()):
+            if act.early_stop is not None:
+                continue
+            act.watch = StopWatch(rules, self.objective) if rules else None
+            if act.watch is None:
+                continue
+            # What the trial reported so far, from the store, judged by the new rules.
+            logs = self.store.get(act.row.name)
+            act.pushed = len(logs)
+            points = (log_.as_point() for log_ in logs)
+            if act.watch.feed_all((p.name, p.value) for p in points if p is not None):
+                self._stop_early(act)
+
+    def _watch_pushed(self) -> None:
+        """Push trials report straight to the DBManager: their new store logs go to their watch."""
+        for act in list(self.active.values()):
+            if act.watch is None or act.early_stop is not None:
+                continue
+            logs = self.store.get(act.row.name)
+            fresh, act.pushed = logs[act.pushed:], len(logs)
+            points = (log_.as_point() for log_ in fresh)
+            if act.watch.feed_all((p.name, p.value) for p in points if p is not None):
+                self._stop_early(act)
+
+    def _stop_early(self, act: _Active) -> None:
+        """SIGTERM the trial's process group now, SIGKILL after STOP_GRACE_S (see _pump); never blocks.
+        A trial whose process already ended keeps its own outcome."""
+        if act.process.returncode() is not None:
+            return
+        act.early_stop = "stopped early: " + ", ".join(map(_describe, act.watch.rules if act.watch else ()))
+        act.kill_at = time.monotonic() + STOP_GRACE_S
+        act.process.signal_group(signal.SIGTERM)
+        log.info("trial %s %s", act.row.name, act.early_stop)
 
     def _finish(self, act: _Active) -> None:
         process, row = act.process, act.row
@@ -324,7 +406,9 @@ class LocalRunner:
         self._report(row.name, tail)
         observation = observation_from_log(self.objective, self.store.get(row.name),
                                            keep_text=bool(self.plan.metrics_format))
-        if self.plan.collector == "None" and code == 0 and not process.stop_requested:
+        if act.early_stop is not None:
+            condition = TrialCondition.EARLY_STOPPED  # the rule's verdict stands, however the process ended
+        elif self.plan.collector == "None" and code == 0 and not process.stop_requested:
             condition = TrialCondition.SUCCEEDED  # nothing is collected, so a clean exit is success
         else:
             condition = trial_condition(code, observation, self.objective, killed=process.stop_requested)
@@ -336,6 +420,7 @@ class LocalRunner:
         del self.active[row.name]
         self._save(done)
         self.progress.finished(done)
+        self._rules_stale = self.early_stopping is not None
 
     def _drain_output(self, act: _Active) -> None:
         """Lines of this trial still queued (read before EOF) go to its collector, not lost."""
@@ -354,6 +439,8 @@ class LocalRunner:
             self.events.put(event)
 
     def _message(self, condition: TrialCondition, code: int | None, act: _Active) -> str:
+        if condition is TrialCondition.EARLY_STOPPED:
+            return act.early_stop or "stopped early"
         if condition is TrialCondition.KILLED:
             return "stopped by kubenas run (interrupted); rerun on --resume"
         if condition is TrialCondition.FAILED:
@@ -421,8 +508,11 @@ class LocalRunner:
 
     def _write_results(self, outcome: Outcome | None) -> None:
         rows = list(self.rows.values())
+        settings = self.experiment.algorithm_settings()
+        provenance_block = provenance({"random_state": self.seed}, settings, self.started_at,
+                                      time.time() - self.started_at)
         document = results_document(self.name, self.experiment.algorithm_name, self.objective, outcome, rows,
-                                    interrupted=outcome is None)
+                                    interrupted=outcome is None, reproducibility=provenance_block)
         # The trials are safe in the store already; a results file that cannot be written (disk
         # full, a directory in its place) is reported, not raised after the whole run.
         try:
@@ -452,6 +542,12 @@ class LocalRunner:
         else:
             self.console.print("no trial reported the objective metric", markup=False)
         self.console.print(f"results: {self.workdir / 'results.json'}", soft_wrap=True, markup=False)
+
+
+def _describe(rule: StopRule) -> str:
+    """`acc < 0.6 from report 4` (for the objective, its best value so far is compared)."""
+    op = {"less": "<", "greater": ">", "equal": "=="}[rule.comparison.value]
+    return f"{rule.metric} {op} {rule.value:.6g} from report {max(rule.start_step, 1)}"
 
 
 def _seed(experiment: Any) -> int | None:

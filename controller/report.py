@@ -9,20 +9,28 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
+import kubenas
 from controller.logic import OPTIMAL_CONDITIONS, Outcome, count_trials, optimal_trial
 from controller.store import TrialRow, observation_json
 from kubenas.trials import Objective, TrialRecord
 
 __all__ = [
     "RESULTS_VERSION",
+    "code_version",
     "plot_progress",
+    "provenance",
     "record_of",
     "results_document",
     "results_table",
@@ -32,6 +40,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RESULTS_VERSION = 1
+_GIT_TIMEOUT_S = 10.0
 
 
 def record_of(row: TrialRow) -> TrialRecord:
@@ -63,8 +72,10 @@ def results_document(
     outcome: Outcome | None,
     rows: Sequence[TrialRow],
     interrupted: bool = False,
+    reproducibility: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The results.json document (see README.md for the schema)."""
+    """The results.json document (see README.md for the schema); `reproducibility` is
+    `provenance(...)` of the run, kept as given."""
     records = [record_of(r) for r in rows]
     best = optimal_trial(objective, records)
     best_row = next((r for r in rows if best is not None and r.name == best.name), None)
@@ -103,6 +114,60 @@ def results_document(
             "observation": observation_json(best_row.observation),
         },
         "trials": [_trial_json(r) for r in rows],
+        "reproducibility": dict(reproducibility) if reproducibility is not None else None,
+    }
+
+
+def _git_describe(source: Path) -> str:
+    """`git describe --always --dirty` of the checkout `source` lives in, else "unknown"
+    (an installed wheel, no git, a broken repository)."""
+    root = next((d for d in (source, *source.parents) if (d / ".git").exists()), None)
+    if root is None:
+        return "unknown"
+    try:
+        done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=_GIT_TIMEOUT_S, check=False,
+                              # --dirty refreshes the index; without the optional lock a commit
+                              # running at the same moment never sees an index.lock of ours
+                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    text = done.stdout.strip()
+    return text if done.returncode == 0 and text else "unknown"
+
+
+def code_version() -> dict[str, str]:
+    """The kubenas package version and the git description of its source checkout."""
+    return {"kubenas": kubenas.__version__, "git": _git_describe(Path(kubenas.__file__).resolve().parent)}
+
+
+def _version(distribution: str) -> str | None:
+    # Read from the installed metadata: importing torch only to print its version costs seconds.
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def provenance(
+    seeds: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    started_at: float,
+    wall_clock_s: float,
+    argv: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """What a results.json needs to be reproduced: the seeds, the algorithm settings as sent,
+    the code and library versions, the command line, the start time (RFC 3339, UTC) and the
+    total wall clock of the command in seconds."""
+    return {
+        "seeds": dict(seeds),
+        "settings": dict(settings),
+        "code_version": code_version(),
+        "versions": {"python": platform.python_version(), "torch": _version("torch"), "numpy": _version("numpy")},
+        "command": list(sys.argv if argv is None else argv),
+        "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat(timespec="seconds")
+        .replace("+00:00", "Z"),
+        "wall_clock_s": round(wall_clock_s, 3),
     }
 
 

@@ -29,6 +29,8 @@ suggestion_app = typer.Typer(help="Suggestion (search algorithm) server.", no_ar
 db_app = typer.Typer(help="Observation store (DBManager) server.", no_args_is_help=True)
 app.add_typer(suggestion_app, name="suggestion")
 app.add_typer(db_app, name="db")
+bench_app = typer.Typer(help="Benchmarks of the search algorithms on tabular NAS benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -72,13 +74,38 @@ def _check_algorithm(exp: Experiment) -> list[FieldError]:
     return []
 
 
+def _check_early_stopping(exp: Experiment) -> list[FieldError]:
+    """The early-stopping registry and the algorithm's settings parser, when earlyStopping is set."""
+    from kubenas.experiment import FieldError
+    from suggestion.algorithms.base import InvalidSettings
+    from suggestion.early_stopping import (
+        UnknownEarlyStopping,
+        early_stopping_class,
+        early_stopping_names,
+    )
+
+    spec = exp.spec.early_stopping
+    if spec is None or not spec.algorithm_name:
+        return []  # absent, or already reported by the static rules
+    try:
+        cls = early_stopping_class(spec.algorithm_name)
+    except UnknownEarlyStopping:
+        return [FieldError("spec.earlyStopping.algorithmName", spec.algorithm_name,
+                           f"must be one of: {', '.join(early_stopping_names())}")]
+    try:
+        cls().parse(exp.early_stopping_settings())
+    except InvalidSettings as exc:
+        return [FieldError(f"spec.earlyStopping.algorithmSettings[{exc.setting}]", exc.value, exc.allowed)]
+    return []
+
+
 @app.command()
 def validate(file: Path = typer.Argument(..., help="Experiment YAML (kubeflow.org/v1beta1)")) -> None:
     """Check an Experiment YAML against Katib's rules; print every error with its field path."""
     from kubenas.experiment import SpecError, load_experiment_file
 
     try:
-        exp = load_experiment_file(file, extra_checks=[_check_algorithm])
+        exp = load_experiment_file(file, extra_checks=[_check_algorithm, _check_early_stopping])
     except SpecError as exc:
         for line in exc.lines():
             err.print(f"[red]{escape(str(file))}:[/] {escape(line)}", soft_wrap=True)
@@ -105,9 +132,12 @@ def suggestion_serve(
     port: int = typer.Option(6789, min=0, max=65535, help="gRPC port (0 picks a free one)"),
     host: str = typer.Option("0.0.0.0", help="address to bind"),
     state_dir: Path | None = typer.Option(None, help="directory for durable algorithm state"),
+    early_stopping_port: int | None = typer.Option(
+        None, min=0, max=65535, help="also listen on this port (Katib's 6788; 0 picks a free one) for "
+        "the EarlyStopping service, which --port serves too"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Serve the Suggestion gRPC service (with health and reflection) until SIGTERM."""
+    """Serve the Suggestion and EarlyStopping gRPC services (with health and reflection) until SIGTERM."""
     from suggestion.algorithms.registry import UnknownAlgorithm, algorithm_class, algorithm_names
 
     _logging(verbose)
@@ -124,9 +154,11 @@ def suggestion_serve(
     from suggestion.service import serve
 
     try:
-        serve(algorithm, host=host, port=port, state_dir=state_dir)
+        serve(algorithm, host=host, port=port, state_dir=state_dir, early_stopping_port=early_stopping_port)
     except OSError as exc:
-        raise _fail(f"--port {port} on {host}: cannot listen: {exc}") from None
+        early = early_stopping_port is not None and getattr(exc, "port", None) == early_stopping_port != port
+        which = f"--early-stopping-port {early_stopping_port}" if early else f"--port {port}"
+        raise _fail(f"{which} on {host}: cannot listen: {exc}") from None
 
 
 @db_app.command("serve")
@@ -188,6 +220,59 @@ def controller(
         raise _fail(str(exc)) from None
 
     run_operator(namespace=namespace)
+
+
+@bench_app.command("nb201")
+def bench_nb201(
+    algorithms: str | None = typer.Option(
+        None, help="comma list of registered algorithms (default: random,evolution,bayesian,enas,tpe, those registered)"),
+    datasets: str = typer.Option("cifar10", help="comma list of cifar10, cifar100, imagenet16-120"),
+    seeds: int | None = typer.Option(None, help="number of seeds, 0..N-1 (default 10)"),
+    seed_list: str | None = typer.Option(None, help="comma list of seeds instead of --seeds, e.g. 3,7,11"),
+    queries: int | None = typer.Option(None, help="trials per run (default 100; with --budget-seconds: no limit)"),
+    budget_seconds: float | None = typer.Option(None, help="simulated seconds per run (the benchmark's training times)"),
+    time_scale: float = typer.Option(1.0, help="factor on each training time; 0.06 charges NB201's 12-epoch proxy"),
+    parallel: int = typer.Option(1, help="trials per GetSuggestions request (synchronous workers)"),
+    setting: list[str] = typer.Option([], "--setting", metavar="ALGO:NAME=VALUE", help="algorithm setting (repeatable)"),
+    out_dir: str = typer.Option("runs/bench-nb201", "--out", metavar="DIR", help="output directory"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Search NAS-Bench-201 with each algorithm through a real suggestion server; table, plot, results.json."""
+    from controller.bench_nb201 import (
+        BenchConfig,
+        BenchError,
+        check_budget,
+        parse_algorithms,
+        parse_datasets,
+        parse_seeds,
+        parse_settings,
+        run_bench,
+    )
+    from suggestion.algorithms.registry import algorithm_names
+
+    _logging(verbose)
+    if not verbose:
+        logging.getLogger("controller.bench_nb201").setLevel(logging.WARNING)
+    try:
+        if not out_dir:
+            raise BenchError("--out: invalid value '': give a directory")
+        if not 1 <= parallel <= 1000:
+            raise BenchError(f"--parallel: invalid value {parallel!r}: must be an integer in [1, 1000]")
+        check_budget(queries, budget_seconds, time_scale)
+        names = parse_algorithms(algorithms, algorithm_names())
+        config = BenchConfig(
+            algorithms=names, datasets=parse_datasets(datasets), seeds=parse_seeds(seeds, seed_list),
+            out=Path(out_dir),
+            queries=queries if queries is not None or budget_seconds is not None else 100,
+            budget_seconds=budget_seconds, parallel=parallel, time_scale=time_scale,
+            settings=parse_settings(setting, names),
+        )
+        run_bench(config, out)
+    except BenchError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; results.json holds the runs that finished", soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 def main() -> None:
