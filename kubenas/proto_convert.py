@@ -299,6 +299,8 @@ def trial_from_proto(msg: api_pb2.Trial, objective: Objective) -> TrialRecord:
         condition=condition_from_proto(msg.status.condition),
         metrics=metrics,
         labels=dict(msg.spec.labels),
+        # evolution ages its population by it; Katib's controller sends it too
+        completion_time=msg.status.completion_time or None,
     )
 
 
@@ -312,6 +314,8 @@ def trial_to_proto(record: TrialRecord, objective: Objective) -> api_pb2.Trial:
     msg.spec.parameter_assignments.assignments.extend(assignments_to_proto(record.assignments))
     msg.spec.labels.update(dict(record.labels))
     msg.status.condition = condition_to_proto(record.condition)
+    if record.completion_time:
+        msg.status.completion_time = record.completion_time
     msg.status.observation.metrics.extend(
         api_pb2.Metric(name=name, value=format_value(float(value))) for name, value in record.metrics.items()
     )

@@ -178,6 +178,18 @@ def test_trial_round_trips() -> None:
     assert trial_from_proto(msg, obj) == record
 
 
+def test_completion_time_crosses_the_wire_both_ways() -> None:
+    # evolution orders its population by completion time: losing it would age by name
+    obj = Objective(ObjectiveType.MAXIMIZE, "acc")
+    record = TrialRecord("t1", {"x": "1"}, TrialCondition.SUCCEEDED, {"acc": 0.5},
+                         completion_time="2026-11-22T13:00:00Z")
+    msg = trial_to_proto(record, obj)
+    assert msg.status.completion_time == "2026-11-22T13:00:00Z"
+    assert trial_from_proto(msg, obj).completion_time == "2026-11-22T13:00:00Z"
+    running = trial_to_proto(TrialRecord("t2", {"x": "2"}, TrialCondition.RUNNING), obj)
+    assert running.status.completion_time == "" and trial_from_proto(running, obj).completion_time is None
+
+
 def test_settings_and_assignments() -> None:
     settings = [api_pb2.AlgorithmSetting(name="a", value="1"), api_pb2.AlgorithmSetting(name="b", value="x")]
     assert settings_from_proto(settings) == {"a": "1", "b": "x"}

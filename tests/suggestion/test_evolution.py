@@ -268,3 +268,18 @@ def test_serves_over_grpc() -> None:
     for a in got:
         assert json.loads(a["nn_config"])["search_mode"] == "nb201"
         assert differences(points.decode(a) or (), best or ()) == 1
+
+
+def test_aging_over_grpc_uses_the_wire_completion_time() -> None:
+    # Names sort against age, so a server that lost status.completion_time would keep the
+    # old champion (its name sorts last) and breed from it.
+    points = points_of(NB201, NB201_SETTINGS)
+    best_ever = (3, 3, 3, 3, 3, 3)
+    young = [(1, 1, 1, 1, 1, 1), (2, 2, 2, 2, 2, 2), (4, 4, 4, 4, 4, 2)]
+    history = [trial("z-old", points.assignments(best_ever), 0.99, when=0)]
+    history += [trial(f"a-{i}", points.assignments(p), 0.5 + i / 10, when=10 + i) for i, p in enumerate(young)]
+    settings = {**NB201_SETTINGS, "population_size": "3", "sample_size": "3", "random_state": "1"}
+    got = round_trip("evolution", NB201, settings, history, 4, ("population_size", "0"))
+    for a in got:
+        assert differences(points.decode(a) or (), young[2]) == 1
+        assert differences(points.decode(a) or (), best_ever) >= 4
