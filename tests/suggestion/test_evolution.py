@@ -109,13 +109,21 @@ def test_each_child_is_its_parent_with_one_choice_changed(space_name: str) -> No
         seen.add(points.key(point))
 
 
+BEST_EVER = (3, 3, 3, 3, 3, 3)
+YOUNG = [(1, 1, 1, 1, 1, 1), (2, 2, 2, 2, 2, 2), (4, 4, 4, 4, 4, 2)]
+
+
+def aging_history(points: PointSpace) -> list[TrialRecord]:
+    """An old champion and three younger, weaker trials. Names sort against age ("a-"
+    first), so only completion times can order them."""
+    history = [trial("z-old", points.assignments(BEST_EVER), 0.99, when=0)]
+    return history + [trial(f"a-{i}", points.assignments(p), 0.5 + i / 10, when=10 + i) for i, p in enumerate(YOUNG)]
+
+
 def test_the_oldest_member_ages_out_even_when_it_is_the_best() -> None:
     points = points_of(NB201, NB201_SETTINGS)
-    best_ever = (3, 3, 3, 3, 3, 3)
-    young = [(1, 1, 1, 1, 1, 1), (2, 2, 2, 2, 2, 2), (4, 4, 4, 4, 4, 2)]
-    # Names sort against age ("a-" first), so only completion times can order them.
-    history = [trial("z-old", points.assignments(best_ever), 0.99, when=0)]
-    history += [trial(f"a-{i}", points.assignments(p), 0.5 + i / 10, when=10 + i) for i, p in enumerate(young)]
+    best_ever, young = BEST_EVER, YOUNG
+    history = aging_history(points)
     settings = {**NB201_SETTINGS, "population_size": "3", "sample_size": "3", "random_state": "1"}
     children = RegularizedEvolution().suggest(Problem("exp", NB201, OBJECTIVE, settings), history, 6)
     for child in children:
@@ -274,12 +282,8 @@ def test_aging_over_grpc_uses_the_wire_completion_time() -> None:
     # Names sort against age, so a server that lost status.completion_time would keep the
     # old champion (its name sorts last) and breed from it.
     points = points_of(NB201, NB201_SETTINGS)
-    best_ever = (3, 3, 3, 3, 3, 3)
-    young = [(1, 1, 1, 1, 1, 1), (2, 2, 2, 2, 2, 2), (4, 4, 4, 4, 4, 2)]
-    history = [trial("z-old", points.assignments(best_ever), 0.99, when=0)]
-    history += [trial(f"a-{i}", points.assignments(p), 0.5 + i / 10, when=10 + i) for i, p in enumerate(young)]
     settings = {**NB201_SETTINGS, "population_size": "3", "sample_size": "3", "random_state": "1"}
-    got = round_trip("evolution", NB201, settings, history, 4, ("population_size", "0"))
+    got = round_trip("evolution", NB201, settings, aging_history(points), 4, ("population_size", "0"))
     for a in got:
-        assert differences(points.decode(a) or (), young[2]) == 1
-        assert differences(points.decode(a) or (), best_ever) >= 4
+        assert differences(points.decode(a) or (), YOUNG[2]) == 1
+        assert differences(points.decode(a) or (), BEST_EVER) >= 4

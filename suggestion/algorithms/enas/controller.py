@@ -103,11 +103,17 @@ class LstmPolicy(nn.Module, ABC):
         """Raw attention scores of the current state against earlier states: (B, K)."""
         return self.attn_v(torch.tanh(self.attn_w2(h).unsqueeze(1) + keys_w)).squeeze(-1)
 
-    @abstractmethod
     def forward(
         self, batch: int, forced: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> Rollout:
         """Sample `batch` architectures (`forced` None) or re-score the `forced` decisions."""
+        if forced is None:
+            return self._sample(batch, generator)
+        return self.scorer(forced)()
+
+    @abstractmethod
+    def _sample(self, batch: int, generator: torch.Generator | None) -> Rollout:
+        """Draw `batch` architectures step by step, each decision feeding the next."""
 
     @abstractmethod
     def scorer(self, decisions: torch.Tensor) -> Callable[[], Rollout]:
@@ -145,13 +151,6 @@ class MacroController(LstmPolicy):
         # Skip decision k is layer rows[k] looking at layer cols[k], in sampling order.
         self.skip_rows: torch.Tensor = rows
         self.skip_cols: torch.Tensor = cols
-
-    def forward(
-        self, batch: int, forced: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> Rollout:
-        if forced is None:
-            return self._sample(batch, generator)
-        return self.scorer(forced)()
 
     def scorer(self, decisions: torch.Tensor) -> Callable[[], Rollout]:
         """A function re-scoring `decisions` under the current weights (call once per step).
@@ -276,13 +275,6 @@ class MicroController(LstmPolicy):
         node_of_row = torch.arange(2 * num_nodes) // 2
         self.index_allowed: torch.Tensor = torch.arange(num_nodes + 1)[None, :] <= (node_of_row[:, None] + 1)
 
-    def forward(
-        self, batch: int, forced: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> Rollout:
-        if forced is None:
-            return self._sample(batch, generator)
-        return self.scorer(forced)()
-
     def scorer(self, decisions: torch.Tensor) -> Callable[[], Rollout]:
         """A function re-scoring `decisions` under the current weights (call once per step)."""
         return lambda: self._score(decisions)
@@ -394,13 +386,6 @@ class Nb201Controller(LstmPolicy):
     ) -> None:
         super().__init__(num_ops, hidden, temperature, tanh_const, generator)
         self.num_edges = num_edges
-
-    def forward(
-        self, batch: int, forced: torch.Tensor | None = None, generator: torch.Generator | None = None
-    ) -> Rollout:
-        if forced is None:
-            return self._sample(batch, generator)
-        return self.scorer(forced)()
 
     def scorer(self, decisions: torch.Tensor) -> Callable[[], Rollout]:
         """A function re-scoring `decisions` under the current weights (call once per step)."""
