@@ -7,36 +7,26 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping
 
 import numpy as np
 import pytest
 
-from kubenas.space import SearchSpace
 from kubenas.trials import TrialCondition, TrialRecord
 from suggestion.algorithms.base import InvalidSettings, Problem
 from suggestion.algorithms.bayesian import BayesianOptimization, expected_improvement
-from tests.suggestion.contract import CONTRACT_SPACES, OBJECTIVE, param
-from tests.suggestion.test_evolution import (
+from tests.suggestion.contract import CONTRACT_SPACES, OBJECTIVE
+from tests.suggestion.model_based import (
     NB201,
     NB201_SETTINGS,
+    QUADRATIC,
     nb201_reward,
     points_of,
+    quadratic,
     random_history,
     round_trip,
     search,
     trial,
 )
-
-QUADRATIC = SearchSpace(parameters=(
-    param("x", "double", lo="-5", hi="5"),
-    param("y", "double", lo="-5", hi="5"),
-))
-
-
-def quadratic(assignments: Mapping[str, str]) -> float:
-    """Maximum 0 at (1.5, -2)."""
-    return -((float(assignments["x"]) - 1.5) ** 2) - (float(assignments["y"]) + 2) ** 2
 
 
 def test_finds_the_optimum_of_a_quadratic_faster_than_random() -> None:

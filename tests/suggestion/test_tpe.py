@@ -21,12 +21,13 @@ from suggestion.algorithms.base import InvalidSettings, Problem
 from suggestion.algorithms.registry import algorithm_class
 from suggestion.algorithms.tpe import Tpe
 from tests.suggestion.contract import CONTRACT_SPACES, OBJECTIVE, check_hpo_assignments, param
-from tests.suggestion.test_bayesian import QUADRATIC, quadratic
-from tests.suggestion.test_evolution import (
+from tests.suggestion.model_based import (
     NB201,
     NB201_SETTINGS,
+    QUADRATIC,
     nb201_reward,
     points_of,
+    quadratic,
     random_history,
     round_trip,
     search,
