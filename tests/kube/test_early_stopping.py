@@ -17,26 +17,23 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from controller.dbmanager import DBManagerClient, make_dbmanager_server
+from controller.dbmanager import DBManagerClient
 from controller.kube import reconcile, render, status
 from controller.kube.config import SuggestionConfig
 from controller.kube.crd import crds
 from controller.kube.early_stopping import trial_rules, trial_status_sink
 from controller.kube.reconcile import Context
-from controller.store_sqlite import SQLiteStore
 from kubenas.early_stopping import Comparison, StopRule
 from kubenas.proto_convert import trial_from_proto, trial_to_proto
 from kubenas.trials import TrialCondition
-from suggestion.service import make_server
 from tests.kube.fake_cluster import FakeKubeApi, start_pod
+from tests.kube.harness import context, fake_api, running_servers
 from tests.kube.test_crds import _closed
 
 NS = "team-a"
 REPO = Path(__file__).resolve().parents[2]
 LEVELS = ["0.9", "0.8", "0.2", "0.85"]
 STEPS = 10
-KATIB_CONFIG = {"katib-config.yaml": "runtime:\n  suggestions:\n"
-                "    - {algorithmName: grid, image: kubenas/suggestion:0.1.0}\n"}
 
 
 def _experiment() -> dict[str, Any]:
@@ -65,30 +62,13 @@ def _experiment() -> dict[str, Any]:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    suggestion, port = make_server("grid", port=0)
-    suggestion.start()
-    store = SQLiteStore(tmp_path / "kubenas.db")
-    db, db_port = make_dbmanager_server(store)
-    yield {"suggestion": port, "db": db_port}
-    suggestion.stop(None)
-    db.stop(None)
-    store.close()
+    with running_servers(tmp_path, "grid") as ports:
+        yield ports
 
 
 @pytest.fixture
 def api() -> FakeKubeApi:
-    fake = FakeKubeApi()
-    fake.create({"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": "katib-config", "namespace": "kubenas-system"}, "data": KATIB_CONFIG})
-    return fake
-
-
-def _context(api: FakeKubeApi, servers: dict[str, Any]) -> Context:
-    # Both services are on the one in-process server (every port serves every service).
-    address = f"127.0.0.1:{servers['suggestion']}"
-    return Context(api=api, address_of=lambda service, ns: address,
-                   early_stopping_address_of=lambda service, ns: address,
-                   db_address=f"127.0.0.1:{servers['db']}")
+    return fake_api("grid")
 
 
 def _level(trial: dict[str, Any]) -> str:
@@ -129,7 +109,7 @@ def _trial(api: FakeKubeApi, level: str) -> dict[str, Any] | None:
 
 def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, servers) -> None:
     api.create(_experiment())
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     # The first two trials (0.9, 0.8) run to the end: no rule before two have succeeded.
     for _ in range(30):
         _step(ctx, api)
@@ -191,7 +171,7 @@ def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, se
 def test_suggestion_deployment_and_service_expose_early_stopping(api, servers) -> None:
     exp = _experiment()
     api.create(exp)
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     for _ in range(3):
         _step(ctx, api)
     (deployment,) = api.kind("Deployment")
@@ -218,7 +198,7 @@ def test_bad_early_stopping_settings_fail_the_suggestion_and_experiment(api, ser
     # valid for the static rules; only the EarlyStopping service knows medianstop's ranges
     exp["spec"]["earlyStopping"]["algorithmSettings"] = [{"name": "start_step", "value": "0"}]
     api.create(exp)
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     for _ in range(6):
         _step(ctx, api)
     suggestion = api.kind("Suggestion")[0]

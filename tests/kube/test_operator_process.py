@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.dbmanager import DBManagerClient, make_dbmanager_server
-from controller.store_sqlite import SQLiteStore
-from suggestion.service import make_server
+from controller.dbmanager import DBManagerClient
 from tests.kube.fake_apiserver import FakeApiServer
-from tests.kube.test_reconcile import KATIB_CONFIG, NS, _experiment
+from tests.kube.harness import katib_config, running_servers
+from tests.kube.test_reconcile import NS, _experiment
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,19 +36,15 @@ def _free_port() -> int:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    suggestion, suggestion_port = make_server("random", port=0)
-    suggestion.start()
-    store = SQLiteStore(tmp_path / "kubenas.db")
-    db, db_port = make_dbmanager_server(store)
-    with FakeApiServer() as api:
+    with running_servers(tmp_path, "random") as ports, FakeApiServer() as api:
+        suggestion_port, db_port = ports["suggestion"], ports["db"]
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "fake",
             "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
             "users": [{"name": "fake", "user": {"token": "not-checked"}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
-        api.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "katib-config", "namespace": "kubenas-system"},
-                 "data": KATIB_CONFIG})
+        api.put(katib_config("random", "grid"))
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")},
                "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
                "KUBENAS_SUGGESTION_ADDRESS": f"127.0.0.1:{suggestion_port}",
@@ -57,9 +52,6 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
                "KUBENAS_RECONCILE_INTERVAL": "0.5",
                "KUBENAS_HEALTH_ENDPOINT": f"http://127.0.0.1:{_free_port()}/healthz"}
         yield {"api": api, "env": env, "db": f"127.0.0.1:{db_port}", "log": tmp_path / "controller.log"}
-    suggestion.stop(None)
-    db.stop(None)
-    store.close()
 
 
 def _start(cluster: dict[str, Any]) -> subprocess.Popen[bytes]:

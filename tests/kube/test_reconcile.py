@@ -13,14 +13,13 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from controller.dbmanager import DBManagerClient, make_dbmanager_server
+from controller.dbmanager import DBManagerClient
 from controller.kube import reconcile
 from controller.kube.crd import crds
 from controller.kube.reconcile import Context
-from controller.store_sqlite import SQLiteStore
-from suggestion.service import make_server
 from tests.kube.conftest import EXPERIMENT
 from tests.kube.fake_cluster import FakeKubeApi
+from tests.kube.harness import context, fake_api, running_servers
 from tests.kube.test_crds import _closed
 
 NS = "team-a"
@@ -32,8 +31,6 @@ PROGRAM = (
     "print('epoch 1 accuracy=0.1 loss=2.0')\n"
     "print(f'epoch 2 accuracy={1 - abs(lr - 0.05):.6f} loss={abs(lr - 0.05):.6f}')\n"
 )
-KATIB_CONFIG = {"katib-config.yaml": "runtime:\n  suggestions:\n    - {algorithmName: random, image: kubenas/suggestion:0.1.0}\n"
-                "    - {algorithmName: grid, image: kubenas/suggestion:0.1.0}\n"}
 
 
 def _experiment(**spec: Any) -> dict[str, Any]:
@@ -49,27 +46,13 @@ def _experiment(**spec: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[dict[str, int]]:
-    suggestion, suggestion_port = make_server("random", port=0)
-    suggestion.start()
-    store = SQLiteStore(tmp_path / "kubenas.db")
-    db, db_port = make_dbmanager_server(store)
-    yield {"suggestion": suggestion_port, "db": db_port}
-    suggestion.stop(None)
-    db.stop(None)
-    store.close()
+    with running_servers(tmp_path, "random") as ports:
+        yield ports
 
 
 @pytest.fixture
 def api() -> FakeKubeApi:
-    fake = FakeKubeApi()
-    fake.create({"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": "katib-config", "namespace": "kubenas-system"}, "data": KATIB_CONFIG})
-    return fake
-
-
-def _context(api: FakeKubeApi, servers: dict[str, int]) -> Context:
-    return Context(api=api, address_of=lambda service, ns: f"127.0.0.1:{servers['suggestion']}",
-                   db_address=f"127.0.0.1:{servers['db']}")
+    return fake_api("random", "grid")
 
 
 def _drive(ctx: Context, api: FakeKubeApi, steps: int = 40) -> dict[str, Any]:
@@ -96,7 +79,7 @@ def _validator(kind: str) -> jsonschema.Draft7Validator:
 
 def test_experiment_runs_to_max_trials(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment())
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     exp = _drive(ctx, api)
     status = exp["status"]
     assert status["conditions"][-1]["type"] == "Succeeded"
@@ -130,7 +113,7 @@ def test_experiment_runs_to_max_trials(api: FakeKubeApi, servers: dict[str, int]
 
 def test_rendered_workloads_validate_and_carry_labels(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment())
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     for _ in range(6):
         for exp in api.kind("Experiment"):
             reconcile.reconcile_experiment(ctx, exp)
@@ -157,7 +140,7 @@ def test_rendered_workloads_validate_and_carry_labels(api: FakeKubeApi, servers:
 
 def test_restart_resumes_without_losing_or_duplicating_trials(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(maxTrialCount=5))
-    first = _context(api, servers)
+    first = context(api, servers)
     for _ in range(4):  # part way: some trials exist, some not yet created
         for exp in api.kind("Experiment"):
             reconcile.reconcile_experiment(first, exp)
@@ -167,7 +150,7 @@ def test_restart_resumes_without_losing_or_duplicating_trials(api: FakeKubeApi, 
     assert 0 < len(api.kind("Trial")) < 5
     for client in first.clients.values():
         client.close()
-    exp = _drive(_context(api, servers), api)  # a new controller process: nothing in memory
+    exp = _drive(context(api, servers), api)  # a new controller process: nothing in memory
     assert exp["status"]["trials"] == 5 and len(api.kind("Trial")) == 5
     assert len({t["metadata"]["name"] for t in api.kind("Trial")}) == 5
 
@@ -176,7 +159,7 @@ def test_goal_reached_stops_early(api: FakeKubeApi, servers: dict[str, int]) -> 
     spec = _experiment(maxTrialCount=6)["spec"]
     spec["objective"]["goal"] = 0.5
     api.create({**_experiment(), "spec": spec})
-    exp = _drive(_context(api, servers), api)
+    exp = _drive(context(api, servers), api)
     assert exp["status"]["conditions"][-1]["reason"] == "ExperimentGoalReached"
     assert exp["status"]["trials"] <= 2
 
@@ -184,7 +167,7 @@ def test_goal_reached_stops_early(api: FakeKubeApi, servers: dict[str, int]) -> 
 def test_invalid_algorithm_settings_fail_the_experiment(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(algorithm={"algorithmName": "random",
                                       "algorithmSettings": [{"name": "random_state", "value": "seven"}]}))
-    exp = _drive(_context(api, servers), api)
+    exp = _drive(context(api, servers), api)
     last = exp["status"]["conditions"][-1]
     assert (last["type"], last["reason"]) == ("Failed", "ExperimentFailed")
     assert "random_state" in last["message"] and "seven" in last["message"]
@@ -196,7 +179,7 @@ def test_spec_error_fails_with_the_field_path(api: FakeKubeApi, servers: dict[st
     exp = _experiment()
     exp["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.5", "max": "0.1"}
     api.create(exp)
-    out = _drive(_context(api, servers), api, steps=2)
+    out = _drive(context(api, servers), api, steps=2)
     last = out["status"]["conditions"][-1]
     assert last["type"] == "Failed"
     assert "spec.parameters[0].feasibleSpace.max" in last["message"]
@@ -205,20 +188,20 @@ def test_spec_error_fails_with_the_field_path(api: FakeKubeApi, servers: dict[st
 def test_unsupported_collector_is_named(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(metricsCollectorSpec={"collector": {"kind": "TensorFlowEvent"},
                                                  "source": {"fileSystemPath": {"path": "/log", "kind": "Directory"}}}))
-    out = _drive(_context(api, servers), api, steps=2)
+    out = _drive(context(api, servers), api, steps=2)
     assert "spec.metricsCollectorSpec.collector.kind" in out["status"]["conditions"][-1]["message"]
 
 
 def test_unknown_algorithm_in_config_fails(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(algorithm={"algorithmName": "enas"}))
-    out = _drive(_context(api, servers), api, steps=3)
+    out = _drive(context(api, servers), api, steps=3)
     message = out["status"]["conditions"][-1]["message"]
     assert "'enas'" in message and "configured: grid, random" in message
 
 
 def test_from_volume_keeps_the_pvc_and_deletion_cleans_up(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(resumePolicy="FromVolume", maxTrialCount=2))
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     exp = _drive(ctx, api)
     assert exp["status"]["conditions"][-1]["type"] == "Succeeded"
     assert [p["metadata"]["name"] for p in api.kind("PersistentVolumeClaim")] == ["random-demo-random"]
@@ -234,7 +217,7 @@ def test_from_volume_keeps_the_pvc_and_deletion_cleans_up(api: FakeKubeApi, serv
 
 def test_raised_budget_restarts_a_finished_experiment(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(resumePolicy="FromVolume", maxTrialCount=2))
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     assert _drive(ctx, api)["status"]["trialsSucceeded"] == 2
     api.patch_spec("Experiment", NS, "random-demo", {"maxTrialCount": 3})  # kubectl edit
     for _ in range(3):
@@ -261,7 +244,7 @@ def test_running_trial_shows_a_live_observation(api: FakeKubeApi, servers: dict[
     from tests.kube.fake_cluster import start_pod
 
     api.create(_experiment())
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     _steps(ctx, api, 5)
     job = api.kind("Job")[0]["metadata"]["name"]
     start_pod(api, job, NS, "epoch 1 accuracy=0.25 loss=3\n")
@@ -275,7 +258,7 @@ def test_running_trial_shows_a_live_observation(api: FakeKubeApi, servers: dict[
 
 def test_lowered_parallelism_kills_the_newest_trial(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment())
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     _steps(ctx, api, 5)
     assert len(api.kind("Job")) == 2
     api.patch_spec("Experiment", NS, "random-demo", {"parallelTrialCount": 1})
@@ -290,7 +273,7 @@ def test_lowered_parallelism_kills_the_newest_trial(api: FakeKubeApi, servers: d
 
 def test_never_policy_does_not_restart(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=1))
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     _drive(ctx, api)
     api.patch_spec("Experiment", NS, "random-demo", {"maxTrialCount": 2})
     _steps(ctx, api, 3)
@@ -316,7 +299,7 @@ def test_push_collector_reads_what_the_trial_reported(api: FakeKubeApi, servers:
     container["command"] = ["python", "-c", PUSH_PROGRAM, "${trialParameters.learningRate}",
                             "${trialParameters.optimizer}"]
     api.create(exp)
-    done = _drive(_context(api, servers), api)
+    done = _drive(context(api, servers), api)
     assert done["status"]["trialsSucceeded"] == 2
     assert done["status"]["currentOptimalTrial"]["observation"]["metrics"][0]["latest"] == "0.75"
 
@@ -334,7 +317,7 @@ ENAS_PROGRAM = (
 
 
 @pytest.mark.slow
-def test_katib_enas_example_runs_through_the_controller(api: FakeKubeApi, tmp_path: Path) -> None:
+def test_katib_enas_example_runs_through_the_controller(tmp_path: Path) -> None:
     """Katib's own ENAS example, unchanged but for the trial program: a real ENAS server with a
     state directory (resumePolicy FromVolume), architecture and nn_config JSON substituted into
     the Job's args inside Katib's double quotes."""
@@ -345,20 +328,10 @@ def test_katib_enas_example_runs_through_the_controller(api: FakeKubeApi, tmp_pa
     exp["spec"]["resumePolicy"] = "FromVolume"
     container = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
     container["command"] = ["python", "-c", ENAS_PROGRAM] + container["command"][-2:]
-    api.objects[("v1", "ConfigMap", "kubenas-system", "katib-config")]["data"] = {
-        "katib-config.yaml": "runtime:\n  suggestions:\n    - {algorithmName: enas, image: kubenas/suggestion:0.1.0}\n"}
+    api = fake_api("enas")
     api.create(exp)
-    server, port = make_server("enas", port=0, state_dir=tmp_path / "state")
-    server.start()
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    db, db_port = make_dbmanager_server(store)
-    try:
-        ctx = Context(api=api, address_of=lambda service, ns: f"127.0.0.1:{port}", db_address=f"127.0.0.1:{db_port}")
-        done = _drive(ctx, api)
-    finally:
-        server.stop(None)
-        db.stop(None)
-        store.close()
+    with running_servers(tmp_path, "enas", state_dir=tmp_path / "state") as ports:
+        done = _drive(context(api, ports), api)
     assert done["status"]["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached", done["status"]["conditions"]
     assert done["status"]["trialsSucceeded"] == 3
     deployment = next(k for k in api.created if k[1] == "Deployment")
@@ -386,17 +359,8 @@ def test_trial_template_from_a_config_map_and_grid_exhaustion(api: FakeKubeApi, 
     api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "templates", "namespace": NS},
                 "data": {"job.yaml": yaml.safe_dump(template)}})
     api.create(exp)
-    server, port = make_server("grid", port=0)
-    server.start()
-    store = SQLiteStore(tmp_path / "db.sqlite")
-    db, db_port = make_dbmanager_server(store)
-    try:
-        ctx = Context(api=api, address_of=lambda service, ns: f"127.0.0.1:{port}", db_address=f"127.0.0.1:{db_port}")
-        done = _drive(ctx, api)
-    finally:
-        server.stop(None)
-        db.stop(None)
-        store.close()
+    with running_servers(tmp_path, "grid") as ports:
+        done = _drive(context(api, ports), api)
     assert done["status"]["conditions"][-1]["reason"] == "ExperimentSuggestionEndReached", done["status"]["conditions"]
     assert done["status"]["trialsSucceeded"] == 4
     seen = {tuple(sorted((a["name"], a["value"]) for a in t["spec"]["parameterAssignments"])) for t in api.kind("Trial")}
@@ -405,7 +369,7 @@ def test_trial_template_from_a_config_map_and_grid_exhaustion(api: FakeKubeApi, 
 
 def test_every_rendered_object_of_a_from_volume_run_validates(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(resumePolicy="FromVolume", maxTrialCount=2))
-    ctx = _context(api, servers)
+    ctx = context(api, servers)
     _steps(ctx, api, 5)
     kinds = {"Deployment", "Service", "PersistentVolumeClaim", "Job"}
     objects = [o for k in kinds for o in api.kind(k)]
@@ -429,5 +393,5 @@ def test_an_unreachable_suggestion_server_is_retried_not_failed(api: FakeKubeApi
     with pytest.raises(SuggestionServerError):
         reconcile.reconcile_suggestion(down, api.kind("Suggestion")[0])
     assert not any(c["type"] == "Failed" for c in api.kind("Suggestion")[0].get("status", {}).get("conditions", []))
-    done = _drive(_context(api, servers), api)  # the server is back
+    done = _drive(context(api, servers), api)  # the server is back
     assert done["status"]["conditions"][-1]["type"] == "Succeeded"

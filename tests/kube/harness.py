@@ -1,0 +1,53 @@
+"""What the reconcile tests run against: a real suggestion server and a real DBManager over
+SQLite on local ports, and FakeKubeApi (the API server is a fake: none can run here) holding
+the katib-config ConfigMap that names the suggestion images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from controller.dbmanager import make_dbmanager_server
+from controller.kube.reconcile import Context
+from controller.store_sqlite import SQLiteStore
+from suggestion.service import make_server
+from tests.kube.fake_cluster import FakeKubeApi
+
+
+@contextmanager
+def running_servers(tmp_path: Path, algorithm: str, state_dir: Path | None = None) -> Iterator[dict[str, int]]:
+    """The suggestion server for `algorithm` (it also serves EarlyStopping) and a DBManager."""
+    suggestion, suggestion_port = make_server(algorithm, port=0, state_dir=state_dir)
+    suggestion.start()
+    store = SQLiteStore(tmp_path / "kubenas.db")
+    db, db_port = make_dbmanager_server(store)
+    try:
+        yield {"suggestion": suggestion_port, "db": db_port}
+    finally:
+        suggestion.stop(None)
+        db.stop(None)
+        store.close()
+
+
+def katib_config(*algorithms: str) -> dict[str, Any]:
+    """The katib-config ConfigMap, mapping each of `algorithms` to the suggestion image."""
+    rows = "".join(f"    - {{algorithmName: {name}, image: kubenas/suggestion:0.1.0}}\n" for name in algorithms)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "katib-config", "namespace": "kubenas-system"},
+            "data": {"katib-config.yaml": "runtime:\n  suggestions:\n" + rows}}
+
+
+def fake_api(*algorithms: str) -> FakeKubeApi:
+    """An API server holding the katib-config for `algorithms`."""
+    fake = FakeKubeApi()
+    fake.create(katib_config(*algorithms))
+    return fake
+
+
+def context(api: FakeKubeApi, servers: dict[str, int]) -> Context:
+    # Every Service resolves to the one local server, which serves Suggestion and EarlyStopping.
+    address = f"127.0.0.1:{servers['suggestion']}"
+    return Context(api=api, address_of=lambda service, ns: address,
+                   early_stopping_address_of=lambda service, ns: address,
+                   db_address=f"127.0.0.1:{servers['db']}")
