@@ -49,6 +49,7 @@ from controller.logic import (
 from controller.progress import Progress
 from controller.report import (
     plot_progress,
+    print_unsqueezed,
     provenance,
     record_of,
     results_document,
@@ -530,7 +531,7 @@ class LocalRunner:
     def _summary(self, outcome: Outcome) -> None:
         rows = list(self.rows.values())
         best = self._best_row([record_of(r) for r in rows])
-        self.console.print(results_table(self.objective, rows, best.name if best else None))
+        print_unsqueezed(self.console, results_table(self.objective, rows, best.name if best else None))
         status = "Succeeded" if outcome.succeeded else "Failed"
         self.console.print(f"experiment {self.name} {status} ({outcome.reason.value}): {outcome.message}",
                            soft_wrap=True, markup=False)

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -30,6 +31,7 @@ __all__ = [
     "RESULTS_VERSION",
     "code_version",
     "plot_progress",
+    "print_unsqueezed",
     "provenance",
     "record_of",
     "results_document",
@@ -219,6 +221,17 @@ def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow]) ->
     fig.savefig(path)
     plt.close(fig)
     return None
+
+
+def print_unsqueezed(console: Console, renderable: RenderableType, width: int = 160,
+                     on_terminal: bool = False) -> None:
+    """Print a table at least `width` columns wide where the console is narrower: a pipe or a
+    log file (rich assumes 80 columns there) and, with `on_terminal`, a terminal too (which
+    then wraps lines instead of rich folding cells)."""
+    if console.width >= width or (console.is_terminal and not on_terminal):
+        console.print(renderable)
+        return
+    Console(file=console.file, width=width, highlight=False, no_color=console.no_color).print(renderable)
 
 
 def _fmt(value: float | str | None) -> str:

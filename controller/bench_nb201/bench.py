@@ -32,7 +32,7 @@ from controller.local_suggestion import (
     SuggestionClient,
     SuggestionServerError,
 )
-from controller.report import provenance, write_results
+from controller.report import print_unsqueezed, provenance, write_results
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
 
 __all__ = ["BENCH_RESULTS_VERSION", "run_bench"]
@@ -139,9 +139,7 @@ def run_bench(config: BenchConfig, console: Console) -> list[RunResult]:
     (config.out / "table.md").write_text(markdown_table(rows))
     plot_anytime(config.out / "anytime.png", _ordered(runs, config), optima, config.budget_seconds)
     # never truncate a figure: narrower than the table, the terminal wraps its lines instead
-    wide = console if console.width >= _TABLE_WIDTH else Console(file=console.file, width=_TABLE_WIDTH,
-                                                                 highlight=False, no_color=console.no_color)
-    wide.print(rich_table(rows))
+    print_unsqueezed(console, rich_table(rows), _TABLE_WIDTH, on_terminal=True)
     console.print(f"results: {config.out / 'results.json'}, {config.out / 'table.md'}, {config.out / 'anytime.png'}",
                   soft_wrap=True, markup=False)
     return runs

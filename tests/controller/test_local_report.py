@@ -10,7 +10,7 @@ from rich.console import Console
 
 from controller.logic import Outcome, OutcomeReason, TrialCounts
 from controller.progress import Progress
-from controller.report import plot_progress, results_document, results_table, write_results
+from controller.report import plot_progress, print_unsqueezed, results_document, results_table, write_results
 from controller.store import TrialRow
 from kubenas.trials import Objective, ObjectiveType, TrialCondition
 
@@ -61,6 +61,21 @@ def test_results_table_marks_the_best() -> None:
     console.print(results_table(OBJ, ROWS, "e-c"))
     text = console.file.getvalue()
     assert "e-c *" in text and "exited" not in text and "lr=0.3" in text and "Failed" in text
+
+
+def test_results_table_is_not_squeezed_into_a_pipe() -> None:
+    """Piped or logged, rich assumes 80 columns; the summary table must still show each
+    assignment on one line. A terminal keeps its own width (rich folds the cell instead)."""
+    rows = [TrialRow("e-long", {"optimizer": "adamw", "learning_rate": "0.0123456", "architecture": "x" * 40},
+                     condition=C.SUCCEEDED, observation={"acc": 0.5, "loss": 1.0}, duration_s=2.0)]
+    piped = Console(file=io.StringIO(), width=80)
+    print_unsqueezed(piped, results_table(OBJ, rows, "e-long"))
+    assert "optimizer=adamw learning_rate=0.0123456 architecture=" + "x" * 40 in piped.file.getvalue()
+    terminal = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    print_unsqueezed(terminal, results_table(OBJ, rows, "e-long"))
+    lines = terminal.file.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "x" * 40 not in terminal.file.getvalue()
 
 
 def test_progress_prints_lines_when_not_a_terminal() -> None:
