@@ -70,7 +70,9 @@ def measure(row: dict[str, object], steps: int, device: str, batch: int, layers:
 
     times = []
     searcher.config = SearchConfig(**{**config.__dict__, "steps_per_epoch": 1})
+    started = time.perf_counter()
     searcher.train_epoch(0)  # warm-up (and compilation)
+    warmup_s = time.perf_counter() - started
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for _ in range(steps):
@@ -84,7 +86,7 @@ def measure(row: dict[str, object], steps: int, device: str, batch: int, layers:
         peak_mib = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"median_step_s": median, "pairs_per_s": batch / median, "peak_mib": peak_mib,
+    return {"median_step_s": median, "pairs_per_s": batch / median, "peak_mib": peak_mib, "warmup_s": warmup_s,
             "device": torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor() or "cpu"}
 
 
@@ -119,18 +121,18 @@ def main() -> None:
             continue
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         r = results[name]
-        print(f"{name:<26} {r['pairs_per_s']:8.2f} pairs/s  step {r['median_step_s']:7.3f} s  peak {r['peak_mib']:8.0f} MiB",
-              flush=True)
+        print(f"{name:<26} {r['pairs_per_s']:8.2f} pairs/s  step {r['median_step_s']:7.3f} s  peak {r['peak_mib']:8.0f} MiB"
+              f"  warm-up {r['warmup_s']:6.1f} s", flush=True)
     base = results.get("baseline")
     if base:
-        print("\n| row | config | image pairs/s | x baseline | peak MiB | x baseline |")
-        print("|---|---|---|---|---|---|")
+        print("\n| row | config | image pairs/s | x baseline | peak MiB | x baseline | warm-up s |")
+        print("|---|---|---|---|---|---|---|")
         for name, r in results.items():
             cfg = ROWS[name]
             edge = "" if cfg["partial_channels"] == 1 else f", edge norm {cfg.get('edge_normalization', 'auto') != 'false'}"
             desc = f"{cfg['order']}, {cfg['precision']}, {'compiled' if cfg['compile'] else 'eager'}, pc={cfg['partial_channels']}{edge}"
             print(f"| {name} | {desc} | {r['pairs_per_s']:.2f} | {r['pairs_per_s'] / base['pairs_per_s']:.2f} | "
-                  f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f} |")
+                  f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f} | {r['warmup_s']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

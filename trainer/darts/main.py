@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where genotype.json, alphas.json and cells.png go (default ./darts-output)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto = bf16 autocast on CUDA, fp32 on CPU")
-    p.add_argument("--compile", action="store_true", help="torch.compile the supernet's forward")
+    p.add_argument("--compile", action="store_true", help="torch.compile each supernet edge (mixed op), forward")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the steps of each epoch")
     p.add_argument("--verbose", "-v", action="store_true")

@@ -114,8 +114,7 @@ class Searcher:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
         if config.compile:
-            # Compiles forward only; the functional calls of the architect go through it too.
-            model.compile()
+            model.compile_edges()
         self.w_optimizer = torch.optim.SGD(model.weights(), s.w_lr, momentum=s.w_momentum, weight_decay=s.w_weight_decay)
         self.alpha_optimizer = torch.optim.Adam(model.alphas(), s.alpha_lr, betas=(0.5, 0.999),
                                                 weight_decay=s.alpha_weight_decay)
