@@ -7,7 +7,11 @@
 `synthetic` dataset in four variants — fp32/bf16 x eager/compiled — each in a fresh
 process (so peak memory is per variant), and reports median images/s over timed windows
 and the ratio to fp32 eager measured in the same run. Peak memory is the process's peak
-RSS on CPU and torch.cuda.max_memory_allocated on CUDA.
+RSS on CPU and torch.cuda.max_memory_allocated on CUDA. The memory layout follows the
+trainers' default (channels_last on CUDA, NCHW on CPU) unless a variant names it:
+`fp32-nchw`, `fp32-channels-last`, `bf16-channels-last` (`--variants` picks the rows).
+`--genotype FILE` trains the network `kubenas-train retrain` builds from a DARTS genotype
+(`--layers`, `--init-channels`, `--input-shape H,W,C`) instead of Katib's architecture.
 
 `time-to-accuracy` retrains the best architecture of a `kubenas run` results file on the
 full Fashion-MNIST training split and reports the wall time until validation accuracy
@@ -31,14 +35,19 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kubenas.genotype import Genotype
 from kubenas.space import GraphConfig, MacroArchitecture, nn_config
 from tests.trainer.spaces import KATIB_EXAMPLE_ARCHITECTURE, katib_ops
 from trainer.data import batches, load_dataset
-from trainer.enas.model import build_child, parse_child
+from trainer.enas.model import ChildSpec, build_child, parse_child
 from trainer.train import TrainConfig, count_macs, count_params, fit, seed_everything
 
-VARIANTS = {"fp32-eager": (False, False), "bf16-eager": (True, False),
-            "fp32-compiled": (False, True), "bf16-compiled": (True, True)}
+# variant: (bf16 autocast, torch.compile, channels_last; None = the trainers' default for the device)
+VARIANTS = {"fp32-eager": (False, False, None), "bf16-eager": (True, False, None),
+            "fp32-compiled": (False, True, None), "bf16-compiled": (True, True, None),
+            "fp32-nchw": (False, False, False), "fp32-channels-last": (False, False, True),
+            "bf16-channels-last": (True, False, True)}
+DEFAULT_VARIANTS = "fp32-eager,bf16-eager,fp32-compiled,bf16-compiled"
 
 
 def _katib_model() -> tuple[torch.nn.Module, tuple[int, int, int]]:
@@ -48,14 +57,23 @@ def _katib_model() -> tuple[torch.nn.Module, tuple[int, int, int]]:
     return build_child(spec), spec.input_shape
 
 
-def one_variant(variant: str, device_name: str, batch_size: int, windows: int, steps: int) -> dict:
+def _genotype_model(path: str, layers: int, init_channels: int,
+                    input_shape: tuple[int, int, int]) -> tuple[torch.nn.Module, tuple[int, int, int]]:
+    genotype = Genotype.from_json(Path(path).read_text())
+    h, w, c = input_shape
+    spec = ChildSpec((c, h, w), 10, layers, genotype=genotype, init_channels=init_channels)
+    return build_child(spec), spec.input_shape
+
+
+def one_variant(variant: str, device_name: str, batch_size: int, windows: int, steps: int,
+                genotype: tuple[str, int, int, tuple[int, int, int]] | None = None) -> dict:
     """Time `windows` windows of `steps` training steps after warm-up; run in its own process."""
-    amp, compiled = VARIANTS[variant]
+    amp, compiled, layout = VARIANTS[variant]
     device = torch.device(device_name)
     generator = seed_everything(0, device)
-    model, shape = _katib_model()
+    model, shape = _genotype_model(*genotype) if genotype else _katib_model()
     model = model.to(device)
-    channels_last = device.type == "cuda"
+    channels_last = device.type == "cuda" if layout is None else layout
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     splits = load_dataset("synthetic", device=device, input_shape=shape, num_classes=10, size=4096)
@@ -100,33 +118,44 @@ def one_variant(variant: str, device_name: str, batch_size: int, windows: int, s
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"variant": variant, "median_images_per_s": statistics.median(rates), "rates": rates,
-            "peak_memory_mib": peak / 2**20, "warmup_s": warmup,
+            "peak_memory_mib": peak / 2**20, "warmup_s": warmup, "channels_last": channels_last,
             "params": count_params(model), "macs": count_macs(model, shape)}
 
 
 def throughput(args: argparse.Namespace) -> None:
     rows = []
-    for variant in VARIANTS:
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        sys.exit(f"--variants: invalid value {args.variants!r}: allowed variants are {', '.join(VARIANTS)}")
+    model_flags = ([] if args.genotype is None else
+                   ["--genotype", args.genotype, "--layers", str(args.layers), "--init-channels",
+                    str(args.init_channels), "--input-shape", ",".join(map(str, args.input_shape))])
+    for variant in variants:
         cmd = [sys.executable, __file__, "one", variant, "--device", args.device, "--batch-size", str(args.batch_size),
-               "--windows", str(args.windows), "--steps", str(args.steps), "--threads", str(args.threads)]
+               "--windows", str(args.windows), "--steps", str(args.steps), "--threads", str(args.threads),
+               *model_flags]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             rows.append({"variant": variant, "error": out.stderr.strip().splitlines()[-1][:200]})
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), file=sys.stderr)
-    base = next((r["median_images_per_s"] for r in rows if r["variant"] == "fp32-eager" and "error" not in r), None)
+    base_variant = variants[0]
+    base = next((r["median_images_per_s"] for r in rows if r["variant"] == base_variant and "error" not in r), None)
+    model = f"genotype {args.genotype} ({args.layers} layers, {args.init_channels} channels, " \
+            f"input {args.input_shape})" if args.genotype else "Katib's 8-layer enas-gpu architecture, 32x32x3"
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu"
     print(f"\ndevice: {device}; torch {torch.__version__}; threads {args.threads}; batch {args.batch_size}; "
-          f"{args.windows} windows x {args.steps} steps after 3 warm-up steps")
-    print("| variant | median images/s | vs fp32 eager | peak memory (MiB) | warm-up s |")
-    print("|---|---:|---:|---:|---:|")
+          f"{args.windows} windows x {args.steps} steps after 3 warm-up steps; model: {model}")
+    print(f"| variant | channels_last | median images/s | vs {base_variant} | peak memory (MiB) | warm-up s |")
+    print("|---|---|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['variant']} | failed: {r['error']} | | | |")
+            print(f"| {r['variant']} | | failed: {r['error']} | | | |")
             continue
         ratio = r["median_images_per_s"] / base if base else float("nan")
-        print(f"| {r['variant']} | {r['median_images_per_s']:.1f} | {ratio:.2f}x | {r['peak_memory_mib']:.0f} | "
+        print(f"| {r['variant']} | {'yes' if r['channels_last'] else 'no'} | {r['median_images_per_s']:.1f} | {ratio:.2f}x | {r['peak_memory_mib']:.0f} | "
               f"{r['warmup_s']:.1f} |")
     ok = [r for r in rows if "error" not in r]
     if ok:
@@ -163,6 +192,14 @@ def time_to_accuracy(args: argparse.Namespace) -> None:
                       "dropout": args.dropout, "threads": args.threads}))
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        h, w, c = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected H,W,C, e.g. 28,28,1") from None
+    return h, w, c
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +212,12 @@ def main() -> None:
         p.add_argument("--windows", type=int, default=5)
         p.add_argument("--steps", type=int, default=4)
         p.add_argument("--threads", type=int, default=torch.get_num_threads())
+        p.add_argument("--genotype", default=None, help="DARTS genotype JSON file: train its retrain network")
+        p.add_argument("--layers", type=int, default=5)
+        p.add_argument("--init-channels", type=int, default=16)
+        p.add_argument("--input-shape", type=_shape, default=(32, 32, 3), help="H,W,C (default 32,32,3)")
+    t.add_argument("--variants", default=DEFAULT_VARIANTS,
+                   help=f"comma-separated; the first is the ratios' baseline (default {DEFAULT_VARIANTS})")
     a = sub.add_parser("time-to-accuracy")
     a.add_argument("--results", required=True, help="results.json of a kubenas run")
     a.add_argument("--target", type=float, default=0.90)
@@ -189,7 +232,8 @@ def main() -> None:
     if args.command == "throughput":
         throughput(args)
     elif args.command == "one":
-        print(json.dumps(one_variant(args.variant, args.device, args.batch_size, args.windows, args.steps)))
+        genotype = (args.genotype, args.layers, args.init_channels, args.input_shape) if args.genotype else None
+        print(json.dumps(one_variant(args.variant, args.device, args.batch_size, args.windows, args.steps, genotype)))
     else:
         time_to_accuracy(args)
 

@@ -40,6 +40,24 @@ def test_retrain_darts_genotype_in_katib_printed_form_reports_test_accuracy(
     assert summary["config"]["drop_path"] == 0.1
 
 
+def test_retrain_channels_last_on_cpu_matches_the_nchw_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    results = {}
+    for flag in ("--channels-last", "--no-channels-last"):
+        out_dir = tmp_path / flag
+        assert retrain.main([f"--architecture={GENOTYPE.to_json()}", "--dataset=digits", "--layers=2",
+                             "--init-channels=8", "--epochs=1", "--train-limit=256", flag,
+                             f"--output-dir={out_dir}"]) == 0
+        summary = json.loads((out_dir / "summary.json").read_text())
+        results[flag] = summary
+    capsys.readouterr()
+    assert results["--channels-last"]["config"]["channels_last"] is True
+    assert results["--no-channels-last"]["config"]["channels_last"] is False
+    # the same seeded training in another memory layout: equal up to float summation order
+    assert results["--channels-last"]["final"]["Training-Loss"] == pytest.approx(
+        results["--no-channels-last"]["final"]["Training-Loss"], rel=1e-3)
+    assert results["--channels-last"]["test_loss"] == pytest.approx(results["--no-channels-last"]["test_loss"], rel=1e-2)
+
+
 def test_retrain_macro_architecture_needs_and_uses_nn_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert retrain.main([f"--architecture={ARCH}", "--dataset=digits"]) == 2
     assert "--nn_config: invalid value None: is required" in capsys.readouterr().err

@@ -109,6 +109,10 @@ def add_training_flags(parser: argparse.ArgumentParser, epochs: int) -> None:
     parser.add_argument("--amp", dest="amp", action="store_true", default=None,
                         help="bf16 autocast also on CPU (default: on CUDA only)")
     parser.add_argument("--no-amp", dest="amp", action="store_false", help="disable bf16 autocast on CUDA")
+    parser.add_argument("--channels-last", "--channels_last", dest="channels_last", action="store_true",
+                        default=None, help="channels_last memory format also on CPU (default: on CUDA only)")
+    parser.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="keep the contiguous (NCHW) format on CUDA too")
     parser.add_argument("--train-limit", "--train_limit", dest="train_limit", type=int, default=None,
                         help="use only the first N training images")
     parser.add_argument("--push-endpoint", "--push_endpoint", dest="push_endpoint", default=None,
@@ -131,7 +135,7 @@ def split_args(args: argparse.Namespace) -> tuple[TrainConfig, RunOptions]:
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, seed=args.seed,
-        amp=args.amp, compile=args.compile,
+        amp=args.amp, channels_last=args.channels_last, compile=args.compile,
     )
     config.check()
     if args.num_gpus < 0:
@@ -215,7 +219,8 @@ def train_and_report(model: nn.Module, splits: Splits, config: TrainConfig, opti
     })
     if test:
         amp = device.type == "cuda" if config.amp is None else config.amp
-        loss, acc = evaluate(model, splits.test, config.eval_batch_size, amp)
+        channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+        loss, acc = evaluate(model, splits.test, config.eval_batch_size, amp, channels_last)
         summary["test_accuracy"] = acc
         summary["test_loss"] = loss
         print(f"Test-Loss={loss!r} Test-Accuracy={acc!r}", flush=True)
