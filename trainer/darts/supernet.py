@@ -135,9 +135,9 @@ class Supernet(nn.Module):
         """
         # Every edge shape, in training and under no_grad, is its own compiled variant.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        for cell in self.cells:
-            for edge in cell.edges:
-                edge.compile(dynamic=False)
+        for module in self.modules():
+            if isinstance(module, MixedOp):
+                module.compile(dynamic=False)
 
     def genotype(self) -> Genotype:
         return decode_genotype(self.alpha_normal, self.alpha_reduce, self.primitives, self.num_nodes,
