@@ -41,6 +41,13 @@ ROWS: dict[str, dict[str, object]] = {
                                "edge_normalization": "false"},
     "first-bf16-pc4": {"order": "first", "precision": "bf16", "compile": False, "partial_channels": 4},
     "second-bf16-pc4-compiled": {"order": "second", "precision": "bf16", "compile": True, "partial_channels": 4},
+    # memory layout: channels_last is the default on CUDA only; these rows force it on
+    "channels-last": {"order": "second", "precision": "fp32", "compile": False, "partial_channels": 1,
+                      "channels_last": True},
+    "channels-last-compiled": {"order": "second", "precision": "fp32", "compile": True, "partial_channels": 1,
+                               "channels_last": True},
+    "first-pc4-channels-last": {"order": "first", "precision": "fp32", "compile": False, "partial_channels": 4,
+                                "channels_last": True},
 }
 
 
@@ -60,6 +67,7 @@ def measure(row: dict[str, object], steps: int, device: str, batch: int, layers:
                   "separable_convolution_5x5", "dilated_convolution_3x3", "dilated_convolution_5x5")
     config = SearchConfig(settings, primitives, layers, dataset="synthetic", device=device,
                           precision=str(row["precision"]), compile=bool(row["compile"]),
+                          channels_last=row.get("channels_last"),  # type: ignore[arg-type]
                           dataset_options={"size": batch * 2 * (steps + 2) + 64})
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     searcher = Searcher(config, Topology(0, 1, dev))
@@ -130,7 +138,8 @@ def main() -> None:
         for name, r in results.items():
             cfg = ROWS[name]
             edge = "" if cfg["partial_channels"] == 1 else f", edge norm {cfg.get('edge_normalization', 'auto') != 'false'}"
-            desc = f"{cfg['order']}, {cfg['precision']}, {'compiled' if cfg['compile'] else 'eager'}, pc={cfg['partial_channels']}{edge}"
+            layout = ", channels_last" if cfg.get("channels_last") else ""
+            desc = f"{cfg['order']}, {cfg['precision']}, {'compiled' if cfg['compile'] else 'eager'}, pc={cfg['partial_channels']}{edge}{layout}"
             print(f"| {name} | {desc} | {r['pairs_per_s']:.2f} | {r['pairs_per_s'] / base['pairs_per_s']:.2f} | "
                   f"{r['peak_mib']:.0f} | {r['peak_mib'] / base['peak_mib']:.2f} | {r['warmup_s']:.1f} |")
     if args.json:

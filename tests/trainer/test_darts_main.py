@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -93,6 +94,26 @@ def test_retrain_builds_and_trains_the_found_genotype(search: tuple[subprocess.C
     assert proc.returncode == 0, proc.stderr[-3000:]
     accuracy = [p.value for p in parse_lines(proc.stdout.splitlines(), ["Validation-Accuracy"])]
     assert accuracy and 0.0 <= accuracy[-1] <= 1.0
+
+
+def test_channels_last_on_cpu_searches_like_the_contiguous_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """--channels-last changes the memory layout only: the same seeded search, the same alphas."""
+    caplog.set_level(logging.INFO, logger="trainer.darts.search")
+    settings = ("{'num_epochs': 1, 'init_channels': 4, 'num_nodes': 2, 'stem_multiplier': 1, 'batch_size': 32, "
+                "'random_state': 3, 'order': 'second', 'partial_channels': 2, 'alpha_lr': 0.05}")
+    alphas = {}
+    for flag in ("--channels-last", "--no-channels-last"):
+        out = tmp_path / flag
+        assert main([f"--algorithm-settings={settings}", f"--search-space={SPACE}", "--num-layers=3",
+                     "--dataset=digits", "--device=cpu", "--train-limit=128", flag, f"--output-dir={out}"]) == 0
+        alphas[flag] = json.loads((out / "alphas.json").read_text())
+    capsys.readouterr()
+    layouts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("DARTS search:")]
+    assert [m.split(", ")[-1] for m in layouts] == ["channels_last layout", "NCHW layout"], layouts
+    first, second = (torch.tensor(alphas[f]["alpha_normal"]) for f in ("--channels-last", "--no-channels-last"))
+    assert first.abs().max() > 1e-2  # the architecture steps moved them far from their 1e-3 * N(0, 1) start
+    torch.testing.assert_close(first, second, rtol=1e-3, atol=1e-5)
 
 
 GOOD = ["--search-space=['skip_connection']", "--num-layers=1", "--dataset=digits"]

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto = bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile each supernet edge (mixed op), forward")
+    p.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
+                   help="channels_last memory format also on CPU (default: on CUDA only)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="keep the contiguous (NCHW) format on CUDA too")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the steps of each epoch")
     p.add_argument("--verbose", "-v", action="store_true")
@@ -83,8 +87,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             raise ConfigError(flag, value, "must be an integer >= 1")
     return SearchConfig(settings=settings, primitives=primitives, num_layers=num_layers, dataset=settings.dataset,
                         data_dir=args.data_dir, device=args.device, output_dir=args.output_dir,
-                        compile=args.compile, precision=args.precision, train_limit=args.train_limit,
-                        steps_per_epoch=args.steps_per_epoch)
+                        compile=args.compile, precision=args.precision, channels_last=args.channels_last,
+                        train_limit=args.train_limit, steps_per_epoch=args.steps_per_epoch)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

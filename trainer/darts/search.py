@@ -50,6 +50,7 @@ class SearchConfig:
     output_dir: Path | None = None
     compile: bool = False
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
+    channels_last: bool | None = None  # None: on CUDA only
     train_limit: int | None = None  # keep only the first N training images (quick runs)
     steps_per_epoch: int | None = None  # cap (benchmarks, smoke runs)
     dataset_options: dict[str, Any] = field(default_factory=dict)
@@ -109,7 +110,7 @@ class Searcher:
         model = Supernet(data.input_shape[0], data.num_classes, config.num_layers, config.primitives,
                          s.init_channels, s.num_nodes, s.stem_multiplier, s.partial_channels,
                          s.uses_edge_normalization).to(self.device)
-        self.channels_last = self.device.type == "cuda"
+        self.channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
@@ -211,9 +212,11 @@ def _run(config: SearchConfig, topology: Topology, out: TextIO,
     s = config.settings
     if topology.is_main:
         log.info("DARTS search: %s order, %d layers, %d nodes, primitives %s, partial channels 1/%d, "
-                 "edge normalisation %s, seed %d, %d rank(s) on %s",
+                 "edge normalisation %s, seed %d, %d rank(s) on %s, %s, %s layout%s",
                  s.order, config.num_layers, s.num_nodes, list(searcher.model.primitives), s.partial_channels,
-                 "on" if s.uses_edge_normalization else "off", searcher.seed, topology.world_size, topology.device)
+                 "on" if s.uses_edge_normalization else "off", searcher.seed, topology.world_size, topology.device,
+                 "bf16" if searcher.bf16 else "fp32", "channels_last" if searcher.channels_last else "NCHW",
+                 ", compiled edges" if config.compile else "")
     if topology.is_main and not any(not cell.reduction for cell in searcher.model.cells):
         log.warning("with %d layer(s) every cell is a reduction cell: the normal cell of the genotype is "
                     "decoded from untrained alphas (use >= 3 layers to search it)", config.num_layers)
