@@ -40,7 +40,14 @@ from kubenas.space import GraphConfig, MacroArchitecture, nn_config
 from tests.trainer.spaces import KATIB_EXAMPLE_ARCHITECTURE, katib_ops
 from trainer.data import batches, load_dataset
 from trainer.enas.model import ChildSpec, build_child, parse_child
-from trainer.train import TrainConfig, count_macs, count_params, fit, seed_everything
+from trainer.train import (
+    TrainConfig,
+    count_macs,
+    count_params,
+    fit,
+    on_cuda_unless_set,
+    seed_everything,
+)
 
 # variant: (bf16 autocast, torch.compile, channels_last; None = the trainers' default for the device)
 VARIANTS = {"fp32-eager": (False, False, None), "bf16-eager": (True, False, None),
@@ -73,7 +80,7 @@ def one_variant(variant: str, device_name: str, batch_size: int, windows: int, s
     generator = seed_everything(0, device)
     model, shape = _genotype_model(*genotype) if genotype else _katib_model()
     model = model.to(device)
-    channels_last = device.type == "cuda" if layout is None else layout
+    channels_last = on_cuda_unless_set(layout, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     splits = load_dataset("synthetic", device=device, input_shape=shape, num_classes=10, size=4096)

@@ -65,6 +65,11 @@ OPTIMIZERS: dict[str, tuple[Callable[..., torch.optim.Optimizer], float, float]]
 }
 
 
+def on_cuda_unless_set(option: bool | None, device: torch.device) -> bool:
+    """An on/off speed option (bf16 autocast, channels_last) left unset is on exactly on CUDA."""
+    return device.type == "cuda" if option is None else option
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 3
@@ -208,8 +213,8 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig, report: Reporter 
     """
     config.check()
     device = splits.train.x.device
-    amp = device.type == "cuda" if config.amp is None else config.amp
-    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    amp = on_cuda_unless_set(config.amp, device)
+    channels_last = on_cuda_unless_set(config.channels_last, device)
     generator = seed_everything(config.seed, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

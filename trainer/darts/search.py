@@ -31,6 +31,7 @@ from trainer.darts.distributed import GradSync, Topology, init_topology, shutdow
 from trainer.darts.settings import ConfigError, DartsSettings
 from trainer.darts.supernet import Supernet
 from trainer.data import Split, batches, load_dataset
+from trainer.train import on_cuda_unless_set
 
 __all__ = ["PRECISIONS", "SearchConfig", "SearchResult", "Searcher", "run"]
 
@@ -110,7 +111,7 @@ class Searcher:
         model = Supernet(data.input_shape[0], data.num_classes, config.num_layers, config.primitives,
                          s.init_channels, s.num_nodes, s.stem_multiplier, s.partial_channels,
                          s.uses_edge_normalization).to(self.device)
-        self.channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
+        self.channels_last = on_cuda_unless_set(config.channels_last, self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model

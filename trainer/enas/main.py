@@ -33,6 +33,7 @@ from trainer.train import (
     count_params,
     evaluate,
     fit,
+    on_cuda_unless_set,
     print_metrics,
     resolve_device,
     write_outputs,
@@ -218,9 +219,8 @@ def train_and_report(model: nn.Module, splits: Splits, config: TrainConfig, opti
         "best_validation_accuracy": max(h["Validation-Accuracy"] for h in result.history),
     })
     if test:
-        amp = device.type == "cuda" if config.amp is None else config.amp
-        channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
-        loss, acc = evaluate(model, splits.test, config.eval_batch_size, amp, channels_last)
+        loss, acc = evaluate(model, splits.test, config.eval_batch_size, on_cuda_unless_set(config.amp, device),
+                             on_cuda_unless_set(config.channels_last, device))
         summary["test_accuracy"] = acc
         summary["test_loss"] = loss
         print(f"Test-Loss={loss!r} Test-Accuracy={acc!r}", flush=True)
