@@ -6,6 +6,18 @@ trainer.enas.main.set_threads), and the trainer entry points default to one thre
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for this test, whatever an earlier in-process entry point set (--threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

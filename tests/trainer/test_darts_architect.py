@@ -12,15 +12,7 @@ from trainer.cells import reduction_indices
 from trainer.darts.architect import Architect
 from trainer.darts.supernet import Supernet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core box spin against other processes (20x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")  # two OpenMP threads spin against other processes here
 
 PRIMITIVES = ("separable_convolution_3x3", "max_pooling_3x3", "skip_connection", "dilated_convolution_3x3")
 

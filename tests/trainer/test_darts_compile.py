@@ -13,15 +13,8 @@ from torch._dynamo.utils import counters
 from tests.trainer.test_darts_architect import optimizers, tiny
 from trainer.darts.architect import Architect
 
-pytestmark = pytest.mark.slow  # Inductor compiles a few small graphs: about a minute on one core
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow,  # Inductor compiles a few small graphs: about a minute on one core
+              pytest.mark.usefixtures("one_thread")]
 
 
 def test_compiled_edges_give_the_eager_hypergradient() -> None:

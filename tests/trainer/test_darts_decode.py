@@ -13,15 +13,9 @@ from trainer.darts.mixed_op import MixedOp, channel_shuffle
 from trainer.darts.plot import plot_genotype
 from trainer.darts.supernet import Supernet
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PRIMS = ("none", "separable_convolution_3x3", "max_pooling_3x3", "skip_connection")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def alphas_for(choices: dict[int, tuple[int, float]], num_nodes: int) -> torch.Tensor:
