@@ -47,7 +47,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def postgres_server(tmp_path_factory):
     """A PostgreSQL cluster for this module; yields a function making a fresh database URL."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed")
+    import psycopg
     initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")

@@ -10,11 +10,14 @@ Use it by subclassing (pytest's pythonpath holds the repository root):
         def algorithm_name(self) -> str:
             return "enas"
 
-Overridable fixtures: `algorithm_name` (required), `base_settings` (settings every call
-gets, e.g. to keep a controller small), `seed_setting` (name of the seed setting),
-`rejected_spaces` ({space name: the field its InvalidSettings or SpaceError must name} for
-contract spaces the algorithm must refuse). The spaces themselves are `CONTRACT_SPACES`; a subclass
-may replace the `spaces` class attribute. A space may come with settings of its own
+A subclass names its algorithms in the `algorithms` class attribute (registry names) and,
+in `rejected`, the contract spaces each must refuse ({algorithm: {space name: the field its
+InvalidSettings or SpaceError must name}}). Tests are parametrised over (algorithm, space)
+pairs at collection: each test runs only on the pairs it applies to (`applies_to`), so the
+contract skips nothing by design and an algorithm module that fails to import fails
+collection. Overridable fixtures: `base_settings` (settings every call gets, e.g. to keep a
+controller small) and `seed_setting` (name of the seed setting). The spaces themselves are
+`CONTRACT_SPACES`; a subclass may replace the `spaces` class attribute. A space may come with settings of its own
 (`SPACE_SETTINGS`: the micro and NB201 spaces name their `search_mode`); each call gets
 the space's settings, then `base_settings` (the `settings` fixture). NAS outputs are
 checked by the format their assignment names identify (`NAS_FORMATS`), and an
@@ -263,21 +266,42 @@ def make_history(suggestions: Sequence[Suggestion], conditions: Sequence[TrialCo
     return out
 
 
+def applies_to(pairs: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Which (algorithm, space) pairs a contract test runs on: "all", "supported" or "supported_nas"."""
+
+    def mark(test: Callable[..., None]) -> Callable[..., None]:
+        test.contract_pairs = pairs  # type: ignore[attr-defined]
+        return test
+
+    return mark
+
+
 class AlgorithmContract:
     """Shared tests; not collected itself (no `Test` prefix)."""
 
+    algorithms: ClassVar[Sequence[str]] = ()
+    rejected: ClassVar[dict[str, dict[str, str]]] = {}
     spaces: ClassVar[dict[str, SearchSpace]] = CONTRACT_SPACES
     space_settings: ClassVar[dict[str, dict[str, str]]] = SPACE_SETTINGS
 
+    @classmethod
+    def is_supported(cls, algorithm: str, space_name: str) -> bool:
+        algorithm_cls = algorithm_class(algorithm)
+        kind_ok = algorithm_cls.supports_nas if cls.spaces[space_name].is_nas else algorithm_cls.supports_hpo
+        return kind_ok and space_name not in cls.rejected.get(algorithm, {})
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "space_name" in metafunc.fixturenames:
-            metafunc.parametrize("space_name", sorted(self.spaces))
+        if "space_name" not in metafunc.fixturenames:
+            return
+        assert self.algorithms, f"{type(self).__name__} names no algorithms"
+        which = getattr(metafunc.function, "contract_pairs", "supported")
+        pairs = [(a, s) for a in self.algorithms for s in sorted(self.spaces)
+                 if which == "all" or (self.is_supported(a, s)
+                                       and (which == "supported" or self.spaces[s].is_nas))]
+        assert pairs, f"{metafunc.function.__name__} applies to no (algorithm, space) pair"
+        metafunc.parametrize(("algorithm_name", "space_name"), pairs, ids=[f"{a}-{s}" for a, s in pairs])
 
     # ---- overridable fixtures -------------------------------------------------------
-    @pytest.fixture
-    def algorithm_name(self) -> str:
-        pytest.fail("a contract subclass must define the algorithm_name fixture")
-
     @pytest.fixture
     def base_settings(self) -> dict[str, str]:
         return {}
@@ -285,10 +309,6 @@ class AlgorithmContract:
     @pytest.fixture
     def seed_setting(self) -> str:
         return "random_state"
-
-    @pytest.fixture
-    def rejected_spaces(self) -> dict[str, str]:
-        return {}
 
     # ---- derived fixtures -----------------------------------------------------------
     @pytest.fixture
@@ -302,12 +322,6 @@ class AlgorithmContract:
     @pytest.fixture
     def settings(self, space_name: str, base_settings: dict[str, str]) -> dict[str, str]:
         return {**self.space_settings.get(space_name, {}), **base_settings}
-
-    @pytest.fixture
-    def supported(self, algorithm_cls: type[Algorithm], space: SearchSpace, space_name: str,
-                  rejected_spaces: dict[str, str]) -> bool:
-        kind_ok = algorithm_cls.supports_nas if space.is_nas else algorithm_cls.supports_hpo
-        return kind_ok and space_name not in rejected_spaces
 
     def problem(self, space: SearchSpace, settings: Mapping[str, str]) -> Problem:
         return Problem("contract-exp", space, OBJECTIVE, dict(settings))
@@ -332,43 +346,37 @@ class AlgorithmContract:
             if "nn_config" in s.assignments:
                 assert json.loads(s.assignments["nn_config"]).get("search_mode", "macro") == expected_mode
 
-    def _require(self, supported: bool, space_name: str) -> None:
-        if not supported:
-            pytest.skip(f"{space_name} is refused by this algorithm (test_refuses_unsupported_space checks how)")
-
     # ---- the contract ---------------------------------------------------------------
-    def test_refuses_unsupported_space(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                       space_name: str, supported: bool, settings: dict[str, str],
-                                       rejected_spaces: dict[str, str]) -> None:
+    @applies_to("all")
+    def test_validates_exactly_the_supported_spaces(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                                    algorithm_name: str, space_name: str,
+                                                    settings: dict[str, str]) -> None:
         problem = self.problem(space, settings)
-        if supported:
+        if self.is_supported(algorithm_name, space_name):
             self.fresh(algorithm_cls).validate(problem)
             return
         with pytest.raises((InvalidSettings, SpaceError)) as info:
             self.fresh(algorithm_cls).validate(problem)
         err = info.value
         named = err.setting if isinstance(err, InvalidSettings) else err.field
-        expected = rejected_spaces.get(space_name)
+        expected = self.rejected.get(algorithm_name, {}).get(space_name)
         if expected:
             assert named == expected, str(err)
         assert str(err).startswith(f"{named}: ")
 
     @pytest.mark.parametrize("n", [1, 3])
     def test_empty_history_gives_n_in_space(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                            space_name: str, supported: bool,
+                                            space_name: str,
                                             settings: dict[str, str], n: int) -> None:
-        self._require(supported, space_name)
         self.check(space, self.fresh(algorithm_cls).suggest(self.problem(space, settings), [], n), n, settings)
 
     def test_zero_requested_gives_none(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                       space_name: str, supported: bool, settings: dict[str, str]) -> None:
-        self._require(supported, space_name)
+                                       space_name: str, settings: dict[str, str]) -> None:
         assert self.fresh(algorithm_cls).suggest(self.problem(space, settings), [], 0) == []
 
     def test_only_failed_or_unavailable_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                                space_name: str, supported: bool,
+                                                space_name: str,
                                                 settings: dict[str, str]) -> None:
-        self._require(supported, space_name)
         algo = self.fresh(algorithm_cls)
         problem = self.problem(space, settings)
         first = algo.suggest(problem, [], 4)
@@ -377,8 +385,7 @@ class AlgorithmContract:
         self.check(space, algo.suggest(problem, history, 2), 2, settings)
 
     def test_with_succeeded_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                    space_name: str, supported: bool, settings: dict[str, str]) -> None:
-        self._require(supported, space_name)
+                                    space_name: str, settings: dict[str, str]) -> None:
         algo = self.fresh(algorithm_cls)
         problem = self.problem(space, settings)
         history: list[TrialRecord] = []
@@ -390,8 +397,7 @@ class AlgorithmContract:
             history += make_history(new, conditions, metric=lambda i: 0.1 * (i % 7), prefix=f"r{round_}")
 
     def test_does_not_mutate_history(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                     space_name: str, supported: bool, settings: dict[str, str]) -> None:
-        self._require(supported, space_name)
+                                     space_name: str, settings: dict[str, str]) -> None:
         algo = self.fresh(algorithm_cls)
         problem = self.problem(space, settings)
         history = make_history(algo.suggest(problem, [], 3),
@@ -402,9 +408,8 @@ class AlgorithmContract:
         assert history == snapshot
 
     def test_deterministic_under_seed(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                      space_name: str, supported: bool, settings: dict[str, str],
+                                      space_name: str, settings: dict[str, str],
                                       seed_setting: str) -> None:
-        self._require(supported, space_name)
         problem = self.problem(space, {**settings, seed_setting: "7"})
         history = make_history(self.fresh(algorithm_cls).suggest(problem, [], 3),
                                [TrialCondition.SUCCEEDED, TrialCondition.SUCCEEDED, TrialCondition.FAILED],
@@ -416,8 +421,7 @@ class AlgorithmContract:
         assert run() == run()
 
     def test_rejects_unknown_setting(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                     space_name: str, supported: bool, settings: dict[str, str]) -> None:
-        self._require(supported, space_name)
+                                     space_name: str, settings: dict[str, str]) -> None:
         problem = self.problem(space, {**settings, "no_such_setting": "1"})
         with pytest.raises(InvalidSettings) as info:
             self.fresh(algorithm_cls).validate(problem)
@@ -426,20 +430,17 @@ class AlgorithmContract:
 
     @pytest.mark.parametrize("bad", ["abc", "-1", "1.5", ""])
     def test_rejects_bad_seed(self, algorithm_cls: type[Algorithm], space: SearchSpace, space_name: str,
-                              supported: bool, settings: dict[str, str], seed_setting: str,
+                              settings: dict[str, str], seed_setting: str,
                               bad: str) -> None:
-        self._require(supported, space_name)
         problem = self.problem(space, {**settings, seed_setting: bad})
         with pytest.raises(InvalidSettings) as info:
             self.fresh(algorithm_cls).validate(problem)
         assert info.value.setting == seed_setting
         assert info.value.value == bad and info.value.allowed, str(info.value)
 
+    @applies_to("supported_nas")
     def test_rejects_unknown_search_mode(self, algorithm_cls: type[Algorithm], space: SearchSpace,
-                                         space_name: str, supported: bool, settings: dict[str, str]) -> None:
-        self._require(supported, space_name)
-        if not space.is_nas:
-            pytest.skip("search_mode is a NAS setting")
+                                         space_name: str, settings: dict[str, str]) -> None:
         problem = self.problem(space, {**settings, "search_mode": "cellular"})
         with pytest.raises(InvalidSettings) as info:
             self.fresh(algorithm_cls).validate(problem)

@@ -22,9 +22,7 @@ from tests.suggestion.contract import CONTRACT_SPACES, AlgorithmContract
 class TestEnasMicroContract(AlgorithmContract):
     spaces: ClassVar[dict[str, SearchSpace]] = {"nas_macro": CONTRACT_SPACES["nas_macro"]}
 
-    @pytest.fixture
-    def algorithm_name(self) -> str:
-        return "enas"
+    algorithms: ClassVar[tuple[str, ...]] = ("enas",)
 
     @pytest.fixture
     def base_settings(self) -> dict[str, str]:

@@ -62,13 +62,14 @@ def test_round_trip_and_keys_for_random_vectors(encoding: NasEncoding) -> None:
 
 
 def test_grid_points_are_every_vector_once_first_choice_slowest(encoding: NasEncoding) -> None:
-    if encoding.size > 50_000:
-        pytest.skip("too many points to list")
-    points = list(encoding.points())
-    assert len(points) == encoding.size
-    vectors = [v for _k, v in points]
-    assert vectors == list(itertools.product(*(range(c.size) for c in encoding.choices)))
-    assert len({k for k, _v in points}) == encoding.size
+    # Spaces too large to list are checked on a prefix: the order is what is under test.
+    limit = min(encoding.size, 50_000)
+    points = list(itertools.islice(encoding.points(), limit + 1))
+    assert len(points) == limit + (encoding.size > limit)
+    points = points[:limit]
+    expected = itertools.product(*(range(c.size) for c in encoding.choices))
+    assert [v for _k, v in points] == list(itertools.islice(expected, limit))
+    assert len({k for k, _v in points}) == limit
     for key, vector in points[:: max(1, len(points) // 50)]:
         assert key == encoding.key(vector)
 

@@ -14,12 +14,10 @@ import torch
 
 from kubenas.space import GraphConfig, NasConfig, SearchSpace, primitive_names
 from kubenas.trials import Objective, ObjectiveType
+from suggestion.algorithms import base, registry
 from tests.trainer.spaces import KATIB_ENAS_OPERATIONS
 from trainer.enas.model import ArchitectureError, build_child, parse_child
 from trainer.ops import primitive_op
-
-registry = pytest.importorskip("suggestion.algorithms.registry")
-base = pytest.importorskip("suggestion.algorithms.base")
 
 
 def _suggest(mode: str, graph: GraphConfig, n: int) -> list[dict[str, str]]:
