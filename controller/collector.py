@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from controller.store import InvalidLogError, MetricLog, parse_rfc3339
+from kubenas import rfc3339
 from kubenas.metrics import MetricFormatError, MetricPoint, compile_filters, now_rfc3339, parse_line
 from kubenas.trials import Objective, observe
 
@@ -126,8 +127,7 @@ def _json_timestamp(raw: object) -> str:
             pass
     seconds = _number(raw)
     if seconds is not None:
-        stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
-        return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return rfc3339.format_time(datetime.fromtimestamp(seconds, tz=timezone.utc))
     return now_rfc3339()
 
 

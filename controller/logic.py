@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 
+from kubenas import rfc3339
 from kubenas.trials import Objective, TrialCondition, TrialRecord
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "trials_to_request",
 ]
 
-_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
 #: Conditions whose observation is trusted for the best trial and the goal check.
 OPTIMAL_CONDITIONS = frozenset({TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED})
@@ -150,11 +150,7 @@ def optimal_trial(objective: Objective, trials: Sequence[TrialRecord]) -> TrialR
 
 
 def _completed_at(trial: TrialRecord) -> datetime:
-    try:
-        stamp = datetime.fromisoformat((trial.completion_time or "").replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return _EARLIEST
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+    return rfc3339.parse_or_earliest(trial.completion_time)
 
 
 def experiment_outcome(

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from kubenas import rfc3339
 from kubenas.metrics import UNAVAILABLE, MetricPoint, now_rfc3339
 from kubenas.trials import TrialCondition
 
@@ -204,31 +203,12 @@ class ObservationStore(ABC):
 
 # --- helpers shared by the backends ---------------------------------------------------
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-RFC3339_HELP = "an RFC 3339 time such as 2024-05-01T12:00:00Z or 2024-05-01T14:00:00.5+02:00"
-
-
 def parse_rfc3339(text: str, field_name: str = "time_stamp") -> int:
     """Microseconds since the epoch (UTC) of an RFC 3339 time; nanoseconds are truncated."""
-    match = _RFC3339.match(text.strip())
-    if not match:
-        raise InvalidLogError(field_name, text, f"expected {RFC3339_HELP}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, zone = match.group(7) or "", match.group(8)
-    if zone not in ("Z", "z") and (int(zone[1:3]) > 23 or int(zone[4:6]) > 59):
-        raise InvalidLogError(field_name, text, f"the UTC offset {zone} is out of range (at most ±23:59); "
-                                                f"expected {RFC3339_HELP}")
     try:
-        offset = timedelta(0) if zone in ("Z", "z") else timedelta(
-            hours=int(zone[1:3]), minutes=int(zone[4:6])) * (1 if zone[0] == "+" else -1)
-        stamp = datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
-    except ValueError as exc:
-        raise InvalidLogError(field_name, text, f"{exc}; expected {RFC3339_HELP}") from None
-    delta = stamp - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + int(fraction.ljust(6, "0")[:6] or 0)
+        return rfc3339.to_micros(rfc3339.parse(text))
+    except rfc3339.TimeFormatError as exc:
+        raise InvalidLogError(field_name, text, exc.reason) from None
 
 
 def normalize_logs(

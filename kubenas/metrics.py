@@ -11,7 +11,8 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+
+from kubenas import rfc3339
 
 __all__ = [
     "DEFAULT_METRICS_FORMAT",
@@ -32,7 +33,6 @@ _DEFAULT = re.compile(DEFAULT_METRICS_FORMAT)
 # quadratic, 2 s for a 16,000-character word. A match can only start at such a boundary or
 # right where the previous match ended (`a=1b=2`), so `_default_matches` tries exactly those.
 _DEFAULT_AT_BOUNDARY = re.compile(r"(?<![\w|-])" + DEFAULT_METRICS_FORMAT)
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 class MetricFormatError(ValueError):
@@ -61,8 +61,8 @@ class MetricPoint:
         return self.value if isinstance(self.value, str) else repr(self.value)
 
 
-def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+#: The time stamp writers put before their metric lines (kubenas.rfc3339 is its one definition).
+now_rfc3339 = rfc3339.now
 
 
 def format_metrics(metrics: Mapping[str, float], timestamp: str | None = None) -> str:
@@ -88,7 +88,7 @@ def compile_filters(filters: Sequence[str] | None) -> list[re.Pattern[str]]:
 
 def _split_timestamp(line: str) -> tuple[str | None, str]:
     head, _, rest = line.partition(" ")
-    if rest and _RFC3339.match(head):
+    if rest and rfc3339.is_rfc3339(head):
         return head, rest
     return None, line
 

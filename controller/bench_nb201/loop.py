@@ -24,6 +24,7 @@ from controller.bench_nb201.config import BenchConfig, BenchError, Dataset
 from controller.bench_nb201.experiment import OBJECTIVE, bench_experiment, run_settings
 from controller.bench_nb201.tabular import Nb201Table
 from controller.local_suggestion import SuggestionClient, SuggestionServerError
+from kubenas import rfc3339
 from kubenas.api.v1beta1 import api_pb2
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
 from kubenas.proto_convert import trial_to_proto
@@ -101,7 +102,7 @@ def run_name(dataset: Dataset, algorithm: str, seed: int) -> str:
 
 def _sim_timestamp(seconds: float) -> str:
     """RFC 3339 of a simulated clock reading, counted from the Unix epoch."""
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339.format_time(datetime.fromtimestamp(seconds, timezone.utc))
 
 
 def _cell(assignments: Mapping[str, str], algorithm: str) -> Cell201:

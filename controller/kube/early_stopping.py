@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from controller.kube import status
+from kubenas import rfc3339
 from kubenas.early_stopping import RuleError, StopRule, rule_from_dict
 from kubenas.trials import TrialCondition
 
@@ -62,7 +62,7 @@ def trial_status_sink(api: _StatusApi, namespace: str) -> Callable[[str], None]:
         trial = api.get("kubeflow.org/v1beta1", "Trial", namespace, trial_name)
         if trial is None:
             raise LookupError(f"trial {namespace}/{trial_name} not found")
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339.now()
         api.patch_status("Trial", namespace, trial_name,
                          early_stopped_status(trial.get("status"), "Trial is early stopped", now))
 

@@ -14,7 +14,6 @@ import secrets
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import grpc
@@ -27,7 +26,7 @@ from controller.kube.logs import collect_stdout
 from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.logic import count_trials, experiment_outcome, trials_to_request
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
-from kubenas import proto_convert
+from kubenas import proto_convert, rfc3339
 from kubenas.early_stopping import rule_to_dict, rules_met
 from kubenas.experiment import Experiment, SpecError, load_experiment_dict
 from kubenas.experiment_yaml import YamlBombError, load_yaml_documents
@@ -82,7 +81,7 @@ def early_stopping_address(service: str, namespace: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339.now()
 
 
 @dataclass

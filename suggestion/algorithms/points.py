@@ -13,10 +13,11 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from random import Random
 from typing import TYPE_CHECKING, Any
 
+from kubenas import rfc3339
 from kubenas.space import (
     Distribution,
     ParameterSpec,
@@ -355,16 +356,6 @@ def read_history(points: PointSpace, objective: Objective, history: Iterable[Tri
     return HistoryView(tuple(evaluated), tuple(pending), frozenset(seen))
 
 
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
-
-
 def _completion(trial: TrialRecord) -> datetime:
     """When a trial finished; trials without a readable time count as the oldest."""
-    text = trial.completion_time
-    if not text:
-        return _EPOCH
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        return _EPOCH
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+    return rfc3339.parse_or_earliest(trial.completion_time)
