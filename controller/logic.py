@@ -15,10 +15,14 @@ Nothing here does I/O; inputs are not mutated.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+import secrets
+import string
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from kubenas import rfc3339
 from kubenas.trials import Objective, TrialCondition, TrialRecord
@@ -30,6 +34,7 @@ __all__ = [
     "TrialCounts",
     "count_trials",
     "experiment_outcome",
+    "new_trial_name",
     "optimal_trial",
     "trial_condition",
     "trials_to_request",
@@ -187,17 +192,42 @@ def trial_condition(
     observation: Mapping[str, float | str],
     objective: Objective,
     killed: bool = False,
+    *,
+    collector: str = "StdOut",
+    early_stopped: bool = False,
 ) -> TrialCondition:
-    """The final condition of a trial whose process has ended.
+    """The final condition of a trial whose workload has ended; both runtimes decide with it.
 
-    Killed (stopped by us) wins over the exit status; a non-zero exit is Failed even when
-    metrics were printed; a clean exit without the objective metric (as a number or, with
-    a metricsFormat filter, as text) is MetricsUnavailable.
+    `exit_code` is the process's status locally and 0/1 for a Job that met its success/failure
+    condition in the cluster. An early-stopping verdict stands however the workload ended;
+    killed (stopped by us) wins over the exit status; a non-zero exit is Failed even when
+    metrics were printed; with metrics collector `None` nothing is collected, so a clean exit
+    is Succeeded; otherwise a clean exit without the objective metric (as a number or, with a
+    metricsFormat filter, as text) is MetricsUnavailable.
     """
+    if early_stopped:
+        return TrialCondition.EARLY_STOPPED
     if killed:
         return TrialCondition.KILLED
     if exit_code != 0:
         return TrialCondition.FAILED
-    if objective.metric_name not in observation:
+    if collector != "None" and objective.metric_name not in observation:
         return TrialCondition.METRICS_UNAVAILABLE
     return TrialCondition.SUCCEEDED
+
+
+#: Trial names are the experiment's name, a dash and this many lowercase letters (as Katib's).
+TRIAL_SUFFIX_LENGTH = 8
+
+
+def new_trial_name(experiment: str, taken: Collection[str], seed: int | None = None) -> str:
+    """A trial name not in `taken`: random, or with a seed the same on every rerun.
+
+    A seeded experiment's algorithms draw from the history's trial names, so reproducible
+    names make reproducible suggestions; the draw depends on (experiment, seed, len(taken)).
+    """
+    pick: Any = secrets.SystemRandom() if seed is None else random.Random(f"{experiment}:{seed}:{len(taken)}")
+    while True:
+        name = f"{experiment}-{''.join(pick.choice(string.ascii_lowercase) for _ in range(TRIAL_SUFFIX_LENGTH))}"
+        if name not in taken:
+            return name
