@@ -17,7 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -127,7 +127,7 @@ def _json_timestamp(raw: object) -> str:
             pass
     seconds = _number(raw)
     if seconds is not None:
-        return rfc3339.format_time(datetime.fromtimestamp(seconds, tz=timezone.utc))
+        return rfc3339.format_time(datetime.fromtimestamp(seconds, tz=UTC))
     return now_rfc3339()
 
 

@@ -23,7 +23,7 @@ from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.proto_convert import GRPC_MESSAGE_OPTIONS
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = [
     "SERVICE_NAME",

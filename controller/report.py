@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,7 @@ def provenance(
         "code_version": code_version(),
         "versions": {"python": platform.python_version(), "torch": _version("torch"), "numpy": _version("numpy")},
         "command": list(sys.argv if argv is None else argv),
-        "started_at": datetime.fromtimestamp(started_at, timezone.utc).isoformat(timespec="seconds")
+        "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(timespec="seconds")
         .replace("+00:00", "Z"),
         "wall_clock_s": round(wall_clock_s, 3),
     }

@@ -24,7 +24,7 @@ from kubenas.metrics import UNAVAILABLE, MetricPoint, now_rfc3339
 from kubenas.trials import TrialCondition
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
     from controller.dbmanager import make_dbmanager_server, serve_dbmanager
     from controller.store_postgres import PostgresStore

@@ -8,7 +8,7 @@ digits), so the same text means the same instant on every supported Python.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 __all__ = ["EARLIEST", "HELP", "TimeFormatError", "format_time", "is_rfc3339", "now", "parse",
            "parse_or_earliest", "to_micros"]
@@ -18,9 +18,9 @@ HELP = "an RFC 3339 time such as 2024-05-01T12:00:00Z or 2024-05-01T14:00:00.5+0
 _PATTERN = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: What an unreadable or missing time sorts as: before every real one.
-EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 class TimeFormatError(ValueError):
@@ -54,7 +54,7 @@ def parse(text: str) -> datetime:
     try:
         stamp = datetime(year, month, day, hour, minute, second, int(fraction.ljust(6, "0")[:6]),
                          tzinfo=timezone(offset))
-        return stamp.astimezone(timezone.utc)
+        return stamp.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise TimeFormatError(text, f"{exc}; expected {HELP}") from None
 
@@ -77,9 +77,9 @@ def to_micros(stamp: datetime) -> int:
 
 def format_time(stamp: datetime) -> str:
     """`stamp` in UTC as RFC 3339 with microseconds and a `Z`."""
-    return stamp.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def now() -> str:
     """The current time, formatted by `format_time`."""
-    return format_time(datetime.now(timezone.utc))
+    return format_time(datetime.now(UTC))

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from controller.bench_nb201.config import BenchConfig, BenchError, Dataset
@@ -102,7 +102,7 @@ def run_name(dataset: Dataset, algorithm: str, seed: int) -> str:
 
 def _sim_timestamp(seconds: float) -> str:
     """RFC 3339 of a simulated clock reading, counted from the Unix epoch."""
-    return rfc3339.format_time(datetime.fromtimestamp(seconds, timezone.utc))
+    return rfc3339.format_time(datetime.fromtimestamp(seconds, UTC))
 
 
 def _cell(assignments: Mapping[str, str], algorithm: str) -> Cell201:
