@@ -1,17 +1,49 @@
-"""Where stateful algorithms (ENAS) keep their state between calls and across restarts."""
+"""Where stateful algorithms (ENAS) keep their state between calls and across restarts.
+
+Keys are arbitrary text (they hold experiment names). The directory store names each file
+by a readable prefix of the key plus a hash of the whole key, so two keys never share a
+file (`team/a` and `team_a` did when unsafe characters were replaced by `_`) and a long
+key never makes a name the file system refuses. The memory store keeps the blobs of its
+`max_entries` most recently used keys only.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import re
 import tempfile
 import threading
+import weakref
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from pathlib import Path
 
-__all__ = ["DirectoryStateStore", "MemoryStateStore", "StateStore"]
+__all__ = ["MAX_MEMORY_ENTRIES", "DirectoryStateStore", "MemoryStateStore", "StateStore", "state_file_name"]
+
+log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+# Readable part of a file name; with the hash and a temporary file's affixes the name
+# stays far below the usual 255-byte limit.
+_READABLE_CHARS = 80
+# Experiments whose state a memory store keeps (an ENAS controller is ~1 MB with its
+# optimizer); a less recently used one is dropped and its next call starts afresh.
+MAX_MEMORY_ENTRIES = 64
+
+
+def state_file_name(key: str) -> str:
+    """The file holding `key`: `<key, unsafe characters as _, at most 80>.<sha256 of key, 32 hex>`."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{_SAFE.sub('_', key)[:_READABLE_CHARS]}.{digest}"
+
+
+def _legacy_file_name(key: str) -> str | None:
+    """The name releases before 2026-12 used, where it cannot belong to another key."""
+    if _SAFE.search(key) or len(key) > 200 or key.startswith("."):
+        return None  # replaced characters: the file may hold another key's state
+    return key
 
 
 class StateStore(ABC):
@@ -25,24 +57,46 @@ class StateStore(ABC):
     def save(self, key: str, data: bytes) -> None: ...
 
     def lock(self, key: str) -> threading.Lock:
-        """A process-wide lock per key, for read-modify-write of one experiment's state."""
+        """A process-wide lock per key, for read-modify-write of one experiment's state.
+
+        Kept only while someone holds a reference, so keys seen once cost nothing later."""
         with _locks_guard:
-            return _locks.setdefault((id(self), key), threading.Lock())
+            lock = _locks.get((id(self), key))
+            if lock is None:
+                lock = threading.Lock()
+                _locks[(id(self), key)] = lock
+            return lock
 
 
-_locks: dict[tuple[int, str], threading.Lock] = {}
+_locks: weakref.WeakValueDictionary[tuple[int, str], threading.Lock] = weakref.WeakValueDictionary()
 _locks_guard = threading.Lock()
 
 
 class MemoryStateStore(StateStore):
-    def __init__(self) -> None:
-        self._blobs: dict[str, bytes] = {}
+    """Blobs in this process, for at most `max_entries` keys (least recently used dropped)."""
+
+    def __init__(self, max_entries: int = MAX_MEMORY_ENTRIES) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries: invalid value {max_entries!r}: must be >= 1")
+        self.max_entries = max_entries
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._guard = threading.Lock()
 
     def load(self, key: str) -> bytes | None:
-        return self._blobs.get(key)
+        with self._guard:
+            blob = self._blobs.get(key)
+            if blob is not None:
+                self._blobs.move_to_end(key)
+            return blob
 
     def save(self, key: str, data: bytes) -> None:
-        self._blobs[key] = bytes(data)
+        with self._guard:
+            self._blobs[key] = bytes(data)
+            self._blobs.move_to_end(key)
+            while len(self._blobs) > self.max_entries:
+                dropped, _ = self._blobs.popitem(last=False)
+                log.warning("in-memory state of %r dropped (more than %d keys); give the server a state "
+                            "directory to keep every experiment's state", dropped, self.max_entries)
 
 
 class DirectoryStateStore(StateStore):
@@ -51,13 +105,22 @@ class DirectoryStateStore(StateStore):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
-        return self.root / _SAFE.sub("_", key)
+        return self.root / state_file_name(key)
 
     def load(self, key: str) -> bytes | None:
         try:
             return self.path(key).read_bytes()
         except FileNotFoundError:
+            pass
+        legacy = _legacy_file_name(key)
+        if legacy is None:
             return None
+        try:
+            blob = (self.root / legacy).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        log.info("state %r read from its pre-hash file name; the next save writes %s", key, self.path(key).name)
+        return blob
 
     def save(self, key: str, data: bytes) -> None:
         target = self.path(key)

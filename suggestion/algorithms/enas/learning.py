@@ -115,8 +115,11 @@ def reinforce(
     experiences: Sequence[Experience],
     baseline: float | None,
     settings: EnasSettings,
+    check_cancelled: Callable[[], None] = lambda: None,
 ) -> float:
-    """Update the controller from `experiences` (non-empty); returns the new baseline."""
+    """Update the controller from `experiences` (non-empty); returns the new baseline.
+
+    `check_cancelled` runs before every step and may raise to abandon the update."""
     import torch
 
     rewards = [e.reward for e in experiences]
@@ -133,6 +136,7 @@ def reinforce(
     neg_adv = -torch.tensor([a / scale for a in used], dtype=torch.float32)
     score = controller.scorer(torch.tensor([e.decisions for e in batch], dtype=torch.long))
     for step in range(1, settings.controller_train_steps + 1):
+        check_cancelled()
         roll = score()
         # Each trial's terms first, one mean last: the same loss as a sum of three means,
         # in fewer ops to build and differentiate at every step.
