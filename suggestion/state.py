@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
 
-__all__ = ["MAX_MEMORY_ENTRIES", "DirectoryStateStore", "MemoryStateStore", "StateStore", "state_file_name"]
+__all__ = ["MAX_MEMORY_BYTES", "MAX_MEMORY_ENTRIES", "DirectoryStateStore", "MemoryStateStore", "StateStore", "state_file_name"]
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,11 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 # Readable part of a file name; with the hash and a temporary file's affixes the name
 # stays far below the usual 255-byte limit.
 _READABLE_CHARS = 80
-# Experiments whose state a memory store keeps (an ENAS controller is ~1 MB with its
-# optimizer); a less recently used one is dropped and its next call starts afresh.
+# What a memory store keeps at most: this many experiments and this many bytes of state (an
+# ENAS controller with its optimizer is ~0.5 MB at hidden size 64, ~8 MB at 256); the least
+# recently used is dropped first, and its next call starts afresh.
 MAX_MEMORY_ENTRIES = 64
+MAX_MEMORY_BYTES = 256 * 1024 * 1024
 
 
 def state_file_name(key: str) -> str:
@@ -73,13 +75,15 @@ _locks_guard = threading.Lock()
 
 
 class MemoryStateStore(StateStore):
-    """Blobs in this process, for at most `max_entries` keys (least recently used dropped)."""
+    """Blobs in this process: at most `max_entries` keys and `max_bytes` in all (the newest
+    blob is always kept); the least recently used keys are dropped first."""
 
-    def __init__(self, max_entries: int = MAX_MEMORY_ENTRIES) -> None:
+    def __init__(self, max_entries: int = MAX_MEMORY_ENTRIES, max_bytes: int = MAX_MEMORY_BYTES) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries: invalid value {max_entries!r}: must be >= 1")
-        self.max_entries = max_entries
+        self.max_entries, self.max_bytes = max_entries, max_bytes
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
         self._guard = threading.Lock()
 
     def load(self, key: str) -> bytes | None:
@@ -91,12 +95,15 @@ class MemoryStateStore(StateStore):
 
     def save(self, key: str, data: bytes) -> None:
         with self._guard:
+            self._bytes -= len(self._blobs.pop(key, b""))
             self._blobs[key] = bytes(data)
-            self._blobs.move_to_end(key)
-            while len(self._blobs) > self.max_entries:
-                dropped, _ = self._blobs.popitem(last=False)
-                log.warning("in-memory state of %r dropped (more than %d keys); give the server a state "
-                            "directory to keep every experiment's state", dropped, self.max_entries)
+            self._bytes += len(data)
+            while len(self._blobs) > self.max_entries or (self._bytes > self.max_bytes and len(self._blobs) > 1):
+                dropped, blob = self._blobs.popitem(last=False)
+                self._bytes -= len(blob)
+                log.warning("in-memory state of %r dropped (more than %d keys or %d MB); give the server a "
+                            "state directory to keep every experiment's state", dropped, self.max_entries,
+                            self.max_bytes // 2**20)
 
 
 class DirectoryStateStore(StateStore):

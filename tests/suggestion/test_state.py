@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from suggestion.state import (
+    MAX_MEMORY_BYTES,
     MAX_MEMORY_ENTRIES,
     DirectoryStateStore,
     MemoryStateStore,
@@ -117,3 +118,15 @@ def test_locks_of_keys_no_longer_in_use_are_not_kept() -> None:
     ref = weakref.ref(store.lock("seen-once"))
     gc.collect()
     assert ref() is None
+
+
+def test_memory_store_keeps_at_most_its_byte_budget_but_always_the_newest_blob() -> None:
+    store = MemoryStateStore(max_entries=100, max_bytes=9)
+    store.save("a", b"1234")
+    store.save("b", b"1234")
+    store.save("a", b"12")  # replacing a blob counts its new size only
+    store.save("c", b"1234")
+    assert [k for k in "abc" if store.load(k) is not None] == ["a", "c"]
+    store.save("big", b"x" * 50)
+    assert [k for k in ("a", "c", "big") if store.load(k) is not None] == ["big"]
+    assert MemoryStateStore().max_bytes == MAX_MEMORY_BYTES
