@@ -28,7 +28,7 @@ from suggestion.algorithms.base import Problem
 from suggestion.algorithms.enas import Enas
 from suggestion.algorithms.enas.algorithm import state_key
 from suggestion.service import make_server
-from suggestion.state import MAX_MEMORY_ENTRIES, MemoryStateStore
+from suggestion.state import MAX_MEMORY_ENTRIES, DirectoryStateStore, MemoryStateStore
 from tests.suggestion.contract import CONTRACT_SPACES, EXTREME_VALUES, OBJECTIVE, param
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -279,3 +279,24 @@ def _raw_error(call: grpc.UnaryUnaryMultiCallable, payload: bytes) -> grpc.RpcEr
     except grpc.RpcError as err:
         return err
     raise AssertionError("an undecodable request was answered")
+
+
+def test_enas_state_poisoned_before_the_reward_rule_is_discarded(tmp_path: Path) -> None:
+    # A state file written when a 1e39 reward turned the weights into NaN made every later
+    # call (and every --resume) fail; now such a file is dropped and a fresh controller starts.
+    import torch
+
+    from suggestion.algorithms.enas.session import session_to_bytes
+
+    store = DirectoryStateStore(tmp_path)
+    problem = Problem("poisoned", macro_space(3), OBJECTIVE, {"controller_hidden_size": "8", "random_state": "1"})
+    Enas(store).suggest(problem, [], 2)
+    session = Enas(store).saved_session(problem)
+    assert session is not None
+    with torch.no_grad():
+        next(session.controller.parameters()).fill_(float("nan"))
+    store.save(state_key("poisoned"), session_to_bytes(session))
+    assert Enas(store).saved_session(problem) is None
+    assert len(Enas(store).suggest(problem, [], 3)) == 3
+    fresh = Enas(store).saved_session(problem)
+    assert fresh is not None and all(bool(torch.isfinite(p).all()) for p in fresh.controller.parameters())
