@@ -20,6 +20,8 @@ from grpc_reflection.v1alpha import reflection
 
 from controller.store import InvalidLogError, MetricLog, ObservationStore, StoreError, open_store
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
+from kubenas.error_text import MAX_STATUS_CHARS, clip, invalid_value
+from kubenas.grpc_requests import UndecodableRequests
 from kubenas.proto_convert import GRPC_MESSAGE_OPTIONS
 
 if TYPE_CHECKING:
@@ -51,10 +53,10 @@ class DBManagerServicer(api_pb2_grpc.DBManagerServicer):
         except InvalidLogError as exc:
             field = prefix + exc.field if exc.field.startswith("metric_logs") else exc.field
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"{field}: invalid value {exc.value!r}: {exc.allowed}")
+                          clip(invalid_value(field, exc.value, exc.allowed), MAX_STATUS_CHARS))
         except StoreError as exc:
             log.error("store failed: %s", exc)
-            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+            context.abort(grpc.StatusCode.INTERNAL, clip(str(exc), MAX_STATUS_CHARS))
         raise AssertionError("unreachable: context.abort raises")
 
     def ReportObservationLog(self, request: api_pb2.ReportObservationLogRequest,
@@ -91,7 +93,9 @@ def make_dbmanager_server(store: ObservationStore, host: str = "127.0.0.1", port
     # SO_REUSEPORT off: a second server on a taken port must fail, not silently share it.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="dbmanager"),
-                         options=[("grpc.so_reuseport", 0), *GRPC_MESSAGE_OPTIONS])
+                         options=[("grpc.so_reuseport", 0), *GRPC_MESSAGE_OPTIONS],
+                         # invalid UTF-8 in a request: INVALID_ARGUMENT, not a logged traceback
+                         interceptors=[UndecodableRequests()])
     api_pb2_grpc.add_DBManagerServicer_to_server(DBManagerServicer(store), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

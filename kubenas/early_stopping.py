@@ -22,6 +22,7 @@ from enum import Enum
 from typing import Any
 
 from kubenas.api.v1beta1 import api_pb2
+from kubenas.error_text import invalid_value
 from kubenas.trials import Objective, ObjectiveType
 
 __all__ = [
@@ -42,7 +43,7 @@ class RuleError(ValueError):
 
     def __init__(self, field: str, value: object, allowed: str) -> None:
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
+        super().__init__(invalid_value(field, value, allowed))
 
 
 class Comparison(str, Enum):

@@ -9,19 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["FieldError", "SpecError", "field_errors"]
+from kubenas.error_text import MAX_ALLOWED_CHARS, MAX_FIELD_CHARS, MAX_VALUE_CHARS, clip, shorten
+
+__all__ = ["MAX_VALUE_CHARS", "FieldError", "SpecError", "field_errors"]
 
 
 # A megabyte-long name must not become a megabyte-long error line; the start identifies it.
-MAX_VALUE_CHARS = 200
-MAX_PATH_CHARS = 300
-MAX_ALLOWED_CHARS = 600
-
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+MAX_PATH_CHARS = MAX_FIELD_CHARS
 
 
 @dataclass(frozen=True)
@@ -37,7 +31,7 @@ class FieldError:
     allowed: str
 
     def __str__(self) -> str:
-        return f"{_clip(self.path, MAX_PATH_CHARS)}: {_clip(repr(self.value), MAX_VALUE_CHARS)} — {_clip(self.allowed, MAX_ALLOWED_CHARS)}"
+        return f"{clip(self.path, MAX_PATH_CHARS)}: {shorten(self.value)} — {clip(self.allowed, MAX_ALLOWED_CHARS)}"
 
     def under(self, prefix: str) -> FieldError:
         """The same error with `prefix` put in front of its path (`spec.` + `parameters[0]...`)."""

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubenas.error_text import invalid_value
+
 __all__ = ["GENOTYPE_LINE", "Genotype", "GenotypeError"]
 
 # Katib reads the trainer's result with this metricsFormat regex.
@@ -25,7 +27,7 @@ Edge = tuple[str, int]
 class GenotypeError(ValueError):
     def __init__(self, field: str, value: object, allowed: str) -> None:
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
+        super().__init__(invalid_value(field, value, allowed))
 
 
 def _edges(raw: Any, field: str) -> tuple[Edge, ...]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from kubenas.error_text import invalid_value
+
 __all__ = [
     "MAX_DOUBLE_GRID",
     "MAX_EXPANDED_OPERATIONS",
@@ -57,7 +59,7 @@ class SpaceError(ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
+        super().__init__(invalid_value(field, value, allowed))
 
 
 class ParameterType(str, Enum):

@@ -21,6 +21,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
+from kubenas.error_text import MAX_STATUS_CHARS, clip, invalid_value
+from kubenas.grpc_requests import UndecodableRequests
 from kubenas.proto_convert import (
     GRPC_MESSAGE_OPTIONS,
     MAX_SUGGESTIONS_PER_REQUEST,
@@ -32,6 +34,7 @@ from kubenas.proto_convert import (
 from kubenas.space import SpaceError
 from suggestion.algorithms.base import (
     Algorithm,
+    Cancelled,
     InvalidSettings,
     Problem,
     SearchSpaceExhausted,
@@ -75,7 +78,7 @@ class BadRequest(ValueError):
 
     def __init__(self, field: str, value: object, allowed: str) -> None:
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
+        super().__init__(invalid_value(field, value, allowed))
 
 
 class _WrongCount(RuntimeError):
@@ -92,6 +95,7 @@ _STATUS: tuple[tuple[type[Exception], grpc.StatusCode, Callable[..., None] | Non
     (InvalidSettings, grpc.StatusCode.INVALID_ARGUMENT, None),
     (SpaceError, grpc.StatusCode.INVALID_ARGUMENT, None),
     (SearchSpaceExhausted, grpc.StatusCode.OUT_OF_RANGE, _exhausted),
+    (Cancelled, grpc.StatusCode.CANCELLED, None),
     (_WrongCount, grpc.StatusCode.INTERNAL, None),
 )
 
@@ -106,24 +110,26 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
     def GetSuggestions(
         self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
     ) -> api_pb2.GetSuggestionsReply:
-        return self._guarded(context, "GetSuggestions", lambda: self._get_suggestions(request))
+        return self._guarded(context, "GetSuggestions", lambda: self._get_suggestions(request, context))
 
     def ValidateAlgorithmSettings(
         self, request: api_pb2.ValidateAlgorithmSettingsRequest, context: grpc.ServicerContext
     ) -> api_pb2.ValidateAlgorithmSettingsReply:
         def run() -> api_pb2.ValidateAlgorithmSettingsReply:
-            self.algorithm.validate(self._problem(request))
+            self.algorithm.validate(self._problem(request, context))
             return api_pb2.ValidateAlgorithmSettingsReply()
 
         return self._guarded(context, "ValidateAlgorithmSettings", run)
 
-    def _get_suggestions(self, request: api_pb2.GetSuggestionsRequest) -> api_pb2.GetSuggestionsReply:
+    def _get_suggestions(
+        self, request: api_pb2.GetSuggestionsRequest, context: grpc.ServicerContext
+    ) -> api_pb2.GetSuggestionsReply:
         n = request.current_request_number
         if not 0 <= n <= MAX_SUGGESTIONS_PER_REQUEST:
             raise BadRequest(
                 "current_request_number", n, f"must be between 0 and {MAX_SUGGESTIONS_PER_REQUEST} (ask again for more)"
             )
-        problem = self._problem(request)
+        problem = self._problem(request, context)
         self.algorithm.validate(problem)
         reply = api_pb2.GetSuggestionsReply(algorithm=request.experiment.spec.algorithm)
         if n == 0:
@@ -140,7 +146,9 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         return reply
 
     def _problem(
-        self, request: api_pb2.GetSuggestionsRequest | api_pb2.ValidateAlgorithmSettingsRequest
+        self,
+        request: api_pb2.GetSuggestionsRequest | api_pb2.ValidateAlgorithmSettingsRequest,
+        context: grpc.ServicerContext,
     ) -> Problem:
         if not request.HasField("experiment"):
             raise BadRequest("experiment", None, "required: the experiment to suggest for")
@@ -155,6 +163,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             space=search_space_from_proto(experiment.spec),
             objective=objective_from_proto(experiment.spec.objective),
             settings=settings_from_proto(experiment.spec.algorithm.algorithm_settings),
+            # True once the client's deadline passed or it cancelled: long loops stop then.
+            cancelled=lambda: not context.is_active(),
         )
 
     def _guarded(self, context: grpc.ServicerContext, method: str, call: Callable[[], _Reply]) -> _Reply:
@@ -172,8 +182,10 @@ def _abort(context: grpc.ServicerContext, method: str, algorithm: str, exc: Exce
             if before is not None:
                 before(context, exc)
             level = logging.ERROR if code is grpc.StatusCode.INTERNAL else logging.INFO
-            logger.log(level, "%s -> %s: %s", method, code.name, exc)
-            context.abort(code, str(exc))
+            # Each error shortens the values it echoes; this caps what it adds around them.
+            message = clip(str(exc), MAX_STATUS_CHARS)
+            logger.log(level, "%s -> %s: %s", method, code.name, message)
+            context.abort(code, message)
     logger.exception("%s failed in algorithm %r", method, algorithm)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error in algorithm {algorithm!r}: {type(exc).__name__}: {exc}"[:300])
 
@@ -219,6 +231,7 @@ def _build(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="suggestion"),
         # Without this a second server on a busy port would silently share it.
         options=[("grpc.so_reuseport", 0), *GRPC_MESSAGE_OPTIONS],
+        interceptors=[UndecodableRequests()],
     )
     api_pb2_grpc.add_SuggestionServicer_to_server(SuggestionServicer(algorithm), server)
     # Every port serves every service; Katib's controller calls EarlyStopping on its own port (6788).

@@ -9,17 +9,18 @@ unless guarded by a lock.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from kubenas.error_text import invalid_value
 from kubenas.space import SearchSpace
 from kubenas.trials import Objective, TrialRecord
 
 if TYPE_CHECKING:
     from suggestion.state import StateStore
 
-__all__ = ["Algorithm", "InvalidSettings", "Problem", "SearchSpaceExhausted", "Suggestion"]
+__all__ = ["Algorithm", "Cancelled", "InvalidSettings", "Problem", "SearchSpaceExhausted", "Suggestion"]
 
 
 class InvalidSettings(ValueError):
@@ -27,7 +28,7 @@ class InvalidSettings(ValueError):
 
     def __init__(self, setting: str, value: object, allowed: str) -> None:
         self.setting, self.value, self.allowed = setting, value, allowed
-        super().__init__(f"{setting}: invalid value {value!r}: {allowed}")
+        super().__init__(invalid_value(setting, value, allowed))
 
 
 class SearchSpaceExhausted(Exception):
@@ -41,14 +42,32 @@ class SearchSpaceExhausted(Exception):
         super().__init__(f"search space exhausted: {requested} assignments requested, {remaining} remain")
 
 
+class Cancelled(Exception):
+    """The caller gave up (its deadline passed or it cancelled); the work was abandoned."""
+
+
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Problem:
-    """What the experiment asks of an algorithm: its space, objective and raw settings."""
+    """What the experiment asks of an algorithm: its space, objective and raw settings.
+
+    `cancelled` answers True once the caller no longer waits for the answer (the gRPC
+    server passes the call's liveness); long loops call `check_cancelled` between steps.
+    """
 
     experiment: str
     space: SearchSpace
     objective: Objective
     settings: Mapping[str, str] = field(default_factory=dict)
+    cancelled: Callable[[], bool] = field(default=_never, compare=False, repr=False)
+
+    def check_cancelled(self) -> None:
+        """Raise Cancelled if the caller gave up; cheap enough to call every loop step."""
+        if self.cancelled():
+            raise Cancelled(f"experiment {self.experiment!r}: the caller gave up; work stopped")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from random import Random
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 # Defaults as scikit-optimize's gp_minimize (10 random points first, xi 0.01).
 SETTINGS: tuple[Setting, ...] = (
     Setting("n_initial_points", 10, as_int, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]"),
-    Setting("acq_candidates", 1000, as_int, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]"),
+    # Each candidate costs a GP prediction per proposal; 10,000 already takes seconds.
+    Setting("acq_candidates", 1000, as_int, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]"),
     Setting("xi", 0.01, as_float, lambda v: 0 <= v <= 10, "a number in [0, 10]"),
     RANDOM_STATE,
     *NAS_SETTINGS,
@@ -92,14 +93,15 @@ class BayesianOptimization(Algorithm):
             # machine they spin: one 300 x 300 Cholesky took 60 ms with two, 0.4 ms with one.
             with threadpool_limits(limits=1, user_api="blas"):
                 chosen = _propose(points, [e.point for e in view.evaluated], [e.reward for e in view.evaluated],
-                                  list(view.pending), n, settings, seen, rng)
+                                  list(view.pending), n, settings, seen, rng, problem.check_cancelled)
             logger.debug("bayesian: %d proposals from %d trials in %.3f s", n, len(view.evaluated),
                          time.perf_counter() - started)
         return [Suggestion(points.assignments(p)) for p in chosen]
 
 
 def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list[Point], n: int,
-             settings: Mapping[str, Any], seen: set[Hashable], rng: Random) -> list[Point]:
+             settings: Mapping[str, Any], seen: set[Hashable], rng: Random,
+             check_cancelled: Callable[[], None] = lambda: None) -> list[Point]:
     import numpy as np
 
     seed = rng.getrandbits(32)
@@ -122,6 +124,7 @@ def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list
     Xc = points.features(candidates) if candidates else None
     chosen: list[Point] = []
     for _ in range(n):
+        check_cancelled()
         if Xc is None or not candidates:
             chosen.append(points.random_unseen(seen, rng))
             continue

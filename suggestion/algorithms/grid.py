@@ -137,7 +137,7 @@ def grid_size(space: SearchSpace, encoding: NasEncoding | None = None) -> int:
     if total > MAX_GRID_POINTS:
         raise SpaceError(
             field,
-            f"{total} grid points ({how})",
+            f"{_how_many(total)} grid points ({how})",
             f"grid search enumerates at most {MAX_GRID_POINTS} points; "
             "narrow the space, add larger steps, or use random",
         )
@@ -145,8 +145,9 @@ def grid_size(space: SearchSpace, encoding: NasEncoding | None = None) -> int:
 
 
 def _how_many(total: int) -> str:
-    # A 64-node micro space has a count with hundreds of digits.
-    return str(total) if total < 10**15 else f"about 10^{len(str(total)) - 1}"
+    # A 64-node micro space has a count with hundreds of digits, numLayers 1000 one with
+    # 150,000: past Python's 4,300-digit limit str() raises, so count digits by bits.
+    return str(total) if total < 10**15 else f"about 10^{int(total.bit_length() * math.log10(2))}"
 
 
 def _describe(encoding: NasEncoding) -> str:

@@ -26,8 +26,9 @@ from kubenas.space import (
     format_value,
     parse_number,
 )
-from kubenas.trials import Objective, TrialCondition, TrialRecord
+from kubenas.trials import Objective, TrialRecord
 from suggestion.algorithms.encoding import NasEncoding, check_hpo_settings, nas_encoding
+from suggestion.algorithms.reward import reward
 from suggestion.algorithms.sampling import sample_value, snap, space_size
 
 if TYPE_CHECKING:
@@ -61,9 +62,6 @@ _MUTATION_SIGMA = 0.15
 _MUTATION_TRIES = 16
 # In a small finite space a fresh random draw often repeats a tried point.
 _RANDOM_TRIES = 64
-# Conditions whose observation is a finished evaluation (an early-stopped trial's
-# observation is the value it reached, as Katib counts it).
-_EVALUATED = (TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED)
 
 
 @dataclass(frozen=True)
@@ -347,9 +345,9 @@ def read_history(points: PointSpace, objective: Objective, history: Iterable[Tri
         if point is None:
             continue
         seen.add(points.key(point))
-        value = trial.value(objective)
-        if trial.condition in _EVALUATED and value is not None and math.isfinite(value):
-            evaluated.append(Evaluated(point, objective.reward(value), trial))
+        value = reward(trial, objective)
+        if value is not None:
+            evaluated.append(Evaluated(point, value, trial))
         elif not trial.condition.finished:
             pending.append(point)
     evaluated.sort(key=lambda e: (_completion(e.trial), e.trial.name))

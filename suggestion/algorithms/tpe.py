@@ -100,6 +100,7 @@ class Tpe(Algorithm):
         seen: set[Hashable] = set(view.seen)
         out: list[Point] = []
         for _ in range(n):
+            problem.check_cancelled()
             out.append(_ask(study, points, dists, seen, rng, TrialState.FAIL))
         return [Suggestion(points.assignments(p)) for p in out]
 

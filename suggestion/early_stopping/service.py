@@ -21,6 +21,7 @@ import grpc
 
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.early_stopping import rule_to_proto
+from kubenas.error_text import MAX_STATUS_CHARS, clip, invalid_value
 from kubenas.proto_convert import (
     GRPC_MESSAGE_OPTIONS,
     objective_from_proto,
@@ -62,7 +63,7 @@ _Reply = TypeVar("_Reply")
 
 class _BadRequest(ValueError):
     def __init__(self, field: str, value: object, allowed: str) -> None:
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
+        super().__init__(invalid_value(field, value, allowed))
 
 
 class DBManagerUnavailable(RuntimeError):
@@ -262,8 +263,9 @@ class EarlyStoppingServicer(api_pb2_grpc.EarlyStoppingServicer):
         except Exception as exc:  # every error leaves as a status, never as a traceback
             for kind, code in _STATUS:
                 if isinstance(exc, kind):
-                    log.info("%s -> %s: %s", method, code.name, exc)
-                    context.abort(code, str(exc))
+                    message = clip(str(exc), MAX_STATUS_CHARS)
+                    log.info("%s -> %s: %s", method, code.name, message)
+                    context.abort(code, message)
             log.exception("%s failed", method)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"[:300])
             raise  # context.abort always raises; this only satisfies the type checker

@@ -5,6 +5,7 @@ A real server on port 0 over a real SQLite file; what was acknowledged must read
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,41 @@ def test_garbage_values_are_kept_as_text(served: tuple[Path, str]) -> None:
             timeout=10)
     with DBManagerClient(address) as client:
         assert [v for _, v, _ in client.get("t")] == ["nan", "\x00\xff", "1e999", ""]
+
+
+@pytest.mark.parametrize(("method", "message"), [
+    ("ReportObservationLog", api_pb2.ReportObservationLogRequest(trial_name="abcdef", observation_log=api_pb2.ObservationLog(
+        metric_logs=[api_pb2.MetricLog(time_stamp="2024-05-01T12:00:00Z",
+                                       metric=api_pb2.Metric(name="loss", value="0.5"))]))),
+    ("GetObservationLog", api_pb2.GetObservationLogRequest(trial_name="abcdef")),
+    ("DeleteObservationLog", api_pb2.DeleteObservationLogRequest(trial_name="abcdef")),
+])
+def test_invalid_utf8_is_invalid_argument_without_a_traceback(served: tuple[Path, str], method: str,
+                                                              message: object,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    # Before: protobuf refused the request while gRPC parsed it, which logged a traceback per
+    # request and answered INTERNAL.
+    _, address = served
+    payload = message.SerializeToString()  # type: ignore[attr-defined]
+    assert b"abcdef" in payload
+    payload = payload.replace(b"abcdef", b"ab\xff\xfeef")
+    with grpc.insecure_channel(address) as channel, caplog.at_level(logging.INFO):
+        call = channel.unary_unary(f"/api.v1.beta1.DBManager/{method}")
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError) as info:
+                call(payload, timeout=10)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "UTF-8" in info.value.details() and method in info.value.details()
+        # The server still serves well-formed requests.
+        with DBManagerClient(address) as client:
+            client.report("fine", [("loss", "0.5", "2024-05-01T12:00:00Z")])
+            assert [m.value for m in client.get("fine")] == ["0.5"]
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
+def test_an_invalid_value_error_is_shortened(served: tuple[Path, str]) -> None:
+    _, address = served
+    with DBManagerClient(address) as client, pytest.raises(grpc.RpcError) as info:
+        client.report("t", [("loss", "0.5", "not a time " * 10_000)])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(info.value.details()) < 1500 and "more characters" in info.value.details()

@@ -31,6 +31,7 @@ import copy
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -56,9 +57,11 @@ from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Sugg
 from suggestion.algorithms.encoding import nas_encoding
 from suggestion.algorithms.encoding.micro import usable_in_cell
 from suggestion.algorithms.registry import algorithm_class
+from suggestion.state import DirectoryStateStore
 
 __all__ = [
     "CONTRACT_SPACES",
+    "EXTREME_VALUES",
     "NAS_FORMATS",
     "NAS_MODES",
     "OBJECTIVE",
@@ -75,6 +78,9 @@ __all__ = [
 ]
 
 OBJECTIVE = Objective(ObjectiveType.MAXIMIZE, "accuracy", additional_metric_names=("loss",))
+
+# Objective values no algorithm may be broken by: huge but finite, and not finite at all.
+EXTREME_VALUES = (1e39, -1e300, 1e308, math.nan, math.inf, -math.inf)
 
 
 def param(name: str, ptype: str, *, lo: str | None = None, hi: str | None = None,
@@ -445,3 +451,24 @@ class AlgorithmContract:
         with pytest.raises(InvalidSettings) as info:
             self.fresh(algorithm_cls).validate(problem)
         assert info.value.setting == "search_mode" and info.value.value == "cellular", str(info.value)
+
+    @pytest.mark.parametrize("restart", [False, True], ids=["one-process", "restart-each-call"])
+    def test_extreme_objective_values_poison_nothing(self, algorithm_cls: type[Algorithm], space: SearchSpace,
+                                                     space_name: str, supported: bool, settings: dict[str, str],
+                                                     tmp_path: Path, restart: bool) -> None:
+        # Before the reward rule one Succeeded trial at 1e39 turned ENAS's float32 controller
+        # into NaN and 1e160 broke bayesian's GP: every later call failed, --resume too.
+        self._require(supported, space_name)
+        problem = self.problem(space, settings)
+        algo = algorithm_cls(DirectoryStateStore(tmp_path))
+        history: list[TrialRecord] = []
+        for round_ in range(4):  # past the random start-up phase of tpe and bayesian
+            if restart:
+                algo = algorithm_cls(DirectoryStateStore(tmp_path))
+            new = algo.suggest(problem, history, len(EXTREME_VALUES))
+            self.check(space, new, len(EXTREME_VALUES), settings)
+            history += make_history(new, [TrialCondition.SUCCEEDED] * len(EXTREME_VALUES),
+                                    metric=lambda i: EXTREME_VALUES[i], prefix=f"x{round_}")
+        if restart:
+            algo = algorithm_cls(DirectoryStateStore(tmp_path))
+        self.check(space, algo.suggest(problem, history, 3), 3, settings)

@@ -92,7 +92,8 @@ def test_expected_improvement() -> None:
 
 @pytest.mark.parametrize(("settings", "name", "allowed"), [
     ({"n_initial_points": "0"}, "n_initial_points", "an integer in [1, 100000]"),
-    ({"acq_candidates": "many"}, "acq_candidates", "an integer in [1, 100000]"),
+    ({"acq_candidates": "many"}, "acq_candidates", "an integer in [1, 10000]"),
+    ({"acq_candidates": "100000"}, "acq_candidates", "an integer in [1, 10000]"),
     ({"xi": "-0.1"}, "xi", "a number in [0, 10]"),
     ({"xi": "nan"}, "xi", "a number in [0, 10]"),
     ({"search_mode": "nb201", "num_nodes": "4"}, "num_nodes", "micro"),

@@ -23,6 +23,7 @@ from kubenas.genotype import Genotype
 from kubenas.proto_convert import objective_to_proto, search_space_to_proto, trial_to_proto
 from kubenas.space import SearchSpace
 from kubenas.trials import TrialCondition, TrialRecord
+from suggestion.state import state_file_name
 from tests.suggestion.servers import suggestion_stub
 from tests.suggestion.test_enas_spaces import (
     ACCURACY,
@@ -163,7 +164,7 @@ def test_micro_mode_over_the_wire(stub: api_pb2_grpc.SuggestionStub) -> None:
 @pytest.mark.parametrize(("settings", "space", "expected"), [
     ({"controller_temperature": "-1"}, unit_scenario_space(), ["controller_temperature", "'-1'", "> 0"]),
     ({"controller_skip_target": "1.0"}, unit_scenario_space(), ["controller_skip_target", "'1.0'", "(0, 1)"]),
-    ({"controller_hidden_size": "big"}, unit_scenario_space(), ["controller_hidden_size", "'big'", ">= 1"]),
+    ({"controller_hidden_size": "big"}, unit_scenario_space(), ["controller_hidden_size", "'big'", "[1, 1024]"]),
     ({"controller_learning_rte": "0.1"}, unit_scenario_space(), ["controller_learning_rte", "allowed settings"]),
     ({}, unit_scenario_space(num_layers=0), ["nasConfig.graphConfig.numLayers", "0"]),
 ])
@@ -274,7 +275,7 @@ def test_sigkill_and_restart_gives_the_uninterrupted_suggestions(tmp_path: Path)
         before = [assignments(first.stub.GetSuggestions(req, timeout=60)) for req in requests[:2]]
     finally:
         first.kill()  # SIGKILL: no shutdown hook runs
-    assert (state / "enas-resume").is_file()
+    assert (state / state_file_name("enas-resume")).is_file()
     second = ServerProcess(state)
     try:
         after = [assignments(second.stub.GetSuggestions(req, timeout=60)) for req in requests[2:]]

@@ -28,7 +28,7 @@ from suggestion.algorithms.enas.learning import harvest
 from suggestion.algorithms.enas.macro import MacroMode
 from suggestion.algorithms.enas.settings import EnasSettings, parse_enas_settings
 from suggestion.algorithms.registry import algorithm_class
-from suggestion.state import DirectoryStateStore, MemoryStateStore
+from suggestion.state import DirectoryStateStore, MemoryStateStore, state_file_name
 from tests.suggestion.test_enas_spaces import (
     cat,
     katib_space,
@@ -68,8 +68,9 @@ def test_defaults_are_katibs() -> None:
 
 
 @pytest.mark.parametrize(("name", "bad", "allowed"), [
-    ("controller_hidden_size", "0", ">= 1"),
-    ("controller_hidden_size", "8.5", ">= 1"),
+    ("controller_hidden_size", "0", "[1, 1024]"),
+        ("controller_hidden_size", "100000", "[1, 1024]"),
+    ("controller_hidden_size", "8.5", "[1, 1024]"),
     ("controller_temperature", "0", "> 0"),
     ("controller_temperature", "nan", "> 0"),
     ("controller_tanh_const", "-1", "> 0"),
@@ -80,7 +81,8 @@ def test_defaults_are_katibs() -> None:
     ("controller_skip_target", "1", "(0, 1)"),
     ("controller_skip_target", "0", "(0, 1)"),
     ("controller_skip_weight", "-0.1", "> 0"),
-    ("controller_train_steps", "0", ">= 1"),
+    ("controller_train_steps", "0", "[1, 1000]"),
+        ("controller_train_steps", "10000000", "[1, 1000]"),
     ("controller_log_every_steps", "ten", ">= 1"),
     ("random_state", "-3", "[0, 2^63)"),
     ("search_mode", "meso", "macro, micro"),
@@ -342,7 +344,7 @@ def test_restart_from_the_state_dir_continues_exactly(tmp_path) -> None:  # type
         values = [0.1 * (1 + len(s.assignments["architecture"]) % 7) for s in got]
         history += records(got, [C.SUCCEEDED, C.FAILED, C.SUCCEEDED], values, prefix=f"enas-exp-{r}-")
     assert restarted == uninterrupted
-    assert [f.name for f in (tmp_path / "b").iterdir()] == ["enas-enas-exp"]
+    assert [f.name for f in (tmp_path / "b").iterdir()] == [state_file_name("enas-enas-exp")]
 
 
 def test_changed_space_or_settings_start_a_fresh_controller() -> None:

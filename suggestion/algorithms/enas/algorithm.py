@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from kubenas.trials import TrialRecord
-from suggestion.algorithms.base import Algorithm, Problem, Suggestion
+from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
 from suggestion.algorithms.enas.macro import MacroMode
 from suggestion.algorithms.enas.micro import MicroMode
 from suggestion.algorithms.enas.mode import SearchMode
@@ -28,11 +28,15 @@ from suggestion.algorithms.enas.space_checks import checked_nas_config
 if TYPE_CHECKING:
     from suggestion.algorithms.enas.session import Session
 
-__all__ = ["MODES", "Enas", "state_key"]
+__all__ = ["MAX_DECISIONS_PER_CALL", "MODES", "Enas", "state_key"]
 
 log = logging.getLogger(__name__)
 
 MODES: dict[str, type[SearchMode]] = {"macro": MacroMode, "micro": MicroMode, "nb201": Nb201Mode}
+
+# Controller decisions sampled per call at most (architectures x decisions each): 10,000
+# architectures of 10 layers, or 198 of 100 layers.
+MAX_DECISIONS_PER_CALL = 1_000_000
 
 _torch_ready = threading.Lock()
 _torch_configured = False
@@ -90,6 +94,12 @@ class Enas(Algorithm):
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
         settings, mode = self._prepare(problem)
+        per_architecture = len(mode.encoding.choices)
+        limit = max(1, MAX_DECISIONS_PER_CALL // per_architecture)
+        if n > limit:
+            raise InvalidSettings("current_request_number", n,
+                                  f"enas samples at most {limit} architectures per call in this space "
+                                  f"({per_architecture} decisions each); ask again for more")
         _configure_torch()
         import torch
 
@@ -113,7 +123,8 @@ class Enas(Algorithm):
             session.seen.extend(crop.seen)
             session.worst_reward = crop.worst_reward
             if crop.experiences:
-                session.baseline = reinforce(session.controller, session.optimizer, crop.experiences, session.baseline, settings)
+                session.baseline = reinforce(session.controller, session.optimizer, crop.experiences,
+                                             session.baseline, settings, problem.check_cancelled)
                 session.learned += len(crop.experiences)
                 log.info(
                     "experiment %s: learned from %d trial(s), %d in total; baseline %.5f",

@@ -1,7 +1,8 @@
 """How the controller learns: which trials give which reward, and the REINFORCE update.
 
 Reward rule (per trial, each trial learned from exactly once, in history order):
-- Succeeded or EarlyStopped with a finite objective value: the value, negated for minimize.
+- A trial with a reward under `suggestion.algorithms.reward` (Succeeded or EarlyStopped
+  with a finite objective value, clipped to +-REWARD_LIMIT, negated for minimize): it.
 - Failed, MetricsUnavailable, or Succeeded/EarlyStopped without a finite objective value:
   the worst reward seen so far (over every succeeded trial learned from, this call's
   included). Before any trial has succeeded there is no such reward, so these trials wait
@@ -18,19 +19,22 @@ reward of the first trials learned from and then moved once per trial:
 update (as Katib does). Then `controller_train_steps` Adam steps minimise, over the new
 trials (the newest MAX_BATCH of them), the mean of
 `-(r - b) * log p(arch) - entropy_weight * H(arch) + skip_weight * KL(skips || target)`,
-each trial's architecture re-scored under the current policy at every step.
+each trial's architecture re-scored under the current policy at every step. Advantages
+larger than ADVANTAGE_SCALE in magnitude are all divided by one common factor first: the
+controller trains in float32, where a 1e30 advantage would overflow Adam's squared
+gradients, and Adam's step hardly depends on the gradient's scale.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kubenas.trials import Objective, TrialCondition, TrialRecord
 from suggestion.algorithms.enas.mode import Decisions
+from suggestion.algorithms.reward import reward
 
 if TYPE_CHECKING:
     from suggestion.algorithms.enas.adam import Adam
@@ -44,9 +48,8 @@ log = logging.getLogger(__name__)
 # Gradient steps look at the newest trials only, so a call after a long outage costs about
 # as much as a normal one (and little memory); older ones still move the baseline.
 MAX_BATCH = 32
-
-_REWARDED = (TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED)
-
+# Largest advantage magnitude used as it is (see the module docstring).
+ADVANTAGE_SCALE = 1e6
 
 @dataclass(frozen=True)
 class Experience:
@@ -64,13 +67,6 @@ class Harvest:
     experiences: list[Experience]
     seen: list[str]
     worst_reward: float | None
-
-
-def _reward(trial: TrialRecord, objective: Objective) -> float | None:
-    value = trial.value(objective)
-    if trial.condition in _REWARDED and value is not None and math.isfinite(value):
-        return objective.reward(value)
-    return None
 
 
 def harvest(
@@ -98,17 +94,17 @@ def harvest(
             newly_seen.append(trial.name)
             continue
         fresh.append((trial, decisions))
-        reward = _reward(trial, objective)
-        if reward is not None:
-            worst_reward = reward if worst_reward is None else min(worst_reward, reward)
+        value = reward(trial, objective)
+        if value is not None:
+            worst_reward = value if worst_reward is None else min(worst_reward, value)
     experiences: list[Experience] = []
     for trial, decisions in fresh:
-        reward = _reward(trial, objective)
-        if reward is None:
+        value = reward(trial, objective)
+        if value is None:
             if worst_reward is None:
                 continue  # no success yet: keep it for a later call
-            reward = worst_reward
-        experiences.append(Experience(trial.name, decisions, reward))
+            value = worst_reward
+        experiences.append(Experience(trial.name, decisions, value))
         newly_seen.append(trial.name)
     return Harvest(experiences, newly_seen, worst_reward)
 
@@ -119,8 +115,11 @@ def reinforce(
     experiences: Sequence[Experience],
     baseline: float | None,
     settings: EnasSettings,
+    check_cancelled: Callable[[], None] = lambda: None,
 ) -> float:
-    """Update the controller from `experiences` (non-empty); returns the new baseline."""
+    """Update the controller from `experiences` (non-empty); returns the new baseline.
+
+    `check_cancelled` runs before every step and may raise to abandon the update."""
     import torch
 
     rewards = [e.reward for e in experiences]
@@ -132,9 +131,12 @@ def reinforce(
         baseline -= (1.0 - decay) * (baseline - r)
         advantages.append(r - baseline)
     batch = experiences[-MAX_BATCH:]
-    neg_adv = -torch.tensor(advantages[-MAX_BATCH:], dtype=torch.float32)
+    used = advantages[-MAX_BATCH:]
+    scale = max(1.0, max(abs(a) for a in used) / ADVANTAGE_SCALE)
+    neg_adv = -torch.tensor([a / scale for a in used], dtype=torch.float32)
     score = controller.scorer(torch.tensor([e.decisions for e in batch], dtype=torch.long))
     for step in range(1, settings.controller_train_steps + 1):
+        check_cancelled()
         roll = score()
         # Each trial's terms first, one mean last: the same loss as a sum of three means,
         # in fewer ops to build and differentiate at every step.

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from kubenas.space import NasConfig
+from suggestion.algorithms.base import InvalidSettings
 from suggestion.algorithms.enas.mode import Decisions, SearchMode
 from suggestion.algorithms.encoding import MacroEncoding
 
@@ -15,7 +16,11 @@ if TYPE_CHECKING:
     from suggestion.algorithms.enas.controller import LstmPolicy
     from suggestion.algorithms.enas.settings import EnasSettings
 
-__all__ = ["MacroMode"]
+__all__ = ["MAX_MACRO_LAYERS", "MacroMode"]
+
+# The controller makes numLayers * (numLayers + 1) / 2 decisions per architecture and its
+# training cost grows with their square: 200 layers already took minutes per call.
+MAX_MACRO_LAYERS = 100
 
 
 class MacroMode(SearchMode):
@@ -25,6 +30,10 @@ class MacroMode(SearchMode):
     """
 
     def __init__(self, nas: NasConfig, settings: EnasSettings) -> None:
+        if nas.graph_config.num_layers > MAX_MACRO_LAYERS:
+            raise InvalidSettings("nasConfig.graphConfig.numLayers", nas.graph_config.num_layers,
+                                  f"enas (macro) searches at most {MAX_MACRO_LAYERS} layers: an integer in "
+                                  f"[1, {MAX_MACRO_LAYERS}]")
         super().__init__(nas, settings)
         assert isinstance(self.encoding, MacroEncoding)
         self.macro: MacroEncoding = self.encoding

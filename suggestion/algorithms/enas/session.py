@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import pickle
 from dataclasses import dataclass, field
 
@@ -93,4 +94,17 @@ def session_from_bytes(blob: bytes, mode: SearchMode, learning_rate: float, fing
     session.seen = list(data["seen"])
     session.calls = int(data["calls"])
     session.learned = int(data["learned"])
+    if not _finite(session):
+        # Written before the reward rule clipped rewards: a 1e39 reward turned the weights
+        # into NaN, and reusing them would fail every later call of the experiment.
+        log.warning("saved ENAS state holds non-finite weights or rewards; starting a fresh controller")
+        return None
     return session
+
+
+def _finite(session: Session) -> bool:
+    numbers = [x for x in (session.baseline, session.worst_reward) if x is not None]
+    if not all(math.isfinite(x) for x in numbers):
+        return False
+    tensors = [*session.controller.state_dict().values(), *session.optimizer.exp_avg, *session.optimizer.exp_avg_sq]
+    return all(bool(torch.isfinite(t).all()) for t in tensors)

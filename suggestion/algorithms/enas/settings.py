@@ -13,10 +13,16 @@ from suggestion.algorithms.base import InvalidSettings
 from suggestion.algorithms.encoding import SEARCH_MODES
 from suggestion.algorithms.settings import Setting, as_choice, as_float, as_int, parse_settings
 
-__all__ = ["SEARCH_MODES", "SETTINGS", "EnasSettings", "parse_enas_settings"]
+__all__ = ["MAX_HIDDEN_SIZE", "MAX_TRAIN_STEPS", "SEARCH_MODES", "SETTINGS", "EnasSettings", "parse_enas_settings"]
+
+# Upper bounds far past any published ENAS configuration (Katib: 64 and 50); beyond them a
+# call allocates gigabytes or keeps a core busy for minutes.
+MAX_HIDDEN_SIZE = 1024
+MAX_TRAIN_STEPS = 1000
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("controller_hidden_size", 64, as_int, lambda v: v >= 1, "an integer >= 1"),
+    Setting("controller_hidden_size", 64, as_int, lambda v: 1 <= v <= MAX_HIDDEN_SIZE,
+            f"an integer in [1, {MAX_HIDDEN_SIZE}]"),
     Setting("controller_temperature", 5.0, as_float, lambda v: v > 0, "a number > 0", allow_none=True),
     Setting("controller_tanh_const", 2.25, as_float, lambda v: v > 0, "a number > 0", allow_none=True),
     Setting("controller_entropy_weight", 1e-5, as_float, lambda v: v > 0, "a number > 0", allow_none=True),
@@ -24,7 +30,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("controller_learning_rate", 5e-5, as_float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
     Setting("controller_skip_target", 0.4, as_float, lambda v: 0 < v < 1, "a number in (0, 1)"),
     Setting("controller_skip_weight", 0.8, as_float, lambda v: v > 0, "a number > 0", allow_none=True),
-    Setting("controller_train_steps", 50, as_int, lambda v: v >= 1, "an integer >= 1"),
+    Setting("controller_train_steps", 50, as_int, lambda v: 1 <= v <= MAX_TRAIN_STEPS,
+            f"an integer in [1, {MAX_TRAIN_STEPS}]"),
     Setting("controller_log_every_steps", 10, as_int, lambda v: v >= 1, "an integer >= 1"),
     Setting("random_state", None, as_int, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)"),
     Setting("search_mode", "macro", as_choice(*SEARCH_MODES), allowed="one of " + ", ".join(SEARCH_MODES)),
