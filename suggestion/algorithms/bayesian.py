@@ -83,6 +83,8 @@ _ELITE = 5
 # Candidates L-BFGS-B starts from, and its iterations on the acquisition.
 _LBFGS_STARTS = 5
 _LBFGS_STEPS = 20
+# Closest a refined point may come to a modelled one, in unit feature distance (L-inf).
+_MIN_SEPARATION = 0.01
 
 
 class BayesianOptimization(Algorithm):
@@ -179,7 +181,7 @@ def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list
         point, x_new = candidates[pick], Xc[pick : pick + 1]
         if columns:
             point, x_new = _refine(points, model, name, threshold, candidates, Xc, scores, columns, seen,
-                                   (point, x_new))
+                                   X, (point, x_new))
         candidates.pop(pick)
         Xc = np.delete(Xc, pick, axis=0)
         seen.add(points.key(point))
@@ -210,10 +212,14 @@ def _continuous_columns(points: PointSpace) -> list[tuple[int, int]]:
 
 
 def _refine(points: PointSpace, model: Surrogate, name: str, threshold: float, candidates: Sequence[Point],
-            Xc: np.ndarray,
-            scores: np.ndarray, columns: list[tuple[int, int]], seen: set[Hashable],
-            fallback: tuple[Point, np.ndarray]) -> tuple[Point, np.ndarray]:
-    """The best of L-BFGS-B runs on the acquisition from the best candidates."""
+            Xc: np.ndarray, scores: np.ndarray, columns: list[tuple[int, int]], seen: set[Hashable],
+            data: np.ndarray, fallback: tuple[Point, np.ndarray]) -> tuple[Point, np.ndarray]:
+    """The best of L-BFGS-B runs on the acquisition from the best candidates.
+
+    A result next to a modelled point (tried, running, or believed earlier in the batch) is
+    dropped: the GP's noise term leaves some improvement there, and L-BFGS-B would find it
+    again for every proposal of a batch.
+    """
     import numpy as np
     from scipy.optimize import minimize
 
@@ -237,6 +243,8 @@ def _refine(points: PointSpace, model: Surrogate, name: str, threshold: float, c
         if points.key(point) in seen:
             continue
         x = points.features([point])
+        if float(np.abs(data - x).max(axis=1).min()) < _MIN_SEPARATION:
+            continue
         score = float(acquisition(name, *model.predict(x), threshold)[0])
         if score > best_score:
             best_point, best_x, best_score = point, x, score
