@@ -14,7 +14,7 @@ request's history.
 
 Each call draws `acq_candidates` unseen candidates (half random draws, half one- or
 two-step mutations of the best trials); each proposal takes the candidate of largest
-acquisition (`sampling`). With `lbfgs` the 5 best candidates are then moved by L-BFGS-B
+acquisition (`sampling`). With `lbfgs` the 3 best candidates are then moved by L-BFGS-B
 along their continuous doubles (the only dimensions with a gradient) and the best result
 is kept. A batch (parallel trials) and the trials still running are handled by the
 kriging believer: a chosen or pending point is added to the data with the model's mean
@@ -81,8 +81,8 @@ KATIB_SETTINGS: tuple[Setting, ...] = _settings(0, "gp_hedge", "auto")
 # How many of the best trials the local half of the candidates mutates.
 _ELITE = 5
 # Candidates L-BFGS-B starts from, and its iterations on the acquisition.
-_LBFGS_STARTS = 5
-_LBFGS_STEPS = 20
+_LBFGS_STARTS = 3
+_LBFGS_STEPS = 15
 # Closest a refined point may come to a modelled one, in unit feature distance (L-inf).
 _MIN_SEPARATION = 0.01
 
