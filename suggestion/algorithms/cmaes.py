@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
+from kubenas.space import SpaceError
 from kubenas.trials import TrialRecord
-from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
+from suggestion.algorithms.base import Algorithm, Problem, Suggestion
 from suggestion.algorithms.points import FLOAT, INT, Point, PointSpace, point_space, read_history
 from suggestion.algorithms.sampling import RANDOM_STATE, history_rng
 from suggestion.algorithms.settings import Setting, as_choice, as_float, parse_settings
@@ -63,8 +64,9 @@ class CmaEs(Algorithm):
 
     def _parse(self, problem: Problem) -> tuple[dict[str, Any], PointSpace, list[int]]:
         settings = parse_settings(problem.settings, SETTINGS)
+        # Space errors name the space's field (`kubenas validate`: spec.parameters, spec.nasConfig).
         if problem.space.nas_config is not None:
-            raise InvalidSettings("nasConfig", "a NAS search space",
+            raise SpaceError("nasConfig", "a NAS search space",
                                   "cmaes searches int and double parameters only; for NAS use "
                                   "random, grid, evolution, bayesian, bayesianoptimization, tpe, "
                                   "multivariate-tpe, sobol, enas or darts")
@@ -72,7 +74,7 @@ class CmaEs(Algorithm):
         numeric = [i for i, d in enumerate(points.dims) if d.kind in (INT, FLOAT)]
         if len(numeric) < MIN_NUMERIC:
             names = [points.dims[i].name for i in numeric]
-            raise InvalidSettings("parameters", names,
+            raise SpaceError("parameters", names,
                                   f"cmaes needs at least {MIN_NUMERIC} int or double parameters "
                                   f"(as Katib's); this space has {len(numeric)}")
         return settings, points, numeric

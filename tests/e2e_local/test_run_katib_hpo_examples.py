@@ -68,3 +68,13 @@ def test_katib_example_runs_to_max_trials(run_experiment, name: str) -> None:
     lr, momentum = float(best["assignments"]["lr"]), float(best["assignments"]["momentum"])
     assert best["objective"] == pytest.approx((lr - 1) ** 2 + (momentum + 2) ** 2)
     assert best["objective"] == min(t["observation"]["loss"] for t in trials)
+
+
+def test_katibs_cmaes_rule_is_named_by_kubenas_validate(cli, write_experiment) -> None:
+    doc = yaml.safe_load((KATIB / "cma-es.yaml").read_text())
+    doc["spec"]["parameters"][1] = {"name": "momentum", "parameterType": "categorical",
+                                    "feasibleSpace": {"list": ["0.5", "0.9"]}}
+    done = cli("validate", str(write_experiment(doc)))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "spec.parameters: ['lr']" in done.stderr
+    assert "at least 2 int or double parameters" in done.stderr
