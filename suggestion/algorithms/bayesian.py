@@ -83,6 +83,7 @@ _ELITE = 5
 # Candidates L-BFGS-B starts from, and its iterations on the acquisition.
 _LBFGS_STARTS = 3
 _LBFGS_STEPS = 15
+_GRADIENT_STEP = 1e-6
 # Closest a refined point may come to a modelled one, in unit feature distance (L-inf).
 _MIN_SEPARATION = 0.01
 
@@ -229,12 +230,16 @@ def _refine(points: PointSpace, model: Surrogate, name: str, threshold: float, c
     for start in np.argsort(-scores, kind="stable")[:_LBFGS_STARTS]:
         row = Xc[start : start + 1].copy()
 
-        def negative(u: np.ndarray, row: np.ndarray = row) -> float:
-            trial_row = row.copy()
-            trial_row[0, cols] = u
-            return -float(acquisition(name, *model.predict(trial_row), threshold)[0])
+        def negative(u: np.ndarray, row: np.ndarray = row) -> tuple[float, np.ndarray]:
+            # The value and a forward-difference gradient from one model call (scipy's own
+            # differences would call the model once per coordinate).
+            rows = np.repeat(row, len(cols) + 1, axis=0)
+            rows[:, cols] = u
+            rows[np.arange(1, len(cols) + 1), cols] += _GRADIENT_STEP
+            values = acquisition(name, *model.predict(rows), threshold)
+            return -float(values[0]), -(values[1:] - values[0]) / _GRADIENT_STEP
 
-        result = minimize(negative, row[0, cols], method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(cols),
+        result = minimize(negative, row[0, cols], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(cols),
                           options={"maxiter": _LBFGS_STEPS})
         moved = list(candidates[int(start)])
         for (i, _), u in zip(columns, result.x):
@@ -249,7 +254,6 @@ def _refine(points: PointSpace, model: Surrogate, name: str, threshold: float, c
         if score > best_score:
             best_point, best_x, best_score = point, x, score
     return best_point, best_x
-
 
 
 def _candidates(points: PointSpace, elite: Sequence[Point], count: int, seen: set[Hashable],
