@@ -1,89 +1,127 @@
-"""Bayesian optimisation: a Gaussian process on the trials so far, expected improvement.
+"""Bayesian optimisation: a surrogate model of the trials so far and an acquisition function.
+
+One implementation, two registry names: `bayesian` (kubenas's: a GP with expected
+improvement over sampled candidates) and `bayesianoptimization` (Katib's, scikit-optimize's
+settings and defaults: `base_estimator` GP/RF/ET/GBRT, `acq_func` gp_hedge/LCB/EI/PI,
+`acq_optimizer` auto/sampling/lbfgs). Both take every setting; only defaults differ.
 
 Encoding (`PointSpace.features`): an HPO parameter becomes one number in [0, 1] (its
 position between min and max, on a log scale for logUniform/logNormal; a discrete value
 by its number), a categorical parameter one-hot; a NAS architecture is one-hot per
-choice of its encoding (each op, input and skip bit). The model is scikit-learn's
-GaussianProcessRegressor with a constant x Matern(5/2) + white-noise kernel on
-normalised rewards. Stateless: the model is refitted from the request's history.
+choice of its encoding (each op, input and skip bit). The models are in `surrogates`, the
+acquisition functions in `acquisition`. Stateless: the model is refitted from the
+request's history.
 
 Each call draws `acq_candidates` unseen candidates (half random draws, half one- or
 two-step mutations of the best trials); each proposal takes the candidate of largest
-expected improvement. A
-batch (parallel trials) and the trials still running are handled by the kriging
-believer: a chosen or pending point is added to the data with the model's mean as its
-value, so the next proposal of the batch looks elsewhere.
+acquisition (`sampling`). With `lbfgs` the 3 best candidates are then moved by L-BFGS-B
+along their continuous doubles (the only dimensions with a gradient) and the best result
+is kept. A batch (parallel trials) and the trials still running are handled by the
+kriging believer: a chosen or pending point is added to the data with the model's mean
+as its value, so the next proposal of the batch looks elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from random import Random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kubenas.trials import TrialRecord
-from suggestion.algorithms.base import Algorithm, Problem, Suggestion
+from suggestion.algorithms.acquisition import ACQ_FUNCS, acquisition, expected_improvement, hedge
+from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
 from suggestion.algorithms.encoding import NAS_SETTINGS
-from suggestion.algorithms.points import Point, PointSpace, point_space, read_history
+from suggestion.algorithms.points import (
+    CATEGORICAL,
+    FLOAT,
+    Point,
+    PointSpace,
+    point_space,
+    read_history,
+)
 from suggestion.algorithms.sampling import RANDOM_STATE, history_rng
-from suggestion.algorithms.settings import Setting, as_float, as_int, parse_settings
+from suggestion.algorithms.settings import Setting, as_choice, as_float, as_int, parse_settings
+from suggestion.algorithms.surrogates import ESTIMATORS, MAX_FIT_POINTS, Surrogate, fit_surrogate
 
 if TYPE_CHECKING:
     import numpy as np
-    from sklearn.gaussian_process import GaussianProcessRegressor
 
-__all__ = ["SETTINGS", "BayesianOptimization"]
+__all__ = ["KATIB_SETTINGS", "SETTINGS", "BayesianOptimization", "KatibBayesianOptimization",
+           "expected_improvement"]
 
 logger = logging.getLogger(__name__)
 
-# Defaults as scikit-optimize's gp_minimize (10 random points first, xi 0.01).
-SETTINGS: tuple[Setting, ...] = (
-    Setting("n_initial_points", 10, as_int, lambda v: 1 <= v <= 100_000, "an integer in [1, 100000]"),
-    # Each candidate costs a GP prediction per proposal; 10,000 already takes seconds.
-    Setting("acq_candidates", 1000, as_int, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]"),
-    Setting("xi", 0.01, as_float, lambda v: 0 <= v <= 10, "a number in [0, 10]"),
-    RANDOM_STATE,
-    *NAS_SETTINGS,
-)
+ACQ_OPTIMIZERS = ("auto", "sampling", "lbfgs")
 
-# Per-dimension length scales (ARD) up to this many features; past it (one-hot NAS
-# encodings have dozens) one shared length scale keeps the fit well under a second.
-_MAX_ARD_FEATURES = 16
-# Trials the kernel hyperparameters are fitted on, at most.
-_MAX_FIT_POINTS = 100
-# L-BFGS iterations for the kernel hyperparameters (scikit-learn's default: 15,000).
-_MAX_OPTIMISER_STEPS = 30
+
+def _settings(min_initial: int, acq_func: str, acq_optimizer: str) -> tuple[Setting, ...]:
+    return (
+        Setting("base_estimator", "GP", as_choice(*ESTIMATORS), allowed="one of " + ", ".join(ESTIMATORS)),
+        Setting("n_initial_points", 10, as_int, lambda v: min_initial <= v <= 100_000,
+                f"an integer in [{min_initial}, 100000]"),
+        Setting("acq_func", acq_func, as_choice(*ACQ_FUNCS),
+                allowed="one of " + ", ".join(ACQ_FUNCS) + " (EIps and PIps need trial run times: not supported)"),
+        Setting("acq_optimizer", acq_optimizer, as_choice(*ACQ_OPTIMIZERS),
+                allowed="one of " + ", ".join(ACQ_OPTIMIZERS)),
+        # Each candidate costs a model prediction per proposal; 10,000 already takes seconds.
+        Setting("acq_candidates", 1000, as_int, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]"),
+        Setting("xi", 0.01, as_float, lambda v: 0 <= v <= 10, "a number in [0, 10]"),
+        RANDOM_STATE,
+        *NAS_SETTINGS,
+    )
+
+
+# kubenas's `bayesian`: GP + expected improvement over sampled candidates; scikit-optimize's
+# gp_minimize defaults otherwise (10 random points first, xi 0.01).
+SETTINGS: tuple[Setting, ...] = _settings(1, "EI", "sampling")
+# Katib's `bayesianoptimization` (its skopt service): n_initial_points may be 0, gp_hedge, auto.
+KATIB_SETTINGS: tuple[Setting, ...] = _settings(0, "gp_hedge", "auto")
+
 # How many of the best trials the local half of the candidates mutates.
 _ELITE = 5
+# Candidates L-BFGS-B starts from, and its iterations on the acquisition.
+_LBFGS_STARTS = 3
+_LBFGS_STEPS = 15
+_GRADIENT_STEP = 1e-6
+# Closest a refined point may come to a modelled one, in unit feature distance (L-inf).
+_MIN_SEPARATION = 0.01
 
 
 class BayesianOptimization(Algorithm):
-    """Random points until `n_initial_points` trials have an observation, then GP + EI.
+    """Random points until `n_initial_points` trials have an observation, then model + acquisition.
 
     Failed trials carry no value and are not modelled (their points are not proposed
     again); early-stopped trials count with the value they reached.
     """
 
     name = "bayesian"
-    description = "Gaussian-process Bayesian optimisation with expected improvement; " \
-                  "n_initial_points, acq_candidates, xi, random_state, search_mode"
+    description = "Bayesian optimisation (GP + expected improvement by default); base_estimator, " \
+                  "n_initial_points, acq_func, acq_optimizer, acq_candidates, xi, random_state, search_mode"
+    settings_spec: ClassVar[tuple[Setting, ...]] = SETTINGS
 
     def validate(self, problem: Problem) -> None:
-        point_space(problem.space, parse_settings(problem.settings, SETTINGS))
+        self._settings(problem)
+
+    def _settings(self, problem: Problem) -> tuple[dict[str, Any], PointSpace]:
+        settings = parse_settings(problem.settings, self.settings_spec)
+        if settings["acq_optimizer"] == "lbfgs" and settings["base_estimator"] != "GP":
+            # As scikit-optimize: tree models have no gradient to follow.
+            raise InvalidSettings("acq_optimizer", "lbfgs",
+                                  f'"lbfgs" needs base_estimator "GP" (it is {settings["base_estimator"]!r}); '
+                                  'use "sampling" or "auto"')
+        return settings, point_space(problem.space, settings)
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
-        settings = parse_settings(problem.settings, SETTINGS)
-        points = point_space(problem.space, settings)
+        settings, points = self._settings(problem)
         view = read_history(points, problem.objective, history)
         rng = history_rng(settings["random_state"], history)
         seen: set[Hashable] = set(view.seen)
         if n <= 0:
             return []
-        if len(view.evaluated) < settings["n_initial_points"]:
+        # A model needs one observation at least, whatever n_initial_points says.
+        if len(view.evaluated) < max(1, settings["n_initial_points"]):
             chosen = [points.random_unseen(seen, rng) for _ in range(n)]
         else:
             from threadpoolctl import threadpool_limits
@@ -94,9 +132,18 @@ class BayesianOptimization(Algorithm):
             with threadpool_limits(limits=1, user_api="blas"):
                 chosen = _propose(points, [e.point for e in view.evaluated], [e.reward for e in view.evaluated],
                                   list(view.pending), n, settings, seen, rng, problem.check_cancelled)
-            logger.debug("bayesian: %d proposals from %d trials in %.3f s", n, len(view.evaluated),
+            logger.debug("%s: %d proposals from %d trials in %.3f s", self.name, n, len(view.evaluated),
                          time.perf_counter() - started)
         return [Suggestion(points.assignments(p)) for p in chosen]
+
+
+class KatibBayesianOptimization(BayesianOptimization):
+    """Katib's `bayesianoptimization`: the same search with scikit-optimize's defaults."""
+
+    name = "bayesianoptimization"
+    description = "Katib's Bayesian optimisation (scikit-optimize's settings); base_estimator GP/RF/ET/GBRT, " \
+                  "n_initial_points, acq_func, acq_optimizer, random_state, search_mode"
+    settings_spec = KATIB_SETTINGS
 
 
 def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list[Point], n: int,
@@ -107,79 +154,109 @@ def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list
     seed = rng.getrandbits(32)
     X = points.features(xs)
     y = np.asarray(ys, dtype=float)
-    # Kernel hyperparameters from a seeded subset (the fit is cubic in its size and
+    # GP kernel hyperparameters from a seeded subset (the fit is cubic in its size and
     # repeated a few dozen times by the optimiser); the model itself uses every trial.
-    subset = sorted(rng.sample(range(len(xs)), _MAX_FIT_POINTS)) if len(xs) > _MAX_FIT_POINTS else slice(None)
-    gp = _fit(X[subset], y[subset], seed, optimise=True)
-    gp = _fit(X, y, seed, optimise=False, kernel=gp.kernel_)
+    subset = sorted(rng.sample(range(len(xs)), MAX_FIT_POINTS)) if len(xs) > MAX_FIT_POINTS else slice(None)
+    model = fit_surrogate(settings["base_estimator"], X, y, seed, subset)
     best = float(y.max())
     scale = float(y.std()) or 1.0
+    threshold = best + settings["xi"] * scale
     elite = [xs[i] for i in np.argsort(-y, kind="stable")[:_ELITE]]
     if pending:
         Xp = points.features(pending)
-        X, y = np.vstack([X, Xp]), np.concatenate([y, gp.predict(Xp)])
-        gp = _fit(X, y, seed, optimise=False, kernel=gp.kernel_)
+        X, y = np.vstack([X, Xp]), np.concatenate([y, model.predict(Xp)[0]])
+        model = model.refit(X, y)
     # One candidate pool per batch: later proposals differ through the believer's data.
     candidates = _candidates(points, elite, settings["acq_candidates"], seen, rng)
     Xc = points.features(candidates) if candidates else None
+    columns = _continuous_columns(points) if _uses_lbfgs(settings, points) else []
     chosen: list[Point] = []
     for _ in range(n):
         check_cancelled()
         if Xc is None or not candidates:
             chosen.append(points.random_unseen(seen, rng))
             continue
-        mu, sigma = gp.predict(Xc, return_std=True)
-        scores = expected_improvement(mu, sigma, best + settings["xi"] * scale)
+        mu, sigma = model.predict(Xc)
+        name = settings["acq_func"]
+        if name == "gp_hedge":
+            name = hedge(mu, sigma, threshold, scale, rng)
+        scores = acquisition(name, mu, sigma, threshold)
         pick = int(np.argmax(scores))
-        point = candidates.pop(pick)
-        x_new, y_new = Xc[pick : pick + 1], mu[pick]
+        point, x_new = candidates[pick], Xc[pick : pick + 1]
+        if columns:
+            point, x_new = _refine(points, model, name, threshold, candidates, Xc, scores, columns, seen,
+                                   X, (point, x_new))
+        candidates.pop(pick)
         Xc = np.delete(Xc, pick, axis=0)
         seen.add(points.key(point))
         chosen.append(point)
         if len(chosen) < n:
             # Kriging believer: the model's own mean stands in for the unknown result.
-            X, y = np.vstack([X, x_new]), np.append(y, y_new)
-            gp = _fit(X, y, seed, optimise=False, kernel=gp.kernel_)
+            X, y = np.vstack([X, x_new]), np.append(y, model.predict(x_new)[0])
+            model = model.refit(X, y)
     return chosen
 
 
-def expected_improvement(mu: np.ndarray, sigma: np.ndarray, threshold: float) -> np.ndarray:
-    """E[max(f - threshold, 0)] for f ~ N(mu, sigma^2) (larger rewards are better)."""
+def _uses_lbfgs(settings: Mapping[str, Any], points: PointSpace) -> bool:
+    """`lbfgs`, or `auto` with a GP (scikit-optimize's rule), where there is a gradient to follow."""
+    wanted = settings["acq_optimizer"] == "lbfgs" or (
+        settings["acq_optimizer"] == "auto" and settings["base_estimator"] == "GP")
+    return wanted and bool(_continuous_columns(points))
+
+
+def _continuous_columns(points: PointSpace) -> list[tuple[int, int]]:
+    """(dimension, feature column) of each double without a step."""
+    out: list[tuple[int, int]] = []
+    column = 0
+    for i, d in enumerate(points.dims):
+        if d.kind == FLOAT and d.spec is not None and d.spec.step is None:
+            out.append((i, column))
+        column += d.size if d.kind == CATEGORICAL else 1
+    return out
+
+
+def _refine(points: PointSpace, model: Surrogate, name: str, threshold: float, candidates: Sequence[Point],
+            Xc: np.ndarray, scores: np.ndarray, columns: list[tuple[int, int]], seen: set[Hashable],
+            data: np.ndarray, fallback: tuple[Point, np.ndarray]) -> tuple[Point, np.ndarray]:
+    """The best of L-BFGS-B runs on the acquisition from the best candidates.
+
+    A result next to a modelled point (tried, running, or believed earlier in the batch) is
+    dropped: the GP's noise term leaves some improvement there, and L-BFGS-B would find it
+    again for every proposal of a batch.
+    """
     import numpy as np
-    from scipy.special import ndtr
-
-    sigma = np.maximum(sigma, 1e-12)
-    z = (mu - threshold) / sigma
-    return (mu - threshold) * ndtr(z) + sigma * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-
-
-def _fit(X: np.ndarray, y: np.ndarray, seed: int, optimise: bool, kernel: Any = None) -> GaussianProcessRegressor:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
-
-    if kernel is None:
-        d = X.shape[1]
-        length = [1.0] * d if 1 < d <= _MAX_ARD_FEATURES else 1.0
-        kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(length, (1e-2, 1e3), nu=2.5) \
-            + WhiteKernel(1e-2, (1e-6, 1.0))
-    gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, optimizer=_lbfgs if optimise else None,
-                                  n_restarts_optimizer=0, random_state=seed)
-    with warnings.catch_warnings():
-        # Noise-free rewards drive the noise level to its bound; that is expected.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gp.fit(X, y)
-    return gp
-
-
-def _lbfgs(objective: Any, theta: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, float]:
-    """scikit-learn's default optimiser with fewer iterations: the marginal likelihood is
-    flat near its optimum, and each evaluation costs a Cholesky factorisation."""
     from scipy.optimize import minimize
 
-    result = minimize(objective, theta, method="L-BFGS-B", jac=True, bounds=bounds,
-                      options={"maxiter": _MAX_OPTIMISER_STEPS})
-    return result.x, float(result.fun)
+    cols = [c for _, c in columns]
+    best_point, best_x = fallback
+    best_score = float(scores.max())
+    for start in np.argsort(-scores, kind="stable")[:_LBFGS_STARTS]:
+        row = Xc[start : start + 1].copy()
+
+        def negative(u: np.ndarray, row: np.ndarray = row) -> tuple[float, np.ndarray]:
+            # The value and a forward-difference gradient from one model call (scipy's own
+            # differences would call the model once per coordinate).
+            rows = np.repeat(row, len(cols) + 1, axis=0)
+            rows[:, cols] = u
+            rows[np.arange(1, len(cols) + 1), cols] += _GRADIENT_STEP
+            values = acquisition(name, *model.predict(rows), threshold)
+            return -float(values[0]), -(values[1:] - values[0]) / _GRADIENT_STEP
+
+        result = minimize(negative, row[0, cols], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(cols),
+                          options={"maxiter": _LBFGS_STEPS})
+        moved = list(candidates[int(start)])
+        for (i, _), u in zip(columns, result.x):
+            moved[i] = points.dims[i].from_unit(float(u))
+        point = tuple(moved)
+        if points.key(point) in seen:
+            continue
+        x = points.features([point])
+        if float(np.abs(data - x).max(axis=1).min()) < _MIN_SEPARATION:
+            continue
+        score = float(acquisition(name, *model.predict(x), threshold)[0])
+        if score > best_score:
+            best_point, best_x, best_score = point, x, score
+    return best_point, best_x
 
 
 def _candidates(points: PointSpace, elite: Sequence[Point], count: int, seen: set[Hashable],

@@ -20,7 +20,11 @@ ALGORITHMS: dict[str, str] = {
     "enas": "suggestion.algorithms.enas:Enas",
     "evolution": "suggestion.algorithms.evolution:RegularizedEvolution",
     "bayesian": "suggestion.algorithms.bayesian:BayesianOptimization",
+    "bayesianoptimization": "suggestion.algorithms.bayesian:KatibBayesianOptimization",
     "tpe": "suggestion.algorithms.tpe:Tpe",
+    "multivariate-tpe": "suggestion.algorithms.tpe:MultivariateTpe",
+    "cmaes": "suggestion.algorithms.cmaes:CmaEs",
+    "sobol": "suggestion.algorithms.sobol:Sobol",
 }
 
 

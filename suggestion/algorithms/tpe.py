@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem, Suggestion
@@ -41,17 +41,22 @@ from suggestion.algorithms.settings import Setting, as_choice, as_int, parse_set
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
-__all__ = ["SETTINGS", "Tpe"]
+__all__ = ["MULTIVARIATE_SETTINGS", "SETTINGS", "MultivariateTpe", "Tpe"]
 
 logger = logging.getLogger(__name__)
 
-# Optuna's own defaults.
-SETTINGS: tuple[Setting, ...] = (
+# Optuna's own defaults; Katib's names (its `tpe` and `multivariate-tpe` take exactly
+# n_startup_trials, n_ei_candidates and random_state).
+MULTIVARIATE_SETTINGS: tuple[Setting, ...] = (
     Setting("n_startup_trials", 10, as_int, lambda v: 0 <= v <= 100_000, "an integer in [0, 100000]"),
     Setting("n_ei_candidates", 24, as_int, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]"),
-    Setting("multivariate", "true", as_choice("true", "false"), allowed='"true" or "false"'),
     RANDOM_STATE,
     *NAS_SETTINGS,
+)
+SETTINGS: tuple[Setting, ...] = (
+    *MULTIVARIATE_SETTINGS[:2],
+    Setting("multivariate", "true", as_choice("true", "false"), allowed='"true" or "false"'),
+    *MULTIVARIATE_SETTINGS[2:],
 )
 
 # Asks before a repeated point is replaced by a random unseen one.
@@ -65,11 +70,13 @@ class Tpe(Algorithm):
     description = "tree-structured Parzen estimator (Optuna's TPESampler); " \
                   "n_startup_trials, n_ei_candidates, multivariate, random_state, search_mode"
 
+    settings_spec: ClassVar[tuple[Setting, ...]] = SETTINGS
+
     def validate(self, problem: Problem) -> None:
-        point_space(problem.space, parse_settings(problem.settings, SETTINGS))
+        point_space(problem.space, parse_settings(problem.settings, self.settings_spec))
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
-        settings = parse_settings(problem.settings, SETTINGS)
+        settings = parse_settings(problem.settings, self.settings_spec)
         points = point_space(problem.space, settings)
         if n <= 0:
             return []
@@ -83,7 +90,7 @@ class Tpe(Algorithm):
         sampler = optuna.samplers.TPESampler(
             n_startup_trials=settings["n_startup_trials"],
             n_ei_candidates=settings["n_ei_candidates"],
-            multivariate=settings["multivariate"] == "true",
+            multivariate=settings.get("multivariate", "true") == "true",
             constant_liar=True,
             seed=seed,
         )
@@ -103,6 +110,15 @@ class Tpe(Algorithm):
             problem.check_cancelled()
             out.append(_ask(study, points, dists, seen, rng, TrialState.FAIL))
         return [Suggestion(points.assignments(p)) for p in out]
+
+
+class MultivariateTpe(Tpe):
+    """Katib's `multivariate-tpe`: the same sampler, always multivariate (no such setting)."""
+
+    name = "multivariate-tpe"
+    description = "multivariate tree-structured Parzen estimator (Optuna's TPESampler); " \
+                  "n_startup_trials, n_ei_candidates, random_state, search_mode"
+    settings_spec = MULTIVARIATE_SETTINGS
 
 
 def _ask(study: Any, points: PointSpace, dists: Mapping[str, BaseDistribution], seen: set[Hashable],
