@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubenas import proto_convert
 from kubenas.api.v1beta1 import api_pb2
-from kubenas.experiment_errors import FieldError, SpecError, field_errors
+from kubenas.experiment_errors import FieldError, SpecError, field_errors, format_path
 from kubenas.experiment_model import (
     API_VERSION,
     DEFAULT_PARALLEL_TRIAL_COUNT,
@@ -36,7 +35,7 @@ from kubenas.experiment_model import (
     apply_defaults,
 )
 from kubenas.experiment_rules import check_spec
-from kubenas.experiment_yaml import MAX_YAML_BYTES, YamlBombError, load_yaml_documents
+from kubenas.experiment_yaml import MAX_YAML_BYTES, YamlInputError, load_yaml_documents, source_line
 from kubenas.space import SearchSpace, SpaceError
 from kubenas.trials import Objective
 
@@ -238,17 +237,8 @@ def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequ
     """Parse YAML text holding one Experiment (other documents, e.g. a ConfigMap, are skipped)."""
     try:
         documents = [d for d in load_yaml_documents(text) if d is not None]
-    except YamlBombError as exc:
-        raise SpecError.single("yaml", source, f"is refused: {exc}", source) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
-        lines = text.splitlines()
-        found = lines[mark.line].strip() if mark and mark.line < len(lines) else source
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise SpecError.single(where, found, f"is not valid YAML: {problem}", source) from None
-    except yaml.YAMLError as exc:
-        raise SpecError.single("yaml", source, f"is not valid YAML: {exc}", source) from None
+    except YamlInputError as exc:
+        raise SpecError([_yaml_error(exc, text, source)], source) from None
     if not documents:
         raise SpecError.single("(document)", source, "is empty (or only comments): expected a YAML mapping with "
                                "apiVersion, kind, metadata and spec", source)
@@ -262,6 +252,15 @@ def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequ
     if not isinstance(data, dict):
         raise SpecError.single("(document)", data, "must be a YAML mapping with apiVersion, kind, metadata and spec", source)
     return load_experiment_dict(data, extra_checks, source)
+
+
+def _yaml_error(exc: YamlInputError, text: str, source: str) -> FieldError:
+    """A refused YAML document as one error line: the field path when known, else the line and column."""
+    if exc.path:
+        return FieldError(format_path(exc.path), exc.found, f"{exc.reason} ({exc.where})" if exc.where else exc.reason)
+    if exc.where:
+        return FieldError(exc.where, source_line(text, exc.line), exc.reason)
+    return FieldError("yaml", source, f"is refused: {exc.reason}")
 
 
 def load_experiment_dict(

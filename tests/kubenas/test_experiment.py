@@ -414,8 +414,10 @@ def test_yaml_errors_name_line_and_column(tmp_path: Path) -> None:
 def test_duplicate_yaml_keys_are_errors() -> None:
     with pytest.raises(SpecError) as info:
         load_experiment_text("apiVersion: a\napiVersion: b\n")
-    assert info.value.errors[0].path == "line 2, column 1"
-    assert "duplicate key 'apiVersion'" in info.value.errors[0].allowed
+    (error,) = info.value.errors
+    assert (error.path, error.value) == ("apiVersion", "apiVersion")
+    assert "duplicate key 'apiVersion': given again at line 2 (first at line 1)" in error.allowed
+    assert error.allowed.endswith("(line 2, column 1)")
 
 
 @pytest.mark.parametrize("text, allowed", [("- 1\n- 2\n", "mapping"), ("", "mapping"), ("just text", "mapping")])
