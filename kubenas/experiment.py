@@ -238,7 +238,7 @@ def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequ
     try:
         documents = [d for d in load_yaml_documents(text) if d is not None]
     except YamlInputError as exc:
-        raise SpecError([_yaml_error(exc, text, source)], source) from None
+        raise SpecError([_yaml_error(e, text, source) for e in exc.errors], source) from None
     if not documents:
         raise SpecError.single("(document)", source, "is empty (or only comments): expected a YAML mapping with "
                                "apiVersion, kind, metadata and spec", source)

@@ -17,6 +17,7 @@ printing the value) meets a type it cannot handle:
 
 Each refusal is a `YamlInputError` carrying the field path, the line and column, and the
 offending source text; syntax errors from libyaml become one too (line and column, no path).
+One raised error lists in `errors` every problem of the text, so all are reported at once.
 """
 
 from __future__ import annotations
@@ -68,12 +69,17 @@ Path = tuple[str | int, ...]
 
 
 class YamlInputError(yaml.YAMLError):
-    """YAML that is refused: `reason` at `path` (field parts, may be empty), `line`/`column` (1-based)."""
+    """YAML that is refused: `reason` at `path` (field parts, may be empty), `line`/`column` (1-based).
+
+    `errors` lists every problem found in the text, this one first; building goes on past a
+    problem that leaves the document's shape intact (a tag, an integer, a key) to report them all.
+    """
 
     def __init__(self, reason: str, path: Path = (), mark: Any = None, found: str | None = None) -> None:
         self.reason, self.path, self.found = reason, path, found
         self.line = mark.line + 1 if mark is not None else None
         self.column = mark.column + 1 if mark is not None else None
+        self.errors: list[YamlInputError] = [self]
         super().__init__(str(self))
 
     @property
@@ -104,25 +110,39 @@ class _Frame:
     value: list[Any] | dict[str, Any]
     anchor: str | None
     start_nodes: int
+    mark: Any
     key: str | None = None
     key_mark: Any = None
     key_lines: dict[str, int] = field(default_factory=dict)
     merges: list[dict[str, Any]] = field(default_factory=list)
     merge_next: bool = False  # the key waiting for its value is a merge key (<<)
+    skip_next: bool = False  # the key waiting for its value was refused: drop the value
 
 
 class _Builder:
-    """Turns one event stream into plain documents; `nodes` counts values, aliases expanded."""
+    """Turns one event stream into plain documents; `nodes` counts values, aliases expanded.
+
+    A problem that breaks the structure (syntax, depth, size, a recursive alias) stops at once;
+    others are collected in `problems` and the offending value is left out (None, or dropped).
+    """
 
     def __init__(self, loader: Any, text: str, max_nodes: int) -> None:
         self.loader, self.text, self.max_nodes = loader, text, max_nodes
         self.documents: list[Any] = []
+        self.problems: list[YamlInputError] = []
 
     def run(self) -> list[Any]:
-        while self._check_event():
-            event = self.loader.get_event()
-            if isinstance(event, yaml.DocumentStartEvent):
-                self.documents.append(self._document())
+        try:
+            while self._check_event():
+                event = self.loader.get_event()
+                if isinstance(event, yaml.DocumentStartEvent):
+                    self.documents.append(self._document())
+        except YamlInputError as fatal:
+            self.problems.append(fatal)
+        if self.problems:
+            first = self.problems[0]
+            first.errors = self.problems
+            raise first
         return self.documents
 
     def _check_event(self) -> bool:
@@ -150,13 +170,13 @@ class _Builder:
             if isinstance(event, yaml.AliasEvent):
                 value, size = self._alias(event, path)
                 self._count(size)
-                self._add(stack, root, value, event, scalar_text=value if isinstance(value, str) else None)
+                self._add(stack, root, value, event.start_mark, value if isinstance(value, str) else None)
             elif isinstance(event, yaml.ScalarEvent):
                 self._count(1)
                 value = self._scalar(event, path)
                 if event.anchor is not None:
                     self.anchors[event.anchor] = (value, 1)
-                self._add(stack, root, value, event, scalar_text=event.value)
+                self._add(stack, root, value, event.start_mark, event.value, merge=bool(event.implicit[0]))
             elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 self._start(stack, event, path)
             else:  # SequenceEndEvent / MappingEndEvent
@@ -164,7 +184,7 @@ class _Builder:
                 value = self._finish(frame)
                 if frame.anchor is not None:
                     self.anchors[frame.anchor] = (value, self.nodes - frame.start_nodes)
-                self._add(stack, root, value, event, scalar_text=None)
+                self._add(stack, root, value, frame.mark, None)
 
     def _count(self, size: int) -> None:
         self.nodes += size
@@ -184,60 +204,60 @@ class _Builder:
         return (*frame.path, frame.key) if frame.key is not None else frame.path
 
     def _start(self, stack: list[_Frame], event: Any, path: Path) -> None:
-        if stack and isinstance(stack[-1].value, dict) and stack[-1].key is None:
-            raise YamlInputError(f"a {_kind(event)} as a mapping key is not supported: keys must be text", path,
-                                 event.start_mark, _kind(event))
         if len(stack) >= MAX_YAML_DEPTH:
             raise YamlInputError(f"nesting deeper than {MAX_YAML_DEPTH} levels is refused; a Kubernetes resource "
                                  "needs about 15", path, event.start_mark, f"a {_kind(event)} at level {len(stack) + 1}")
         is_list = isinstance(event, yaml.SequenceStartEvent)
-        expected = f"{_TAG}seq" if is_list else f"{_TAG}map"
-        if event.tag not in (None, "!", expected):
-            raise YamlInputError(f"tag {_short(event.tag)} cannot be used on a {'list' if is_list else 'mapping'}; "
-                                 f"allowed tags: {_ALLOWED_TAGS}", path, event.start_mark, _short(event.tag))
+        if event.tag not in (None, "!", f"{_TAG}seq" if is_list else f"{_TAG}map"):
+            self.problems.append(_tag_error(event.tag, _kind(event), path, event.start_mark, _short(event.tag)))
         self._count(1)
         if event.anchor is not None:
             self.anchors[event.anchor] = _OPEN
-        stack.append(_Frame(path, [] if is_list else {}, event.anchor, self.nodes))
+        stack.append(_Frame(path, [] if is_list else {}, event.anchor, self.nodes, event.start_mark))
 
-    def _add(self, stack: list[_Frame], root: list[Any], value: Any, event: Any, scalar_text: str | None) -> None:
+    def _add(self, stack: list[_Frame], root: list[Any], value: Any, mark: Any, text: str | None, merge: bool = False) -> None:
+        """Put a finished value in its parent; in a mapping, `text` is its key text (None: not a scalar)."""
         if not stack:
             root.append(value)
             return
         frame = stack[-1]
         if isinstance(frame.value, list):
             frame.value.append(value)
-            return
-        if frame.key is None:
-            self._take_key(frame, value, event, scalar_text)
-            return
-        key, frame.key = frame.key, None
-        if frame.merge_next:
-            frame.merge_next = False
-            frame.merges.extend(self._merge_sources(value, (*frame.path, key), frame.key_mark))
-            return
-        frame.value[key] = value
-
-    def _take_key(self, frame: _Frame, value: Any, event: Any, scalar_text: str | None) -> None:
-        if scalar_text is None:
-            raise YamlInputError("a list or mapping (through an *alias) as a mapping key is not supported: keys must be text",
-                                 frame.path, event.start_mark, f"*{event.anchor}")
-        key = scalar_text
-        if isinstance(event, yaml.ScalarEvent) and event.implicit[0] and key == "<<":
-            frame.merge_next = True
-        elif key in frame.key_lines:
-            raise YamlDuplicateKeyError(f"duplicate key {key!r}: given again at line {event.start_mark.line + 1} "
-                                        f"(first at line {frame.key_lines[key]}); give each key once",
-                                        (*frame.path, key), event.start_mark, key)
+        elif frame.key is None:
+            self._take_key(frame, mark, text, merge)
         else:
-            frame.key_lines[key] = event.start_mark.line + 1
-        frame.key, frame.key_mark = key, event.start_mark
+            key, frame.key = frame.key, None
+            if frame.skip_next:
+                frame.skip_next = False
+            elif frame.merge_next:
+                frame.merge_next = False
+                frame.merges.extend(self._merge_sources(value, (*frame.path, key), frame.key_mark))
+            else:
+                frame.value[key] = value
+
+    def _take_key(self, frame: _Frame, mark: Any, text: str | None, merge: bool) -> None:
+        if text is None:
+            self.problems.append(YamlInputError("a list or mapping as a mapping key is not supported: keys must be text",
+                                                frame.path, mark, "a list or mapping"))
+            frame.key, frame.skip_next = "?", True
+        elif merge and text == "<<":
+            frame.key, frame.merge_next = text, True
+        elif text in frame.key_lines:
+            self.problems.append(YamlDuplicateKeyError(
+                f"duplicate key {text!r}: given again at line {mark.line + 1} (first at line {frame.key_lines[text]}); "
+                "give each key once", (*frame.path, text), mark, text))
+            frame.key, frame.skip_next = text, True
+        else:
+            frame.key_lines[text] = mark.line + 1
+            frame.key = text
+        frame.key_mark = mark
 
     def _merge_sources(self, value: Any, path: Path, mark: Any) -> list[dict[str, Any]]:
         sources = value if isinstance(value, list) else [value]
-        if not all(isinstance(s, dict) for s in sources):
-            raise YamlInputError("a merge key (<<) takes a mapping or a list of mappings", path, mark)
-        return sources
+        if all(isinstance(s, dict) for s in sources):
+            return sources
+        self.problems.append(YamlInputError("a merge key (<<) takes a mapping or a list of mappings", path, mark))
+        return []
 
     @staticmethod
     def _finish(frame: _Frame) -> Any:
@@ -254,22 +274,29 @@ class _Builder:
     def _alias(self, event: Any, path: Path) -> tuple[Any, int]:
         target = self.anchors.get(event.anchor)
         if target is None:
-            raise YamlInputError(f"alias *{event.anchor} names no anchor defined before it", path, event.start_mark,
-                                 f"*{event.anchor}")
+            self.problems.append(YamlInputError(f"alias *{event.anchor} names no anchor defined before it", path,
+                                                event.start_mark, f"*{event.anchor}"))
+            return None, 1
         if target is _OPEN:
             raise YamlBombError("an alias refers to the node that contains it (a recursive document)", path, event.start_mark)
         assert isinstance(target, tuple)
         return target
 
     def _scalar(self, event: Any, path: Path) -> Any:
+        try:
+            return self._scalar_value(event, path)
+        except YamlInputError as exc:
+            self.problems.append(exc)
+            return None
+
+    def _scalar_value(self, event: Any, path: Path) -> Any:
         text: str = event.value
         explicit = event.tag not in (None, "!")
         implicit_tag = self.loader.resolve(yaml.ScalarNode, text, (True, False))
         tag = event.tag if explicit else self.loader.resolve(yaml.ScalarNode, text, event.implicit)
         found = f"{_short(tag)} {text}" if explicit else text
         if explicit and tag not in _SCALAR_TAGS:
-            raise YamlInputError(f"tag {_short(tag)} is not supported: an Experiment holds plain text, numbers, booleans, "
-                                 f"null, lists and mappings; allowed tags: {_ALLOWED_TAGS}", path, event.start_mark, found)
+            raise _tag_error(tag, "scalar", path, event.start_mark, found)
         fits = {f"{_TAG}float": (f"{_TAG}float", f"{_TAG}int")}.get(tag, (tag,))
         if explicit and tag != f"{_TAG}str" and implicit_tag not in fits:
             raise YamlInputError(f"is not a valid {_short(tag)} value; quote it (or drop the tag) for text",
@@ -286,6 +313,13 @@ class _Builder:
         if tag == f"{_TAG}null":
             return None
         return text  # str, timestamp (kept as written), and YAML 1.1's `=` and `<<` as plain values
+
+
+def _tag_error(tag: str, kind: str, path: Path, mark: Any, found: str) -> YamlInputError:
+    if tag in _SCALAR_TAGS or tag in (f"{_TAG}seq", f"{_TAG}map"):
+        return YamlInputError(f"tag {_short(tag)} cannot be used on a {kind}", path, mark, found)
+    return YamlInputError(f"tag {_short(tag)} is not supported: an Experiment holds plain text, numbers, booleans, "
+                          f"null, lists and mappings; allowed tags: {_ALLOWED_TAGS}", path, mark, found)
 
 
 def _kind(event: Any) -> str:
