@@ -35,8 +35,9 @@ app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Benchmarks of the search algorithms on tabular NAS benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# No emoji codes: a YAML key `:smile:` must be printed as written, not as a picture.
+err = Console(stderr=True, highlight=False, emoji=False)
+out = Console(highlight=False, emoji=False)
 
 USAGE_ERROR = 2
 INT32_MAX = 2**31 - 1  # the spec's counts are int32; so are their overrides

@@ -65,7 +65,7 @@ _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _ALLOWED_TAGS = "!!str, !!int, !!float, !!bool, !!null, !!timestamp, !!seq, !!map"
 
-Path = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
 
 
 class YamlInputError(yaml.YAMLError):
@@ -75,7 +75,7 @@ class YamlInputError(yaml.YAMLError):
     problem that leaves the document's shape intact (a tag, an integer, a key) to report them all.
     """
 
-    def __init__(self, reason: str, path: Path = (), mark: Any = None, found: str | None = None) -> None:
+    def __init__(self, reason: str, path: FieldPath = (), mark: Any = None, found: str | None = None) -> None:
         self.reason, self.path, self.found = reason, path, found
         self.line = mark.line + 1 if mark is not None else None
         self.column = mark.column + 1 if mark is not None else None
@@ -106,7 +106,7 @@ _OPEN = object()  # an anchor whose node is still being built: an alias to it is
 class _Frame:
     """A list or mapping being built: its path, and for a mapping the key waiting for its value."""
 
-    path: Path
+    path: FieldPath
     value: list[Any] | dict[str, Any]
     anchor: str | None
     start_nodes: int
@@ -159,7 +159,8 @@ class _Builder:
 
     def _document(self) -> Any:
         self.nodes = 0
-        self.anchors: dict[str, tuple[Any, int] | object] = {}
+        # anchor -> (value, size with aliases expanded, source text when a scalar: its text as a key)
+        self.anchors: dict[str, tuple[Any, int, str | None] | object] = {}
         stack: list[_Frame] = []
         root: list[Any] = []
         while True:
@@ -168,14 +169,14 @@ class _Builder:
                 return root[0] if root else None
             path = self._child_path(stack)
             if isinstance(event, yaml.AliasEvent):
-                value, size = self._alias(event, path)
+                value, size, text = self._alias(event, path)
                 self._count(size)
-                self._add(stack, root, value, event.start_mark, value if isinstance(value, str) else None)
+                self._add(stack, root, value, event.start_mark, text)
             elif isinstance(event, yaml.ScalarEvent):
                 self._count(1)
                 value = self._scalar(event, path)
                 if event.anchor is not None:
-                    self.anchors[event.anchor] = (value, 1)
+                    self.anchors[event.anchor] = (value, 1, event.value)
                 self._add(stack, root, value, event.start_mark, event.value, merge=bool(event.implicit[0]))
             elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 self._start(stack, event, path)
@@ -183,7 +184,7 @@ class _Builder:
                 frame = stack.pop()
                 value = self._finish(frame)
                 if frame.anchor is not None:
-                    self.anchors[frame.anchor] = (value, self.nodes - frame.start_nodes)
+                    self.anchors[frame.anchor] = (value, self.nodes - frame.start_nodes, None)
                 self._add(stack, root, value, frame.mark, None)
 
     def _count(self, size: int) -> None:
@@ -195,7 +196,7 @@ class _Builder:
             )
 
     @staticmethod
-    def _child_path(stack: list[_Frame]) -> Path:
+    def _child_path(stack: list[_Frame]) -> FieldPath:
         if not stack:
             return ()
         frame = stack[-1]
@@ -203,7 +204,7 @@ class _Builder:
             return (*frame.path, len(frame.value))
         return (*frame.path, frame.key) if frame.key is not None else frame.path
 
-    def _start(self, stack: list[_Frame], event: Any, path: Path) -> None:
+    def _start(self, stack: list[_Frame], event: Any, path: FieldPath) -> None:
         if len(stack) >= MAX_YAML_DEPTH:
             raise YamlInputError(f"nesting deeper than {MAX_YAML_DEPTH} levels is refused; a Kubernetes resource "
                                  "needs about 15", path, event.start_mark, f"a {_kind(event)} at level {len(stack) + 1}")
@@ -239,7 +240,7 @@ class _Builder:
         if text is None:
             self.problems.append(YamlInputError("a list or mapping as a mapping key is not supported: keys must be text",
                                                 frame.path, mark, "a list or mapping"))
-            frame.key, frame.skip_next = "?", True
+            frame.key, frame.skip_next = "?", True  # "?" only names the dropped value's place in paths
         elif merge and text == "<<":
             frame.key, frame.merge_next = text, True
         elif text in frame.key_lines:
@@ -252,7 +253,7 @@ class _Builder:
             frame.key = text
         frame.key_mark = mark
 
-    def _merge_sources(self, value: Any, path: Path, mark: Any) -> list[dict[str, Any]]:
+    def _merge_sources(self, value: Any, path: FieldPath, mark: Any) -> list[dict[str, Any]]:
         sources = value if isinstance(value, list) else [value]
         if all(isinstance(s, dict) for s in sources):
             return sources
@@ -271,25 +272,25 @@ class _Builder:
         merged.update(frame.value)
         return merged
 
-    def _alias(self, event: Any, path: Path) -> tuple[Any, int]:
+    def _alias(self, event: Any, path: FieldPath) -> tuple[Any, int, str | None]:
         target = self.anchors.get(event.anchor)
         if target is None:
             self.problems.append(YamlInputError(f"alias *{event.anchor} names no anchor defined before it", path,
                                                 event.start_mark, f"*{event.anchor}"))
-            return None, 1
+            return None, 1, f"*{event.anchor}"
         if target is _OPEN:
             raise YamlBombError("an alias refers to the node that contains it (a recursive document)", path, event.start_mark)
         assert isinstance(target, tuple)
         return target
 
-    def _scalar(self, event: Any, path: Path) -> Any:
+    def _scalar(self, event: Any, path: FieldPath) -> Any:
         try:
             return self._scalar_value(event, path)
         except YamlInputError as exc:
             self.problems.append(exc)
             return None
 
-    def _scalar_value(self, event: Any, path: Path) -> Any:
+    def _scalar_value(self, event: Any, path: FieldPath) -> Any:
         text: str = event.value
         explicit = event.tag not in (None, "!")
         implicit_tag = self.loader.resolve(yaml.ScalarNode, text, (True, False))
@@ -315,7 +316,7 @@ class _Builder:
         return text  # str, timestamp (kept as written), and YAML 1.1's `=` and `<<` as plain values
 
 
-def _tag_error(tag: str, kind: str, path: Path, mark: Any, found: str) -> YamlInputError:
+def _tag_error(tag: str, kind: str, path: FieldPath, mark: Any, found: str) -> YamlInputError:
     if tag in _SCALAR_TAGS or tag in (f"{_TAG}seq", f"{_TAG}map"):
         return YamlInputError(f"tag {_short(tag)} cannot be used on a {kind}", path, mark, found)
     return YamlInputError(f"tag {_short(tag)} is not supported: an Experiment holds plain text, numbers, booleans, "

@@ -35,7 +35,7 @@ SCALARS = [
 KEYS = [
     "name", "value", "kind", "spec", "parameters", "maxTrialCount", "parallelTrialCount", "algorithmName",
     "numLayers", "list", "min", "max", "image", "trialSpec", "1", "2024-01-01", "~", "true", "<<", '"a.b/c"',
-    '"\\e[31m"', "'a: b'", "ü", "[a]", "!!int 3", "!!binary aGk=",
+    '"\\e[31m"', "'a: b'", "ü", "[a]", "!!int 3", "!!binary aGk=", '":smile:"', '"[bold]x[/]"',
 ]
 
 scalars = st.one_of(
@@ -170,3 +170,11 @@ def test_validate_grid_with_200_layers_names_nas_config(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(path)], catch_exceptions=False)
     check_output(result.exit_code, result.stdout, result.stderr, str(path))
     assert result.exit_code == 2 and "spec.nasConfig" in result.stderr
+
+
+def test_keys_are_printed_as_written_not_as_markup_or_emoji(tmp_path: Path) -> None:
+    path = tmp_path / "markup.yaml"
+    path.write_text(_with("random-hpo", "maxTrialCount: 12", 'maxTrialCount: 12\n  ":smile:": x\n  "[bold]b[/]": y'))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "spec[':smile:']: 'x'" in result.stderr and "spec['[bold]b[/]']: 'y'" in result.stderr

@@ -185,6 +185,9 @@ class TestKeys:
         (error,) = errors_of(with_max_trials(f"12\n  {entry}"))
         assert error.path == "spec" and "as a mapping key is not supported: keys must be text" in error.allowed
 
+    def test_an_alias_to_a_scalar_is_a_key_by_its_text(self) -> None:
+        assert load_yaml_documents("a: &n 1\nb: {*n : x}\n") == [{"a": 1, "b": {"1": "x"}}]
+
     def test_a_duplicate_key_names_its_path_and_both_lines(self) -> None:
         with pytest.raises(YamlDuplicateKeyError) as info:
             load_yaml_documents("spec:\n  a: 1\n  b: 2\n  a: 3\n")
