@@ -32,6 +32,11 @@ SCALARS = [
     "'a b'", '"${trialParameters.x}"', "9" * 5000, "0x" + "f" * 300, "Job", "batch/v1", "random", "grid", "enas",
     "minimize", "maximize", "categorical", "double", "int", "[unclosed", "{a: 1", "a: b: c", "- x",
 ]
+# For the fields that hold numbers (counts, bounds, steps, sizes), as YAML numbers and as Katib's quoted text.
+NUMBERS = ["0", "-1", "1e-320", "1e400", "nan", "-0", "0x10", "1_0", "2147483648", "9" * 310, "-" + "9" * 4000,
+           "9" * 5000, "1.7976931348623157e308", "5e-324", "3.0", "1e16"]
+numbers = st.one_of(st.sampled_from(NUMBERS), st.integers(-(10**400), 10**400).map(str)).flatmap(
+    lambda n: st.sampled_from([n, f'"{n}"']))
 KEYS = [
     "name", "value", "kind", "spec", "parameters", "maxTrialCount", "parallelTrialCount", "algorithmName",
     "numLayers", "list", "min", "max", "image", "trialSpec", "1", "2024-01-01", "~", "true", "<<", '"a.b/c"',
@@ -57,6 +62,7 @@ trees = st.recursive(
 values = st.one_of(trees, trees.map(lambda v: f"&a {v}"), deep)
 
 VALUE_LINE = re.compile(r"^(\s*(?:- )?[A-Za-z]+: )(.+)$")
+NUMERIC_LINE = re.compile(r'^(\s*(?:- )?(?:[A-Za-z]+: )?)"?-?[0-9][0-9.]*"?$')
 
 
 @st.composite
@@ -67,10 +73,14 @@ def hostile_documents(draw: st.DrawFn) -> str:
         return draw(st.one_of(values, st.tuples(keys, values).map(lambda kv: f"{kv[0]}: {kv[1]}\n")))
     lines = EXAMPLES[draw(st.sampled_from(sorted(EXAMPLES)))].splitlines()
     for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(["replace", "insert", "trialSpec"]))
+        where = draw(st.sampled_from(["replace", "insert", "trialSpec", "number"]))
         i = draw(st.integers(0, len(lines) - 1))
         match = VALUE_LINE.match(lines[i])
-        if where == "trialSpec":
+        numeric = [j for j, line in enumerate(lines) if NUMERIC_LINE.match(line)]
+        if where == "number" and numeric:
+            j = draw(st.sampled_from(numeric))
+            lines[j] = NUMERIC_LINE.sub(lambda m: m.group(1) + draw(numbers), lines[j])
+        elif where == "trialSpec":
             at = lines.index("    trialSpec:")
             lines.insert(at + 1, f"      {draw(st.sampled_from(['x', 'extra', 'data', 'labels']))}{at}{i}: {draw(values)}")
         elif where == "replace" and match:
