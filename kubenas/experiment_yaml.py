@@ -12,8 +12,8 @@ printing the value) meets a type it cannot handle:
   `!!timestamp`) and must fit their value (`!!bool maybe` is refused); others (`!!binary`,
   `!!set`, `!foo`, `!!python/...`) are refused;
 * integers longer than MAX_INT_CHARS characters, nesting deeper than MAX_YAML_DEPTH, a key given
-  twice, and documents of more than MAX_YAML_NODES values (every use of an *alias counted in
-  full: a "billion laughs") are refused, the last before anything big is built.
+  twice, and a text of more than MAX_YAML_NODES values (each document and every use of an
+  *alias counted in full: a "billion laughs") are refused, the last before anything big is built.
 
 Each refusal is a `YamlInputError` carrying the field path, the line and column, and the
 offending source text; syntax errors from libyaml become one too (line and column, no path).
@@ -96,7 +96,7 @@ class YamlDuplicateKeyError(YamlInputError):
 
 
 class YamlBombError(YamlInputError, ValueError):
-    """A document whose aliases expand past MAX_YAML_NODES values, or refer to themselves."""
+    """A text whose documents and aliases expand past MAX_YAML_NODES values, or an alias inside its own anchor."""
 
 
 _OPEN = object()  # an anchor whose node is still being built: an alias to it is recursive
@@ -130,6 +130,9 @@ class _Builder:
         self.loader, self.text, self.max_nodes = loader, text, max_nodes
         self.documents: list[Any] = []
         self.problems: list[YamlInputError] = []
+        # One budget for the whole text, a document counting as a value: a million `---` lines
+        # are as much work as a million values.
+        self.nodes = 0
 
     def run(self) -> list[Any]:
         try:
@@ -158,7 +161,7 @@ class _Builder:
         return self.loader.get_event()
 
     def _document(self) -> Any:
-        self.nodes = 0
+        self._count(1)
         # anchor -> (value, size with aliases expanded, source text when a scalar: its text as a key)
         self.anchors: dict[str, tuple[Any, int, str | None] | object] = {}
         stack: list[_Frame] = []
@@ -191,8 +194,8 @@ class _Builder:
         self.nodes += size
         if self.nodes > self.max_nodes:
             raise YamlBombError(
-                f"document {len(self.documents) + 1} holds more than {self.max_nodes} YAML values, counting every "
-                "use of an *alias in full (a 'billion laughs' document?); an Experiment has a few hundred"
+                f"document {len(self.documents) + 1} brings the file past {self.max_nodes} YAML values (a document is one), "
+                "counting every use of an *alias in full (a 'billion laughs' document?); an Experiment has a few hundred"
             )
 
     @staticmethod
@@ -355,8 +358,8 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlInputError:
 def load_yaml_documents(text: str, max_nodes: int = MAX_YAML_NODES) -> list[Any]:
     """Every document of `text` as plain data (see the module docstring); `YamlInputError` otherwise.
 
-    `YamlDuplicateKeyError` for a key given twice, `YamlBombError` for a document of more than
-    `max_nodes` values (aliases expanded) or a recursive one; both are YamlInputErrors.
+    `YamlDuplicateKeyError` for a key given twice, `YamlBombError` for a text of more than
+    `max_nodes` values (documents and aliases expanded) or a recursive one; both are YamlInputErrors.
     """
     try:
         loader = _BaseLoader(text)

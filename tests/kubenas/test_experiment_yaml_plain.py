@@ -18,6 +18,7 @@ from kubenas.experiment_errors import MAX_ERROR_LINES, FieldError, format_path
 from kubenas.experiment_yaml import (
     MAX_INT_CHARS,
     MAX_YAML_DEPTH,
+    MAX_YAML_NODES,
     YamlDuplicateKeyError,
     YamlInputError,
     load_yaml_documents,
@@ -105,6 +106,16 @@ class TestDepth:
         for _ in range(depth - 1):
             (doc,) = doc
         assert doc == []
+
+
+class TestSize:
+    @pytest.mark.parametrize("text", ["---\n" * 1_000_000, "a: 1\n---\n" * 400_000])
+    def test_a_million_documents_share_one_value_budget(self, text: str) -> None:
+        # Before: every document had its own budget; a million empty ones took ~20 s to read.
+        start = time.monotonic()
+        (error,) = errors_of(text)
+        assert time.monotonic() - start < 5
+        assert error.path == "yaml" and f"past {MAX_YAML_NODES} YAML values" in error.allowed
 
 
 class TestIntegers:
