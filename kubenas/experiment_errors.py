@@ -72,8 +72,9 @@ class FieldError:
     allowed: str
 
     def __str__(self) -> str:
-        path, value, allowed = _printable(self.path), _show(self.value), _printable(self.allowed)
-        return f"{_clip(path, MAX_PATH_CHARS)}: {_clip(value, MAX_VALUE_CHARS)} — {_clip(allowed, MAX_ALLOWED_CHARS)}"
+        # Clipped before escaping: an error can carry a 30 KB list of allowed names.
+        path, allowed = _printable(_clip(self.path, MAX_PATH_CHARS)), _printable(_clip(self.allowed, MAX_ALLOWED_CHARS))
+        return f"{path}: {_clip(_show(self.value), MAX_VALUE_CHARS)} — {allowed}"
 
     def under(self, prefix: str) -> FieldError:
         """The same error with `prefix` put in front of its path (`spec.` + `parameters[0]...`)."""
