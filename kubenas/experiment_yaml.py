@@ -187,7 +187,7 @@ class _Builder:
                 frame = stack.pop()
                 value = self._finish(frame)
                 if frame.anchor is not None:
-                    self.anchors[frame.anchor] = (value, self.nodes - frame.start_nodes, None)
+                    self.anchors[frame.anchor] = (value, self.nodes - frame.start_nodes + 1, None)  # + itself
                 self._add(stack, root, value, frame.mark, None)
 
     def _count(self, size: int) -> None:
