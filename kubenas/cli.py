@@ -16,7 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from kubenas.experiment import Experiment, FieldError
+    from suggestion.algorithms.base import InvalidSettings
 
 app = typer.Typer(
     name="kubenas",
@@ -32,8 +35,9 @@ app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Benchmarks of the search algorithms on tabular NAS benchmarks.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# No emoji codes: a YAML key `:smile:` must be printed as written, not as a picture.
+err = Console(stderr=True, highlight=False, emoji=False)
+out = Console(highlight=False, emoji=False)
 
 USAGE_ERROR = 2
 INT32_MAX = 2**31 - 1  # the spec's counts are int32; so are their overrides
@@ -52,6 +56,17 @@ def _logging(verbose: bool) -> None:
     )
 
 
+def _settings_error(base: str, exc: InvalidSettings, given: Iterable[str]) -> FieldError:
+    """Where an algorithm's complaint belongs: a spec field (`nasConfig...`, `parameters...`) it
+    names is reported at `spec.<field>`; anything else is a setting, `<base>[<name>]`."""
+    from kubenas.experiment import FieldError
+
+    field = exc.setting
+    if field not in given and field.split(".", 1)[0].split("[", 1)[0] in ("nasConfig", "parameters"):
+        return FieldError(f"spec.{field}", exc.value, exc.allowed)
+    return FieldError(f"{base}[{field}]", exc.value, exc.allowed)
+
+
 def _check_algorithm(exp: Experiment) -> list[FieldError]:
     """The registry and the algorithm's own validate(): known name, usable settings and space."""
     from kubenas.experiment import FieldError
@@ -68,7 +83,7 @@ def _check_algorithm(exp: Experiment) -> list[FieldError]:
     try:
         cls().validate(problem)
     except InvalidSettings as exc:
-        return [FieldError(f"spec.algorithm.algorithmSettings[{exc.setting}]", exc.value, exc.allowed)]
+        return [_settings_error("spec.algorithm.algorithmSettings", exc, exp.algorithm_settings())]
     except SpaceError as exc:
         return [FieldError(f"spec.{exc.field}", exc.value, exc.allowed)]
     return []
@@ -95,7 +110,7 @@ def _check_early_stopping(exp: Experiment) -> list[FieldError]:
     try:
         cls().parse(exp.early_stopping_settings())
     except InvalidSettings as exc:
-        return [FieldError(f"spec.earlyStopping.algorithmSettings[{exc.setting}]", exc.value, exc.allowed)]
+        return [_settings_error("spec.earlyStopping.algorithmSettings", exc, exp.early_stopping_settings())]
     return []
 
 

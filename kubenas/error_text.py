@@ -9,6 +9,7 @@ servers cap the final status message with `clip(..., MAX_STATUS_CHARS)` as well.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 __all__ = ["MAX_STATUS_CHARS", "MAX_VALUE_CHARS", "clip", "invalid_value", "shorten"]
@@ -33,7 +34,7 @@ def clip(text: str, limit: int) -> str:
 def shorten(value: object, limit: int = MAX_VALUE_CHARS) -> str:
     """repr(value) in at most about `limit` characters, whatever the value's size."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        digits = int(value.bit_length() * 0.30103) + 1
+        digits = math.floor(math.log10(abs(value))) + 1  # log10 takes ints of any size
         return f"{'-' if value < 0 else ''}<an integer of about {digits} digits>"
     extra = ""
     if isinstance(value, (list, tuple)) and len(value) > _ITEMS_SHOWN:

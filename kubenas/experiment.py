@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubenas import proto_convert
 from kubenas.api.v1beta1 import api_pb2
-from kubenas.experiment_errors import FieldError, SpecError, field_errors
+from kubenas.experiment_errors import FieldError, SpecError, field_errors, format_path
 from kubenas.experiment_model import (
     API_VERSION,
     DEFAULT_PARALLEL_TRIAL_COUNT,
@@ -36,7 +35,7 @@ from kubenas.experiment_model import (
     apply_defaults,
 )
 from kubenas.experiment_rules import check_spec
-from kubenas.experiment_yaml import MAX_YAML_BYTES, YamlBombError, load_yaml_documents
+from kubenas.experiment_yaml import MAX_YAML_BYTES, YamlInputError, load_yaml_documents, source_line
 from kubenas.space import SearchSpace, SpaceError
 from kubenas.trials import Objective
 
@@ -238,17 +237,8 @@ def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequ
     """Parse YAML text holding one Experiment (other documents, e.g. a ConfigMap, are skipped)."""
     try:
         documents = [d for d in load_yaml_documents(text) if d is not None]
-    except YamlBombError as exc:
-        raise SpecError.single("yaml", source, f"is refused: {exc}", source) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
-        lines = text.splitlines()
-        found = lines[mark.line].strip() if mark and mark.line < len(lines) else source
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise SpecError.single(where, found, f"is not valid YAML: {problem}", source) from None
-    except yaml.YAMLError as exc:
-        raise SpecError.single("yaml", source, f"is not valid YAML: {exc}", source) from None
+    except YamlInputError as exc:
+        raise SpecError([_yaml_error(e, text, source) for e in exc.errors], source) from None
     if not documents:
         raise SpecError.single("(document)", source, "is empty (or only comments): expected a YAML mapping with "
                                "apiVersion, kind, metadata and spec", source)
@@ -262,6 +252,15 @@ def load_experiment_text(text: str, source: str = "<string>", extra_checks: Sequ
     if not isinstance(data, dict):
         raise SpecError.single("(document)", data, "must be a YAML mapping with apiVersion, kind, metadata and spec", source)
     return load_experiment_dict(data, extra_checks, source)
+
+
+def _yaml_error(exc: YamlInputError, text: str, source: str) -> FieldError:
+    """A refused YAML document as one error line: the field path when known, else the line and column."""
+    if exc.path:
+        return FieldError(format_path(exc.path), exc.found, f"{exc.reason} ({exc.where})" if exc.where else exc.reason)
+    if exc.where:
+        return FieldError(exc.where, source_line(text, exc.line), exc.reason)
+    return FieldError("yaml", source, f"is refused: {exc.reason}")
 
 
 def load_experiment_dict(
@@ -282,8 +281,9 @@ def load_experiment_dict(
         raise SpecError(header, source)
     exp, errors, broken, index = _parse_leniently(dict(data))
     exp = exp.model_copy(update={"spec": apply_defaults(exp.spec)})
+    params_broken = any(b.startswith("spec.parameters") for b in broken)
     for error in (_renumber(e, index) for e in check_spec(exp.metadata, exp.spec)):
-        if not any(error.path == b or error.path.startswith((b + ".", b + "[")) for b in broken) and not _depends_on(error, broken):
+        if not _is_under(error.path, broken) and not _depends_on(error, params_broken, "spec.nasConfig" in broken):
             errors.append(error)
     if not errors:
         for check in extra_checks:
@@ -293,12 +293,20 @@ def load_experiment_dict(
     return exp
 
 
-def _depends_on(error: FieldError, broken: set[str]) -> bool:
+def _is_under(path: str, broken: set[str]) -> bool:
+    """`path` is a broken path or inside one (`spec.parameters[1]` holds `spec.parameters[1].name`).
+
+    Looks up each of the path's own prefixes: one set lookup per level, whatever the number of
+    broken parts (comparing against each of them was quadratic on a spec with thousands).
+    """
+    return path in broken or any(path[:i] in broken for i, c in enumerate(path) if c in ".[")
+
+
+def _depends_on(error: FieldError, params_broken: bool, nas_broken: bool) -> bool:
     # Cross-section rules would only repeat (or invent) what a structural error reported already.
-    params_broken = any(b.startswith("spec.parameters") for b in broken)
     if params_broken and error.path.startswith("spec.trialTemplate.trialParameters") and error.path.endswith(".reference"):
         return True
-    return error.path in ("spec.parameters", "spec.nasConfig") and (params_broken or "spec.nasConfig" in broken)
+    return error.path in ("spec.parameters", "spec.nasConfig") and (params_broken or nas_broken)
 
 
 def _parse_leniently(data: dict[str, Any]) -> tuple[Experiment, list[FieldError], set[str], list[int]]:
@@ -330,10 +338,10 @@ def _drop_broken(data: dict[str, Any], exc: ValidationError, broken: set[str], i
             broken.add(f"spec.parameters[{index[loc[2]]}]")
         elif len(loc) >= 2 and loc[0] in ("spec", "metadata"):
             data[str(loc[0])].pop(str(loc[1]), None)
-            broken.add(f"{loc[0]}.{loc[1]}")
+            broken.add(format_path(loc[:2]))
         elif loc:
             data.pop(str(loc[0]), None)
-            broken.add(str(loc[0]))
+            broken.add(format_path(loc[:1]))
     if bad_items and isinstance(data["spec"].get("parameters"), list):
         items = data["spec"]["parameters"]
         data["spec"]["parameters"] = [p for i, p in enumerate(items) if i not in bad_items]

@@ -11,11 +11,38 @@ from pydantic import BaseModel, ValidationError
 
 from kubenas.error_text import MAX_ALLOWED_CHARS, MAX_FIELD_CHARS, MAX_VALUE_CHARS, clip, shorten
 
-__all__ = ["MAX_VALUE_CHARS", "FieldError", "SpecError", "field_errors"]
+__all__ = ["MAX_ERROR_LINES", "MAX_VALUE_CHARS", "FieldError", "SpecError", "field_errors", "format_path"]
 
 
 # A megabyte-long name must not become a megabyte-long error line; the start identifies it.
 MAX_PATH_CHARS = MAX_FIELD_CHARS
+# A 4 MiB file can break a rule a hundred thousand times; the first hundred say what to fix.
+MAX_ERROR_LINES = 100
+
+
+def _printable(text: str) -> str:
+    """`text` on one line with control characters escaped: a key or name from the YAML may hold a
+    newline or a terminal escape (`\\x1b]0;title\\x07`), and an error line must not rewrite the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def format_path(parts: Sequence[str | int]) -> str:
+    """The one way a field's location is written: `spec.parameters[1].feasibleSpace.max`.
+
+    Ints are list indices; a key that is not a plain name (`training.kubeflow.org/job-role`,
+    `a b`, '') is quoted in brackets so the path stays unambiguous: `labels['a.b/c']`.
+    """
+    out = ""
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.replace("-", "_").isidentifier():
+            out += f".{part}" if out else part
+        else:
+            out += f"[{str(part)!r}]"
+    return out
 
 
 @dataclass(frozen=True)
@@ -31,7 +58,9 @@ class FieldError:
     allowed: str
 
     def __str__(self) -> str:
-        return f"{clip(self.path, MAX_PATH_CHARS)}: {shorten(self.value)} — {clip(self.allowed, MAX_ALLOWED_CHARS)}"
+        # Clipped before escaping: an error can carry a 30 KB list of allowed names.
+        path, allowed = _printable(clip(self.path, MAX_PATH_CHARS)), _printable(clip(self.allowed, MAX_ALLOWED_CHARS))
+        return f"{path}: {_printable(shorten(self.value))} — {allowed}"
 
     def under(self, prefix: str) -> FieldError:
         """The same error with `prefix` put in front of its path (`spec.` + `parameters[0]...`)."""
@@ -39,16 +68,22 @@ class FieldError:
 
 
 class SpecError(ValueError):
-    """An Experiment that cannot be used; `errors` holds every problem found, in document order."""
+    """An Experiment that cannot be used; `errors` holds every problem found, in document order, once each."""
 
     def __init__(self, errors: Sequence[FieldError], source: str | None = None) -> None:
-        self.errors: list[FieldError] = list(errors)
+        unique: dict[str, FieldError] = {}
+        for error in errors:
+            unique.setdefault(str(error), error)
+        self.errors: list[FieldError] = list(unique.values())
         self.source = source
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        """One human-readable line per error (`<path>: <value> — <allowed>`)."""
-        return [str(e) for e in self.errors]
+        """One human-readable line per error (`<path>: <value> — <allowed>`), at most MAX_ERROR_LINES + 1."""
+        lines = [str(e) for e in self.errors[:MAX_ERROR_LINES]]
+        if len(self.errors) > MAX_ERROR_LINES:
+            lines.append(f"(more errors): {len(self.errors) - MAX_ERROR_LINES} — not shown; fix the ones above and check again")
+        return lines
 
     @property
     def paths(self) -> list[str]:
@@ -62,13 +97,6 @@ class SpecError(ValueError):
     def collect(cls, errors: Iterable[FieldError], source: str | None = None) -> SpecError | None:
         found = list(errors)
         return cls(found, source) if found else None
-
-
-def _path(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def field_errors(exc: ValidationError, root: type[BaseModel], index: Sequence[int] = ()) -> list[FieldError]:
@@ -96,7 +124,7 @@ def field_errors(exc: ValidationError, root: type[BaseModel], index: Sequence[in
             allowed = str(err.get("ctx", {}).get("error", err["msg"]))
         else:
             allowed = err["msg"][0].lower() + err["msg"][1:]
-        errors.append(FieldError(_path(loc), value, allowed))
+        errors.append(FieldError(format_path(loc), value, allowed))
     return errors
 
 

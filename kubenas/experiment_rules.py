@@ -48,14 +48,18 @@ def _is_meta_reference(reference: str) -> bool:
     return key in META_KEYS or bool(indexed and indexed.group(1) in ("Labels", "Annotations"))
 
 
+def _listing(names: Iterable[Any], limit: int = 20) -> str:
+    """`a, b, c` for an error message: at most `limit` names, then how many more (an error per
+    item must not each carry a list of thousands)."""
+    shown = list(dict.fromkeys(map(str, names)))
+    more = f", … ({len(shown) - limit} more)" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
 def placeholders(trial_spec: Any) -> list[str]:
     """Names used as `${trialParameters.<name>}` anywhere in a trial spec, in first-use order."""
     text = json.dumps(trial_spec, ensure_ascii=False)
-    found: list[str] = []
-    for name in PLACEHOLDER.findall(text):
-        if name not in found:
-            found.append(name)
-    return found
+    return list(dict.fromkeys(PLACEHOLDER.findall(text)))
 
 
 def check_name(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[FieldError]:
@@ -110,7 +114,7 @@ def check_objective(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[FieldErr
     for i, strategy in enumerate(obj.metric_strategies):
         where = f"spec.objective.metricStrategies[{i}].name"
         if strategy.name not in metrics:
-            yield FieldError(where, strategy.name, f"must be the objective or an additional metric: {', '.join(metrics)}")
+            yield FieldError(where, strategy.name, f"must be the objective or an additional metric: {_listing(metrics)}")
         elif strategy.name in named:
             yield FieldError(where, strategy.name, "each metric may have one strategy")
         named.add(strategy.name)
@@ -183,10 +187,11 @@ def _check_nas(spec: ExperimentSpec) -> Iterator[FieldError]:
             NasConfig(probe_graph, (op,)).check(where="")
         except SpaceError as exc:
             yield FieldError(f"spec.nasConfig.operations[{i}]{exc.field.removeprefix('operations[0]')}", exc.value, exc.allowed)
-        names = [p.name for p in op.parameters]
-        for j, name in enumerate(names):
-            if name in names[:j]:
-                yield FieldError(f"spec.nasConfig.operations[{i}].parameters[{j}].name", name, "parameter names must be unique within an operation")
+        seen: set[str] = set()
+        for j, p in enumerate(op.parameters):
+            if p.name in seen:
+                yield FieldError(f"spec.nasConfig.operations[{i}].parameters[{j}].name", p.name, "parameter names must be unique within an operation")
+            seen.add(p.name)
 
 
 def check_trial_template(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[FieldError]:
@@ -221,7 +226,9 @@ def _check_trial_parameters(spec: ExperimentSpec) -> Iterator[FieldError]:
     t = spec.trial_template
     assert t is not None
     base = "spec.trialTemplate.trialParameters"
-    parameter_names = [p.name for p in spec.parameters]
+    # Built once: with thousands of parameters, per-item lists and texts made this check quadratic.
+    parameter_names = {p.name for p in spec.parameters}
+    allowed_references = _listing(p.name for p in spec.parameters)
     names: set[str] = set()
     references: set[str] = set()
     for i, tp in enumerate(t.trial_parameters):
@@ -235,9 +242,8 @@ def _check_trial_parameters(spec: ExperimentSpec) -> Iterator[FieldError]:
         elif tp.reference in references:
             yield FieldError(f"{base}[{i}].reference", tp.reference, "each reference may be used by one trialParameter")
         elif spec.parameters and tp.reference not in parameter_names and not _is_meta_reference(tp.reference):
-            allowed = ", ".join(dict.fromkeys(parameter_names))
             yield FieldError(f"{base}[{i}].reference", tp.reference,
-                             f"must be a spec.parameters name ({allowed}) or trial metadata: ${{trialSpec.<{'|'.join(META_KEYS)}>}}")
+                             f"must be a spec.parameters name ({allowed_references}) or trial metadata: ${{trialSpec.<{'|'.join(META_KEYS)}>}}")
         references.add(tp.reference)
     if t.trial_spec is None:
         return  # a ConfigMap template is only readable in the cluster
@@ -246,13 +252,15 @@ def _check_trial_parameters(spec: ExperimentSpec) -> Iterator[FieldError]:
     containers = _dig(t.trial_spec, "spec", "template", "spec", "containers")
     if spec_kind == ("batch/v1", "Job") and not (isinstance(containers, list) and containers):
         used = [*used, *names]  # no containers to put them in: that error alone says what to fix
+    used_names = set(used)
     for i, tp in enumerate(t.trial_parameters):
-        if tp.name and "{" not in tp.name and "}" not in tp.name and tp.name not in used:
+        if tp.name and "{" not in tp.name and "}" not in tp.name and tp.name not in used_names:
             yield FieldError(f"{base}[{i}].name", tp.name, f"is never used: put ${{trialParameters.{tp.name}}} in spec.trialTemplate.trialSpec")
+    defined = _listing(sorted(names)) or "none"
     for name in used:
         if name not in names:
             yield FieldError("spec.trialTemplate.trialSpec", f"${{trialParameters.{name}}}",
-                             f"is not defined in spec.trialTemplate.trialParameters (defined: {', '.join(sorted(names)) or 'none'})")
+                             f"is not defined in spec.trialTemplate.trialParameters (defined: {defined})")
 
 
 def _dig(tree: Any, *keys: str) -> Any:
@@ -284,7 +292,7 @@ def _check_trial_spec(trial_spec: dict[str, Any], primary: str) -> Iterator[Fiel
     names = [c.get("name") for c in containers if isinstance(c, dict)]
     if primary and primary not in names:
         yield FieldError("spec.trialTemplate.primaryContainerName", primary,
-                         f"must name one of the Job's containers: {', '.join(map(str, names)) or 'none'}")
+                         f"must name one of the Job's containers: {_listing(names) or 'none'}")
 
 
 def check_metrics_collector(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[FieldError]:

@@ -11,6 +11,7 @@ import ast
 import itertools
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -77,12 +78,20 @@ class Distribution(str, Enum):
 
 
 def parse_number(text: str) -> int | float:
-    """Parse '3' -> 3, '0.5' -> 0.5; raises ValueError for anything else (incl. nan/inf)."""
+    """Parse '3' -> 3, '0.5' -> 0.5; raises ValueError for anything else (incl. nan/inf).
+
+    An integer must fit a float too (|n| <= 1.8e308): ranges, grids and samplers do float
+    arithmetic on every bound, and a 400-digit one would overflow there.
+    """
     s = str(text).strip()
     try:
-        return int(s)
+        number = int(s)
     except ValueError:
         pass
+    else:
+        if not -sys.float_info.max <= number <= sys.float_info.max:
+            raise ValueError(f"not a finite number: {s[:20]}... ({len(s)} characters)")
+        return number
     value = float(s)
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {text!r}")
@@ -162,7 +171,7 @@ class ParameterSpec:
         try:
             return parse_number(text)
         except ValueError:
-            raise SpaceError(where, text, "must be a finite number") from None
+            raise SpaceError(where, text, "must be a finite number within ±1.8e308") from None
 
     def _bound(self, key: str, base: str) -> int | float:
         text = getattr(self.feasible, key)

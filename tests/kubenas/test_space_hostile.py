@@ -15,6 +15,7 @@ from kubenas.space import (
     ParameterSpec,
     ParameterType,
     SpaceError,
+    parse_number,
 )
 
 
@@ -64,3 +65,21 @@ def test_num_layers_is_bounded(layers: int) -> None:
     with pytest.raises(SpaceError) as info:
         nas.check()
     assert info.value.field == "nasConfig.graphConfig.numLayers" and "[1, 1000]" in info.value.allowed
+
+
+@pytest.mark.parametrize("kind", [ParameterType.INT, ParameterType.DOUBLE])
+@pytest.mark.parametrize("digits", [310, 4000, 5000])
+def test_an_integer_bound_past_the_float_range_is_refused_by_name(kind: ParameterType, digits: int) -> None:
+    # Before: 310..4300 digits parsed as an int, then float(max) raised OverflowError in check().
+    spec = ParameterSpec("x", kind, FeasibleSpace(min="0", max="9" * digits, step="1"))
+    with pytest.raises(SpaceError) as info:
+        spec.check("parameters[0].")
+    assert info.value.field == "parameters[0].feasibleSpace.max" and "finite number within ±1.8e308" in info.value.allowed
+    with pytest.raises(ValueError, match="not a finite number"):
+        parse_number("-" + "9" * digits)
+
+
+def test_integers_up_to_the_float_range_stay_exact() -> None:
+    big = 10**308
+    assert parse_number(str(big)) == big and isinstance(parse_number(str(big)), int)
+    _int("x", str(-big), str(big)).check()
