@@ -385,7 +385,8 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
         return True
     objective = exp.objective()
     trials = ctx.api.list_objects(API, "Trial", ns, _selector(render.EXPERIMENT_LABEL, name))
-    history = [proto_convert.trial_to_proto(status.trial_record(t, objective), objective) for t in trials]
+    records = status.suggestion_history(trials, old.get("suggestions") or [], objective)
+    history = [proto_convert.trial_to_proto(r, objective) for r in records]
     try:
         reply = client.suggest(experiment_msg, history, requests - count, requests)
     except SuggestionServerError as exc:

@@ -28,6 +28,7 @@ __all__ = [
     "objective_from_spec",
     "observation_from_points",
     "set_condition",
+    "suggestion_history",
     "trial_outcome",
     "trial_record",
     "trial_status",
@@ -156,6 +157,26 @@ def trial_record(trial: Mapping[str, Any], objective: Objective) -> TrialRecord:
         labels=dict(spec.get("labels", {})),
         completion_time=status.get("completionTime"),
     )
+
+
+def suggestion_history(
+    trials: Sequence[Mapping[str, Any]], recorded: Sequence[Mapping[str, Any]], objective: Objective,
+) -> list[TrialRecord]:
+    """Everything already suggested, as the next GetSuggestions call must carry it: every Trial,
+    plus every assignment recorded in the Suggestion's status whose Trial is not made yet, as a
+    Created trial. Seeded stateless algorithms derive their draws from the history; without
+    the recorded ones, a call made before those Trials exist repeats the previous call's draws."""
+    records = [trial_record(t, objective) for t in trials]
+    made = {r.name for r in records}
+    for item in recorded:
+        if item["name"] in made:
+            continue
+        made.add(item["name"])
+        records.append(TrialRecord(
+            name=item["name"],
+            assignments={a["name"]: a.get("value", "") for a in item.get("parameterAssignments", [])},
+            labels=dict(item.get("labels") or {})))
+    return records
 
 
 def workload_finished(run: Mapping[str, Any], success_condition: str | None, failure_condition: str | None) -> bool:

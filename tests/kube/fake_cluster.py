@@ -91,12 +91,15 @@ class FakeKubeApi:
             if kind == "Deployment":
                 obj["status"] = {"readyReplicas": 1}
 
-    def run_jobs(self, env: dict[str, str] | None = None) -> int:
-        """Run each unstarted Job's primary container to completion; return how many ran."""
+    def run_jobs(self, env: dict[str, str] | None = None, limit: int | None = None) -> int:
+        """Run each unstarted Job's primary container to completion (at most `limit` of them,
+        oldest first); return how many ran."""
         ran = 0
         for (_, kind, ns, name), job in list(self.objects.items()):
             if kind != "Job" or job.get("status"):
                 continue
+            if limit is not None and ran >= limit:
+                break
             template = job["spec"]["template"]
             container = template["spec"]["containers"][0]
             argv = [sys.executable if a == "python" else a for a in container.get("command", []) + container.get("args", [])]
