@@ -344,7 +344,10 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
         return True  # being deleted; owner references clean up
     exp = _load(experiment)
     try:
-        config = ctx.config().suggestion(exp.algorithm_name)
+        controller_config = ctx.config()
+        config = controller_config.suggestion(exp.algorithm_name)
+        if exp.spec.early_stopping is not None:
+            controller_config.early_stopping(exp.spec.early_stopping.algorithm_name)
     except ConfigError as exc:
         _suggestion_condition(ctx, body, "Failed", True, "SuggestionFailed", str(exc))
         return True
