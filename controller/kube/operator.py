@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -79,6 +80,7 @@ def _ctx() -> Context:
             api=KubeApi(),
             config_namespace=os.environ.get("KUBENAS_NAMESPACE", "kubenas-system"),
             db_address=os.environ.get("KUBENAS_DB_MANAGER_ADDRESS") or None,
+            config_ttl_s=5.0,
         )
     return _context
 
@@ -100,6 +102,9 @@ async def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubenas.kubeflow.org")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubenas.kubeflow.org")
     settings.posting.level = logging.WARNING
+    # kopf says "Handler ... succeeded" for every watch event (hundreds a second in a burst);
+    # the worker logs what matters, and warnings and errors still show.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     await asyncio.to_thread(release_legacy_finalizers, _ctx().api, _namespace)
 
 
@@ -137,8 +142,11 @@ async def experiment_worker(meta: kopf.Meta, stopped: kopf.DaemonStopped, **_: A
         while not stopped:
             waker.clear()  # an event during the step wakes the next one at once
             try:
+                began = time.monotonic()
                 step = await asyncio.to_thread(experiment_step, _ctx(), *key, INTERVAL_S, _trial_pool())
                 delay = step.delay
+                log.debug("step of %s/%s: %.0f ms, %d API calls, %d writes, next in %.1f s",
+                          *key, 1000 * (time.monotonic() - began), step.calls, step.writes, delay)
                 if step.waiting != waiting_for and step.waiting is not None:
                     log.info("experiment %s/%s is waiting for %s", *key, step.waiting)
                 waiting_for = step.waiting

@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import string
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,13 +100,21 @@ class Context:
     early_stopping_address_of: Callable[[str, str], str] = early_stopping_address
     early_stopping_clients: dict[str, EarlyStoppingClient] = field(default_factory=dict)
     db_clients: dict[str, DBManagerClient] = field(default_factory=dict)
+    # Seconds a read katib-config is reused (0: read on every use). The operator reuses it
+    # briefly: without that, every trial would cost a ConfigMap read for the DBManager address.
+    config_ttl_s: float = 0.0
+    _config_cache: list[tuple[float, ControllerConfig]] = field(default_factory=list)
 
     def config(self) -> ControllerConfig:
+        if self._config_cache and time.monotonic() - self._config_cache[0][0] < self.config_ttl_s:
+            return self._config_cache[0][1]
         data = self.api.config_map(self.config_namespace, self.config_name)
         if data is None:
             raise ConfigError("ConfigMap", f"{self.config_namespace}/{self.config_name}",
                               "not found; install manifests/base, or set KUBENAS_NAMESPACE to where it is")
-        return parse_config_map(data)
+        config = parse_config_map(data)
+        self._config_cache[:] = [(time.monotonic(), config)]
+        return config
 
     def suggestion_client(self, address: str) -> SuggestionClient:
         if address not in self.clients:
@@ -495,7 +504,8 @@ def _points(ctx: Context, trial: Mapping[str, Any], objective: Any) -> list[Metr
 
 def reconcile_trial(ctx: Context, body: Mapping[str, Any], listed: bool = False) -> None:
     """Create the workload; follow it to an end; collect metrics; write the Trial status.
-    `listed`: the body was just read from the API server (not a watch cache), so it is used as is."""
+    `listed`: the body was just read from the API server (not a watch cache), so it is used as is.
+    The workload and its pods are read through `ctx.api` (a step serves them from one listing)."""
     ns, name = _ns_name(body)
     if not listed:
         fresh = _fresh(ctx, "Trial", body)

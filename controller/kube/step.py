@@ -59,7 +59,6 @@ class CountingApi:
         self._lock = threading.Lock()
         self.calls = 0
         self.writes = 0
-        self.trial_writes = 0  # writes of a Trial (or its status) so far
 
     def __getattr__(self, attr: str) -> Any:
         target = getattr(self._api, attr)
@@ -70,50 +69,99 @@ class CountingApi:
             with self._lock:
                 self.calls += 1
                 self.writes += attr in self._WRITES
-                self.trial_writes += attr in self._WRITES and "Trial" in args[:2]
             return target(*args, **kwargs)
 
         return counted
+
+
+class ListedWorkloads:
+    """The Api, but the experiment's Jobs and pods are listed once per step (on first use) and
+    each trial's `get` of its Job and `list_pods` are answered from those listings: two calls
+    per step instead of two per trial. Everything else goes to the API server."""
+
+    def __init__(self, api: Any, namespace: str, experiment: str) -> None:
+        self._api = api
+        self._namespace = namespace
+        self._selector = f"{render.EXPERIMENT_LABEL}={experiment}"
+        self._lock = threading.Lock()
+        self._jobs: dict[str, dict[str, Any]] | None = None
+        self._pods: list[dict[str, Any]] | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._api, attr)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        if (api_version, kind) != ("batch/v1", "Job") or namespace != self._namespace:
+            return self._api.get(api_version, kind, namespace, name)  # type: ignore[no-any-return]
+        with self._lock:
+            if self._jobs is None:
+                listed = self._api.list_objects("batch/v1", "Job", namespace, self._selector)
+                self._jobs = {j["metadata"]["name"]: j for j in listed}
+            return self._jobs.get(name)
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        if namespace != self._namespace:
+            return self._api.list_pods(namespace, label_selector)  # type: ignore[no-any-return]
+        with self._lock:
+            if self._pods is None:
+                self._pods = self._api.list_pods(namespace, self._selector)
+        label, _, value = label_selector.partition("=")
+        return [p for p in self._pods if (p["metadata"].get("labels") or {}).get(label) == value]
 
 
 def _active(trial: Mapping[str, Any]) -> bool:
     return status.latest_condition((trial.get("status") or {}).get("conditions")) not in _FINISHED_TRIAL
 
 
+def _reconcile_trials(ctx: Context, trials: list[dict[str, Any]], listed: bool,
+                      pool: ThreadPoolExecutor | None) -> None:
+    if pool is None:
+        for trial in trials:
+            reconcile_trial(ctx, trial, listed)
+    else:
+        for done in [pool.submit(reconcile_trial, ctx, t, listed) for t in trials]:
+            done.result()
+
+
 def experiment_step(ctx: Context, namespace: str, name: str, interval: float,
                     pool: ThreadPoolExecutor | None = None) -> Step:
     """Reconcile experiment `namespace/name`, its Suggestion and each active Trial once.
 
-    `interval`: seconds until the next look while trials run (their logs are read for live
-    observations and early stopping). `pool` reconciles Trials side by side (each Trial is
-    independent of the others); without one they go one after another.
+    In the order that lets one step finish a round: running Trials first (the finished ones
+    are collected), then the Experiment (status, requests), the Suggestion (new suggestions),
+    and the Experiment again with its new Trials' workloads. `interval`: seconds until the
+    next look while trials run (their logs are read for live observations and early
+    stopping). `pool` reconciles Trials side by side (each is independent of the others).
     """
     api = CountingApi(ctx.api)
     step_ctx = dataclasses.replace(ctx, api=api)
     experiment = api.get(API, "Experiment", namespace, name)
     if experiment is None or experiment["metadata"].get("deletionTimestamp"):
         return Step(delay=interval, calls=api.calls)
-    # One listing serves the whole step: the Suggestion's status records what this step's
-    # Experiment pass makes, so the history stays complete without a second read.
-    trials = api.list_objects(API, "Trial", namespace, f"{render.EXPERIMENT_LABEL}={name}")
+    selector = f"{render.EXPERIMENT_LABEL}={name}"
+    everything = api.list_objects(API, "Trial", namespace, selector)
+    active = [t for t in everything if _active(t)]
+    trial_ctx = dataclasses.replace(step_ctx, api=ListedWorkloads(api, namespace, name))
+    _reconcile_trials(trial_ctx, active, True, pool)
+    trials = api.list_objects(API, "Trial", namespace, selector) if active else everything
     made = reconcile_experiment(step_ctx, experiment, listed=True, trials=trials)
-    # The Experiment pass wrote Trials only to kill some: then the listed bodies are stale.
-    listed = api.trial_writes == 0
     waiting = None
     suggestion = api.get(API, "Suggestion", namespace, name)
     if suggestion is not None:
+        recorded = status.suggestion_count(suggestion.get("status") or {})
         try:
-            if not reconcile_suggestion(step_ctx, suggestion, listed=True, experiment=experiment, trials=trials):
+            if not reconcile_suggestion(step_ctx, suggestion, listed=True, experiment=experiment, trials=trials + made):
                 waiting = "the suggestion Deployment to be ready"
         except SuggestionServerError as exc:
             waiting = f"the suggestion server ({exc.code.name if exc.code else 'error'}: {exc})"
-    active = [t for t in trials + made if _active(t)]
-    if pool is None:
-        for trial in active:
-            reconcile_trial(step_ctx, trial, listed)
-    else:
-        for done in [pool.submit(reconcile_trial, step_ctx, t, listed) for t in active]:
-            done.result()
+        fresh = api.get(API, "Suggestion", namespace, name) if waiting is None else None
+        if fresh is not None and status.suggestion_count(fresh.get("status") or {}) > recorded:
+            # New suggestions: their Trials now, not a step later.
+            again = api.get(API, "Experiment", namespace, name)
+            if again is not None:
+                made += reconcile_experiment(step_ctx, again, listed=True, trials=trials + made)
+    # New Trials get their workloads (their bodies are as the API server just returned them).
+    _reconcile_trials(step_ctx, [t for t in made if _active(t)], True, pool)
     if api.writes:
         return Step(delay=0.0, writes=api.writes, calls=api.calls, waiting=waiting)
     if waiting is not None:

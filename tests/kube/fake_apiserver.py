@@ -202,6 +202,10 @@ class FakeApiServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a real API server: a new connection per request would dominate
+            # what the controller's throughput benchmark measures.
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args: Any) -> None:
                 pass
 
@@ -236,7 +240,9 @@ class FakeApiServer:
                 selector = (query.get("labelSelector") or [""])[0]
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")  # the stream ends when the connection does
                 self.end_headers()
+                self.close_connection = True
                 try:
                     while True:
                         with fake._changed:
