@@ -7,7 +7,8 @@ not how fast a machine starts Python) and gives its pod the log `loss=<value>`, 
 collector reads a log, stores it and writes the Trial's observation as in a cluster.
 
 Reported: trial creations per second (first to last Trial), the whole experiment's wall
-time, active trials (sampled every 20 ms while the budget allowed parallelTrialCount), the
+time, active trials (sampled every 20 ms while the budget allowed parallelTrialCount; with
+`--trial-seconds 1` the ideal is parallelTrialCount, with instant trials it is ~0), the
 latency from a Job's completion to its Trial's final condition (reconcile latency), and API
 requests per trial (watch streams excluded). Usage, from the repository root:
     PYTHONPATH=. python bench/cluster_throughput.py [--trials 200] [--parallel 20] [--repeats 3]
@@ -80,8 +81,9 @@ def _experiment(trials: int, parallel: int) -> dict[str, Any]:
     }
 
 
-def _kubelet(api: TimedApiServer, stop: threading.Event, completed_at: dict[str, float]) -> None:
-    """Ready Deployments; complete each new Job at once with a pod whose log holds the loss."""
+def _kubelet(api: TimedApiServer, stop: threading.Event, completed_at: dict[str, float], seconds: float) -> None:
+    """Ready Deployments; complete each Job `seconds` after it appeared, with a pod whose log holds the loss."""
+    seen: dict[str, float] = {}
     while not stop.is_set():
         for deployment in api.kind("Deployment"):
             if not (deployment.get("status") or {}).get("readyReplicas"):
@@ -91,6 +93,8 @@ def _kubelet(api: TimedApiServer, stop: threading.Event, completed_at: dict[str,
             if job.get("status"):
                 continue
             meta, template = job["metadata"], job["spec"]["template"]
+            if time.monotonic() - seen.setdefault(meta["name"], time.monotonic()) < seconds:
+                continue
             container = template["spec"]["containers"][0]
             x = float(container["command"][-1])
             pod = f"{meta['name']}-pod"
@@ -115,7 +119,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_once(trials: int, parallel: int, workdir: Path) -> dict[str, float]:
+def run_once(trials: int, parallel: int, workdir: Path, controller_root: Path = ROOT,
+             trial_seconds: float = 0.0) -> dict[str, float]:
     with running_servers(workdir, "random") as ports, TimedApiServer() as api:
         kubeconfig = workdir / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump({
@@ -125,15 +130,16 @@ def run_once(trials: int, parallel: int, workdir: Path) -> dict[str, float]:
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
         api.put(katib_config("random"))
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")},
-               "KUBECONFIG": str(kubeconfig), "HOME": str(workdir), "PYTHONPATH": str(ROOT),
+               "KUBECONFIG": str(kubeconfig), "HOME": str(workdir), "PYTHONPATH": str(controller_root),
+               "PYTHONDONTWRITEBYTECODE": "1",
                "KUBENAS_SUGGESTION_ADDRESS": f"127.0.0.1:{ports['suggestion']}",
                "KUBENAS_DB_MANAGER_ADDRESS": f"127.0.0.1:{ports['db']}",
                "KUBENAS_HEALTH_ENDPOINT": f"http://127.0.0.1:{_free_port()}/healthz"}
         log = open(workdir / "controller.log", "wb")  # noqa: SIM115 - the child writes it until stopped
-        proc = subprocess.Popen([sys.executable, "-m", "kubenas", "controller", *CONTROLLER_ARGS], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "kubenas", "controller", *CONTROLLER_ARGS], cwd=controller_root, env=env,
                                 stdout=log, stderr=log)
         stop, completed_at = threading.Event(), {}
-        kubelet = threading.Thread(target=_kubelet, args=(api, stop, completed_at), daemon=True)
+        kubelet = threading.Thread(target=_kubelet, args=(api, stop, completed_at, trial_seconds), daemon=True)
         kubelet.start()
         try:
             time.sleep(3)  # the controller's start (imports, kopf) is not part of the figure
@@ -177,11 +183,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--controller-root", type=Path, default=ROOT)
+    parser.add_argument("--trial-seconds", type=float, default=0.0, help="how long each Job runs (0: instant)")
     args = parser.parse_args()
     runs = []
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            runs.append(run_once(args.trials, args.parallel, Path(tmp)))
+            runs.append(run_once(args.trials, args.parallel, Path(tmp), args.controller_root.resolve(), args.trial_seconds))
         print(f"run {i + 1}: " + ", ".join(f"{k}={v:.2f}" for k, v in runs[-1].items()), flush=True)
     print("median: " + ", ".join(f"{k}={statistics.median(r[k] for r in runs):.2f}" for k in runs[0]))
 
