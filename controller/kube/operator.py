@@ -138,6 +138,7 @@ async def experiment_worker(meta: kopf.Meta, stopped: kopf.DaemonStopped, **_: A
     key = (str(meta["namespace"]), str(meta["name"]))
     waker = _wakers.setdefault(key, asyncio.Event())
     waiting_for: str | None = None
+    stopping = asyncio.ensure_future(_until_stopped(stopped))  # ends a wait at once on deletion or shutdown
     try:
         while not stopped:
             waker.clear()  # an event during the step wakes the next one at once
@@ -154,15 +155,19 @@ async def experiment_worker(meta: kopf.Meta, stopped: kopf.DaemonStopped, **_: A
                 log.exception("step of experiment %s/%s failed; trying again in %.0f s", *key, BACKOFF_S)
                 delay = BACKOFF_S
             if delay > 0:
-                try:
-                    await asyncio.wait_for(waker.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
+                woken = asyncio.ensure_future(waker.wait())
+                await asyncio.wait({woken, stopping}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
             else:
                 await asyncio.sleep(0)  # let the loop breathe between back-to-back steps
     finally:
+        stopping.cancel()
         if _wakers.get(key) is waker:
             del _wakers[key]
+
+
+async def _until_stopped(stopped: kopf.DaemonStopped) -> None:
+    await stopped.wait()
 
 
 @kopf.on.event(GROUP, VERSION, "experiments")
