@@ -151,7 +151,9 @@ def test_controller_process_runs_restarts_and_cleans_up(cluster: dict[str, Any])
         _stop(proc)
     log = cluster["log"].read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
-    # Waiting for the suggestion server is no error.
+    # Waiting for the suggestion server is no error: one INFO line per wait.
+    assert "INFO controller.kube.operator: experiment team-a/random-demo is waiting for the suggestion " \
+           "Deployment to be ready" in log
     assert "ERROR" not in log, [line for line in log.splitlines() if "ERROR" in line][:5]
 
 
