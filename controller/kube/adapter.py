@@ -23,7 +23,7 @@ REQUIRED_PERMISSIONS: frozenset[tuple[str, str, str]] = frozenset(
     | {("apps", "deployments", v) for v in ("get", "create", "delete")}
     | {("", r, v) for r in ("services", "persistentvolumeclaims") for v in ("get", "create", "delete")}
     | {("", "configmaps", "get")}
-    | {("batch", "jobs", v) for v in ("get", "create", "delete")}
+    | {("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete")}
     | {("", "pods", "list"), ("", "pods/log", "get")}
     # kopf posts events about the handled resources (its CRD/namespace scanning is off).
     | {("", "events", "create"), ("events.k8s.io", "events", "create")}
@@ -84,6 +84,22 @@ class KubeApi:
     def list_objects(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         items = self._resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
         return [item.to_dict() for item in items.items]
+
+    def list_all(self, api_version: str, kind: str, namespace: str | None) -> list[dict[str, Any]]:
+        """Every object of a kind in `namespace`, or in all namespaces when None."""
+        items = self._resource(api_version, kind).get(namespace=namespace)
+        return [item.to_dict() for item in items.items]
+
+    def set_finalizers(self, kind: str, namespace: str, name: str, finalizers: list[str]) -> None:
+        """Replace the finalizers of one of our resources; a missing object is fine."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._custom.patch_namespaced_custom_object(
+                "kubeflow.org", "v1beta1", namespace, plural_of(kind), name, {"metadata": {"finalizers": finalizers}})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._custom.patch_namespaced_custom_object_status(

@@ -8,10 +8,12 @@ no-op, so no trial is lost or made twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import string
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,7 +40,6 @@ __all__ = [
     "Api",
     "Context",
     "early_stopping_address",
-    "finalize_trial",
     "reconcile_experiment",
     "reconcile_suggestion",
     "reconcile_trial",
@@ -97,13 +98,22 @@ class Context:
     clients: dict[str, SuggestionClient] = field(default_factory=dict)
     early_stopping_address_of: Callable[[str, str], str] = early_stopping_address
     early_stopping_clients: dict[str, EarlyStoppingClient] = field(default_factory=dict)
+    db_clients: dict[str, DBManagerClient] = field(default_factory=dict)
+    # Seconds a read katib-config is reused (0: read on every use). The operator reuses it
+    # briefly: without that, every trial would cost a ConfigMap read for the DBManager address.
+    config_ttl_s: float = 0.0
+    _config_cache: list[tuple[float, ControllerConfig]] = field(default_factory=list)
 
     def config(self) -> ControllerConfig:
+        if self._config_cache and time.monotonic() - self._config_cache[0][0] < self.config_ttl_s:
+            return self._config_cache[0][1]
         data = self.api.config_map(self.config_namespace, self.config_name)
         if data is None:
             raise ConfigError("ConfigMap", f"{self.config_namespace}/{self.config_name}",
                               "not found; install manifests/base, or set KUBENAS_NAMESPACE to where it is")
-        return parse_config_map(data)
+        config = parse_config_map(data)
+        self._config_cache[:] = [(time.monotonic(), config)]
+        return config
 
     def suggestion_client(self, address: str) -> SuggestionClient:
         if address not in self.clients:
@@ -116,8 +126,13 @@ class Context:
                 address, self.db_address or self.config().db_manager_address)
         return self.early_stopping_clients[address]
 
-    def db(self) -> DBManagerClient:
-        return DBManagerClient(self.db_address or self.config().db_manager_address)
+    def db(self) -> contextlib.AbstractContextManager[DBManagerClient]:
+        """The DBManager client, one channel per address for the controller's life (a `with`
+        block does not close it: a channel per call costs a connection per trial)."""
+        address = self.db_address or self.config().db_manager_address
+        if address not in self.db_clients:
+            self.db_clients[address] = DBManagerClient(address)
+        return contextlib.nullcontext(self.db_clients[address])
 
 
 def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -193,19 +208,19 @@ def _new_trial(ctx: Context, body: Mapping[str, Any], exp: Experiment, assignmen
 
 
 def _finish(ctx: Context, body: Mapping[str, Any], policy: str, algorithm: str) -> None:
-    """Free the suggestion server as resumePolicy says: Never deletes it all, FromVolume keeps
-    the PVC (a later restart resumes ENAS from it), LongRunning keeps it running."""
+    """Free the suggestion server as resumePolicy says: Never and FromVolume delete its
+    Deployment and Service (FromVolume keeps the PVC: a later restart resumes ENAS from it),
+    LongRunning keeps it running. The Suggestion itself stays, as in Katib: its status is the
+    record of what was suggested."""
     ns, name = _ns_name(body)
     service = render.suggestion_service_name(name, algorithm)
     if policy == "LongRunning":
         return
-    if policy == "Never":
-        ctx.api.delete(API, "Suggestion", ns, name)
-        return
     suggestion = ctx.api.get(API, "Suggestion", ns, name)
     if suggestion is not None and not status.is_finished((suggestion.get("status") or {}).get("conditions")):
+        kept = ", state volume kept" if policy == "FromVolume" else ""
         _suggestion_condition(ctx, suggestion, "Succeeded", True, "SuggestionSucceeded",
-                              "experiment finished; deployment removed, state volume kept")
+                              f"experiment finished; deployment removed{kept}")
     ctx.api.delete("apps/v1", "Deployment", ns, service)
     ctx.api.delete("v1", "Service", ns, service)
 
@@ -220,27 +235,32 @@ def _reopen(ctx: Context, suggestion: Mapping[str, Any]) -> None:
     ctx.api.patch_status("Suggestion", ns, name, {"conditions": conditions})
 
 
-def reconcile_experiment(ctx: Context, body: Mapping[str, Any]) -> None:
-    """Status from the trials; the Suggestion asked for what is missing; Trials made from its reply."""
+def reconcile_experiment(ctx: Context, body: Mapping[str, Any], listed: bool = False,
+                         trials: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Status from the trials; the Suggestion asked for what is missing; Trials made from its reply.
+    `listed`: the body was just read from the API server, so it is used as is; so were
+    `trials` (the experiment's Trials) when given. Returns the Trials it made."""
     ns, name = _ns_name(body)
-    fresh = _fresh(ctx, "Experiment", body)
-    if fresh is None:
-        return
-    body = fresh
+    if not listed:
+        fresh = _fresh(ctx, "Experiment", body)
+        if fresh is None:
+            return []
+        body = fresh
     old = body.get("status") or {}
     if status.has_condition(old.get("conditions"), "Failed"):
-        return
+        return []
     try:
         exp = _load(body)
     except SpecError as exc:
         _fail_experiment(ctx, body, "; ".join(exc.lines()))
-        return
+        return []
     problem = _cluster_check(exp)
     if problem:
         _fail_experiment(ctx, body, problem)
-        return
+        return []
     objective = exp.objective()
-    trials = ctx.api.list_objects(API, "Trial", ns, _selector(render.EXPERIMENT_LABEL, name))
+    if trials is None:
+        trials = ctx.api.list_objects(API, "Trial", ns, _selector(render.EXPERIMENT_LABEL, name))
     records = [status.trial_record(t, objective) for t in trials]
     suggestion = ctx.api.get(API, "Suggestion", ns, name)
     sugg_status = (suggestion or {}).get("status") or {}
@@ -250,12 +270,12 @@ def reconcile_experiment(ctx: Context, body: Mapping[str, Any]) -> None:
         service = render.suggestion_service_name(name, exp.algorithm_name)
         ctx.api.delete("apps/v1", "Deployment", ns, service)  # the Suggestion stays, to show why
         ctx.api.delete("v1", "Service", ns, service)
-        return
+        return []
     outcome = experiment_outcome(objective, exp.max_trial_count, exp.max_failed_trial_count, records,
                                  suggestions_exhausted=bool(sugg_status.get("exhausted")))
     was_finished = status.is_finished(old.get("conditions"))
     if was_finished and outcome is None and exp.resume_policy == "Never":
-        return  # Katib: only LongRunning/FromVolume experiments restart when the budget is raised
+        return []  # Katib: only LongRunning/FromVolume experiments restart when the budget is raised
     now = ctx.now()
     new = {**status.experiment_status(objective, trials),
            "conditions": status.experiment_conditions(old.get("conditions"), outcome, now),
@@ -268,28 +288,35 @@ def reconcile_experiment(ctx: Context, body: Mapping[str, Any]) -> None:
         if not was_finished:
             _kill(ctx, trials, records, counts.active, f"experiment finished: {outcome.reason.value}")
             _finish(ctx, body, exp.resume_policy, exp.algorithm_name)
-        return
+        return []
     allowed = exp.parallel_trial_count if exp.max_trial_count is None else \
         min(exp.parallel_trial_count, exp.max_trial_count - counts.completed)
     if counts.active > max(allowed, 0):  # parallelTrialCount or maxTrialCount lowered by an edit
         _kill(ctx, trials, records, counts.active - max(allowed, 0), "parallelTrialCount or maxTrialCount lowered")
-        return
+        return []
     _, total = trials_to_request(exp.parallel_trial_count, exp.max_trial_count, counts.completed, counts.active)
     if suggestion is None:
         ctx.api.create(render.render_suggestion(body, total))
-        return
+        return []
     if status.has_condition(sugg_status.get("conditions"), "Succeeded"):
         _reopen(ctx, suggestion)
     if total > int(suggestion["spec"].get("requests", 0)):
         ctx.api.patch_spec("Suggestion", ns, name, {"requests": total})
     existing = {t["metadata"]["name"] for t in trials}
+    made = []
     for assignment in sugg_status.get("suggestions", []):
         if assignment["name"] not in existing:
             try:
-                ctx.api.create(_new_trial(ctx, body, exp, assignment, sugg_status.get("earlyStoppingRules")))
+                made.append(ctx.api.create(_new_trial(ctx, body, exp, assignment, sugg_status.get("earlyStoppingRules"))))
             except TemplateError as exc:
                 _fail_experiment(ctx, body, str(exc))
-                return
+                return made
+    return made
+
+
+def _get_or_create(ctx: Context, obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    return ctx.api.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]) or ctx.api.create(obj)
 
 
 def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -324,34 +351,46 @@ def _trial_name(experiment: str) -> str:
     return f"{experiment}-{''.join(secrets.choice(alphabet) for _ in range(8))}"
 
 
-def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
+def reconcile_suggestion(ctx: Context, body: Mapping[str, Any], listed: bool = False,
+                         experiment: Mapping[str, Any] | None = None,
+                         trials: list[dict[str, Any]] | None = None) -> bool:
     """Keep the suggestion server deployed; validate once; fetch what `spec.requests` asks for.
 
     Returns False while the server is not ready yet; raises SuggestionServerError when it
     cannot be reached (both: the caller retries later). Only INVALID_ARGUMENT fails it.
+    `listed`: the body was just read from the API server, so it is used as is; so were
+    `experiment` and `trials` (the experiment's Trials, possibly missing the newest, which the
+    status still records) when given.
     """
     ns, name = _ns_name(body)
-    fresh = _fresh(ctx, "Suggestion", body)
-    if fresh is None:
-        return True
-    body = fresh
+    if not listed:
+        fresh = _fresh(ctx, "Suggestion", body)
+        if fresh is None:
+            return True
+        body = fresh
     old = body.get("status") or {}
     if status.is_finished(old.get("conditions")):
         return True
-    experiment = ctx.api.get(API, "Experiment", ns, name)
+    experiment = experiment or ctx.api.get(API, "Experiment", ns, name)
     if experiment is None:
         return True  # being deleted; owner references clean up
     exp = _load(experiment)
     try:
-        config = ctx.config().suggestion(exp.algorithm_name)
+        controller_config = ctx.config()
+        config = controller_config.suggestion(exp.algorithm_name)
+        if exp.spec.early_stopping is not None:
+            controller_config.early_stopping(exp.spec.early_stopping.algorithm_name)
     except ConfigError as exc:
         _suggestion_condition(ctx, body, "Failed", True, "SuggestionFailed", str(exc))
         return True
-    if body["spec"].get("resumePolicy") == "FromVolume":
-        ctx.api.create(render.render_suggestion_pvc(body, config))
-    ctx.api.create(render.render_suggestion_service(body))
-    deployment = ctx.api.create(render.render_suggestion_deployment(body, config))
-    service = deployment["metadata"]["name"]
+    service = render.suggestion_service_name(name, exp.algorithm_name)
+    deployment = ctx.api.get("apps/v1", "Deployment", ns, service)
+    if deployment is None or int((deployment.get("status") or {}).get("readyReplicas") or 0) < 1:
+        # Made (again) only while the server is not up: a ready one needs no three reads per step.
+        if body["spec"].get("resumePolicy") == "FromVolume":
+            _get_or_create(ctx, render.render_suggestion_pvc(body, config))
+        _get_or_create(ctx, render.render_suggestion_service(body))
+        deployment = deployment or ctx.api.create(render.render_suggestion_deployment(body, config))
     if int((deployment.get("status") or {}).get("readyReplicas") or 0) < 1:
         if not old.get("conditions"):
             _suggestion_condition(ctx, body, "Created", True, "SuggestionCreated", "Suggestion is created")
@@ -379,12 +418,15 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
                 return True
         _suggestion_condition(ctx, body, "Running", True, "SuggestionRunning", "Suggestion is running")
         return True  # the next step sees the Running condition in a fresh body
-    requests, count = int(body["spec"].get("requests", 0)), len(old.get("suggestions") or [])
+    requests, count = int(body["spec"].get("requests", 0)), status.suggestion_count(old)
     if requests <= count or old.get("exhausted"):
         return True
     objective = exp.objective()
-    trials = ctx.api.list_objects(API, "Trial", ns, _selector(render.EXPERIMENT_LABEL, name))
-    history = [proto_convert.trial_to_proto(status.trial_record(t, objective), objective) for t in trials]
+    if trials is None:
+        trials = ctx.api.list_objects(API, "Trial", ns, _selector(render.EXPERIMENT_LABEL, name))
+    recorded = old.get("suggestions") or []
+    records = status.suggestion_history(trials, recorded, objective)
+    history = [proto_convert.trial_to_proto(r, objective) for r in records]
     try:
         reply = client.suggest(experiment_msg, history, requests - count, requests)
     except SuggestionServerError as exc:
@@ -396,8 +438,11 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any]) -> bool:
     new = [{"name": a.trial_name or _trial_name(name),
             "parameterAssignments": [{"name": p.name, "value": p.value} for p in a.assignments],
             **({"labels": dict(a.labels)} if a.labels else {})} for a in reply.assignments]
+    made = {t["metadata"]["name"] for t in trials}
     ctx.api.patch_status("Suggestion", ns, name, {
-        "suggestions": list(old.get("suggestions") or []) + new,
+        # Only suggestions whose Trial is not made yet: the Trials hold the rest, so the
+        # Suggestion stays small however many trials the experiment runs.
+        "suggestions": [a for a in recorded if a["name"] not in made] + new,
         "suggestionCount": count + len(new),
         "exhausted": reply.exhausted,
         "algorithmSettings": [{"name": k, "value": v} for k, v in exp.algorithm_settings().items()],
@@ -456,13 +501,16 @@ def _points(ctx: Context, trial: Mapping[str, Any], objective: Any) -> list[Metr
     return [p for p in (m.as_point(keep_text) for m in logs) if p is not None]
 
 
-def reconcile_trial(ctx: Context, body: Mapping[str, Any]) -> None:
-    """Create the workload; follow it to an end; collect metrics; write the Trial status."""
+def reconcile_trial(ctx: Context, body: Mapping[str, Any], listed: bool = False) -> None:
+    """Create the workload; follow it to an end; collect metrics; write the Trial status.
+    `listed`: the body was just read from the API server (not a watch cache), so it is used as is.
+    The workload and its pods are read through `ctx.api` (a step serves them from one listing)."""
     ns, name = _ns_name(body)
-    fresh = _fresh(ctx, "Trial", body)
-    if fresh is None:
-        return
-    body = fresh
+    if not listed:
+        fresh = _fresh(ctx, "Trial", body)
+        if fresh is None:
+            return
+        body = fresh
     old = body.get("status") or {}
     if status.latest_condition(old.get("conditions")) in {c.value for c in TrialCondition if c.finished}:
         return
@@ -529,10 +577,3 @@ def _stop_early(ctx: Context, trial: Mapping[str, Any], objective: Any, so_far: 
     ctx.api.delete(run_spec.get("apiVersion", "batch/v1"), run_spec.get("kind", "Job"), ns, name)
     log.info("trial %s/%s stopped early: %s", ns, name, early_stopping.describe(rules))
     return True
-
-
-def finalize_trial(ctx: Context, body: Mapping[str, Any]) -> None:
-    """On Trial deletion: drop its observation log from the store (Katib does the same)."""
-    _, name = _ns_name(body)
-    with ctx.db() as db:
-        db.delete(name)

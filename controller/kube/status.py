@@ -20,6 +20,7 @@ from kubenas.trials import MetricStrategy, Objective, ObjectiveType, TrialCondit
 __all__ = [
     "JOB_FAILURE_CONDITION",
     "JOB_SUCCESS_CONDITION",
+    "TRIAL_LIST_LIMIT",
     "experiment_conditions",
     "experiment_status",
     "has_condition",
@@ -28,6 +29,8 @@ __all__ = [
     "objective_from_spec",
     "observation_from_points",
     "set_condition",
+    "suggestion_count",
+    "suggestion_history",
     "trial_outcome",
     "trial_record",
     "trial_status",
@@ -158,6 +161,34 @@ def trial_record(trial: Mapping[str, Any], objective: Objective) -> TrialRecord:
     )
 
 
+def suggestion_history(
+    trials: Sequence[Mapping[str, Any]], recorded: Sequence[Mapping[str, Any]], objective: Objective,
+) -> list[TrialRecord]:
+    """Everything already suggested, as the next GetSuggestions call must carry it: every Trial,
+    plus every assignment recorded in the Suggestion's status whose Trial is not made yet, as a
+    Created trial. Seeded stateless algorithms derive their draws from the history; without
+    the recorded ones, a call made before those Trials exist repeats the previous call's draws."""
+    records = [trial_record(t, objective) for t in trials]
+    made = {r.name for r in records}
+    for item in recorded:
+        if item["name"] in made:
+            continue
+        made.add(item["name"])
+        records.append(TrialRecord(
+            name=item["name"],
+            assignments={a["name"]: a.get("value", "") for a in item.get("parameterAssignments", [])},
+            labels=dict(item.get("labels") or {})))
+    return records
+
+
+def suggestion_count(suggestion_status: Mapping[str, Any]) -> int:
+    """How many suggestions the Suggestion has received in all. Its `suggestions` list holds only
+    those whose Trial is not made yet, so the count is kept apart (an older status, which kept
+    every suggestion in the list, has the two equal)."""
+    recorded = len(suggestion_status.get("suggestions") or [])
+    return max(int(suggestion_status.get("suggestionCount") or 0), recorded)
+
+
 def workload_finished(run: Mapping[str, Any], success_condition: str | None, failure_condition: str | None) -> bool:
     """True once the trial's workload meets its failure or success condition."""
     return condition_met(run, failure_condition or JOB_FAILURE_CONDITION) or \
@@ -217,17 +248,32 @@ _LISTS = {
 }
 
 
+#: At most this many names in each list of finished trials of an Experiment's status (the
+#: most recently completed ones): one object must stay far below etcd's 1.5 MiB however many
+#: trials run. The counts are always exact; `kubectl get trials -l` lists them all.
+TRIAL_LIST_LIMIT = 500
+
+
 def experiment_status(objective: Objective, trials: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts, per-condition trial lists and currentOptimalTrial from the Trial resources."""
+    """Counts, per-condition trial lists and currentOptimalTrial from the Trial resources.
+    Lists of finished trials hold the TRIAL_LIST_LIMIT most recently completed names."""
     records = sorted((trial_record(t, objective) for t in trials), key=lambda r: r.name)
     by_name = {t["metadata"]["name"]: t for t in trials}
     out: dict[str, Any] = {"trials": len(records)}
     for list_key, count_key in set(_LISTS.values()):
         out[list_key], out[count_key] = [], 0
+    finished: dict[str, list[TrialRecord]] = {}
     for record in records:
         list_key, count_key = _LISTS[record.condition]
-        out[list_key].append(record.name)
         out[count_key] += 1
+        if record.condition.finished:
+            finished.setdefault(list_key, []).append(record)
+        else:
+            out[list_key].append(record.name)
+    for list_key, done in finished.items():
+        if len(done) > TRIAL_LIST_LIMIT:
+            done = sorted(done, key=lambda r: (r.completion_time or "", r.name))[-TRIAL_LIST_LIMIT:]
+        out[list_key] = sorted(r.name for r in done)
     counts = count_trials(records)
     assert counts.total == len(records)
     best = optimal_trial(objective, records)

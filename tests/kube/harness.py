@@ -31,11 +31,16 @@ def running_servers(tmp_path: Path, algorithm: str, state_dir: Path | None = Non
         store.close()
 
 
-def katib_config(*algorithms: str) -> dict[str, Any]:
-    """The katib-config ConfigMap, mapping each of `algorithms` to the suggestion image."""
-    rows = "".join(f"    - {{algorithmName: {name}, image: kubenas/suggestion:0.1.0}}\n" for name in algorithms)
+def katib_config(*algorithms: str, early_stoppings: tuple[str, ...] = ("medianstop",)) -> dict[str, Any]:
+    """The katib-config ConfigMap, mapping each of `algorithms` (and `early_stoppings`) to the suggestion image."""
+    def rows(names: tuple[str, ...]) -> str:
+        return "".join(f"    - {{algorithmName: {name}, image: kubenas/suggestion:0.1.0}}\n" for name in names)
+
+    text = "runtime:\n  suggestions:\n" + rows(algorithms)
+    if early_stoppings:
+        text += "  earlyStoppings:\n" + rows(early_stoppings)
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "katib-config", "namespace": "kubenas-system"},
-            "data": {"katib-config.yaml": "runtime:\n  suggestions:\n" + rows}}
+            "data": {"katib-config.yaml": text}}
 
 
 def fake_api(*algorithms: str) -> FakeKubeApi:

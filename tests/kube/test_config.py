@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.kube.config import DEFAULT_MOUNT_PATH, ConfigError, parse_config_map
+from controller.kube.config import (
+    DEFAULT_MOUNT_PATH,
+    ConfigError,
+    ControllerConfig,
+    parse_config_map,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +68,10 @@ def test_unknown_algorithm_names_the_configured_ones() -> None:
     ({"katib-config.yaml": "runtime: {suggestions: [{algorithmName: a, image: x, volumeMountPath: rel}]}"},
      "runtime.suggestions[0].volumeMountPath"),
     ({"suggestion": "{not json"}, "suggestion"),
+    ({"katib-config.yaml": "runtime: {earlyStoppings: [{algorithmName: medianstop}]}"},
+     "runtime.earlyStoppings[0].image"),
+    ({"katib-config.yaml": "runtime: {earlyStoppings: {medianstop: x}}"}, "runtime.earlyStoppings"),
+    ({"suggestion": "{}", "early-stopping": "[1]"}, "early-stopping"),
 ])
 def test_bad_config_names_the_field(data: dict[str, str], field: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -71,12 +80,40 @@ def test_bad_config_names_the_field(data: dict[str, str], field: str) -> None:
     assert field in str(info.value)
 
 
-def test_shipped_config_map_parses_and_names_only_registered_algorithms() -> None:
-    from suggestion.algorithms.registry import algorithm_names
-
+def _shipped() -> ControllerConfig:
     docs = list(yaml.safe_load_all((ROOT / "manifests" / "base" / "katib-config.yaml").read_text()))
-    config = parse_config_map(docs[0]["data"])
-    # An entry for an unknown name would deploy a server that exits at once (CrashLoopBackOff).
-    assert set(config.suggestions) <= set(algorithm_names())
-    assert {"random", "grid", "enas", "darts"} <= set(config.suggestions)
+    return parse_config_map(docs[0]["data"])
+
+
+def test_shipped_config_map_configures_exactly_the_registered_algorithms() -> None:
+    from suggestion.algorithms.registry import ALGORITHMS
+
+    config = _shipped()
+    # A missing entry fails every experiment of that algorithm ("no image configured"); an entry
+    # for an unknown name would deploy a server that exits at once (CrashLoopBackOff).
+    assert sorted(config.suggestions) == sorted(ALGORITHMS)
+    raw = yaml.safe_load(yaml.safe_load((ROOT / "manifests" / "base" / "katib-config.yaml").read_text())
+                         ["data"]["katib-config.yaml"])
+    listed = [entry["algorithmName"] for entry in raw["runtime"]["suggestions"]]
+    assert len(listed) == len(set(listed)), f"listed more than once: {sorted(n for n in listed if listed.count(n) > 1)}"
+    assert {c.image for c in config.suggestions.values()} == {"kubenas/suggestion:0.1.0"}
     assert config.db_manager_address.startswith("kubenas-db-manager.kubenas-system")
+
+
+def test_shipped_config_map_configures_exactly_the_registered_early_stopping_algorithms() -> None:
+    from suggestion.early_stopping.registry import EARLY_STOPPING
+
+    config = _shipped()
+    assert sorted(config.early_stoppings) == sorted(EARLY_STOPPING)
+    for name in EARLY_STOPPING:
+        assert config.early_stopping(name).image == config.suggestions["random"].image
+
+
+def test_early_stopping_entries_in_both_shapes() -> None:
+    text = KATIB_CONFIG + "  earlyStoppings:\n    - {algorithmName: medianstop, image: img:3}\n"
+    assert parse_config_map({"katib-config.yaml": text}).early_stopping("medianstop").image == "img:3"
+    legacy = parse_config_map({"suggestion": json.dumps({"random": {"image": "i"}}),
+                               "early-stopping": json.dumps({"medianstop": {"image": "img:4"}})})
+    assert legacy.early_stopping("medianstop").image == "img:4"
+    with pytest.raises(ConfigError, match=r"'medianstop'.*configured: none"):
+        parse_config_map({"katib-config.yaml": KATIB_CONFIG}).early_stopping("medianstop")

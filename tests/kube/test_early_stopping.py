@@ -27,7 +27,7 @@ from kubenas.early_stopping import Comparison, StopRule
 from kubenas.proto_convert import trial_from_proto, trial_to_proto
 from kubenas.trials import TrialCondition
 from tests.kube.fake_cluster import FakeKubeApi, start_pod
-from tests.kube.harness import context, fake_api, running_servers
+from tests.kube.harness import context, fake_api, katib_config, running_servers
 from tests.kube.test_crds import _closed
 
 NS = "team-a"
@@ -208,6 +208,19 @@ def test_bad_early_stopping_settings_fail_the_suggestion_and_experiment(api, ser
     failed = api.kind("Experiment")[0]["status"]["conditions"][-1]
     assert failed["type"] == "Failed" and "start_step" in failed["message"]
     assert api.kind("Trial") == []
+
+
+def test_an_early_stopping_algorithm_missing_from_katib_config_fails_the_experiment(servers) -> None:
+    api = FakeKubeApi()
+    api.create(katib_config("grid", early_stoppings=()))
+    api.create(_experiment())
+    ctx = context(api, servers)
+    for _ in range(3):
+        _step(ctx, api)
+    failed = api.kind("Experiment")[0]["status"]["conditions"][-1]
+    assert failed["type"] == "Failed"
+    assert "runtime.earlyStoppings: invalid value 'medianstop'" in failed["message"]
+    assert api.kind("Trial") == [] and api.kind("Deployment") == []
 
 
 def test_malformed_trial_rules_are_skipped_not_fatal() -> None:

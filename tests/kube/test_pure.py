@@ -115,19 +115,21 @@ def test_suggestion_deployment_probes_and_state_volume() -> None:
         "containers"][0]["args"]
 
 
-def test_operator_registers_one_timer_per_kind_and_a_trial_finalizer() -> None:
-    """The real kopf registry (no cluster needed to register handlers)."""
+def test_operator_puts_a_finalizer_only_on_experiments() -> None:
+    """The real kopf registry (no cluster needed to register handlers): kopf adds its finalizer
+    for daemons and mandatory deletion handlers, and those exist for Experiments only; Trials,
+    Suggestions and Jobs are only watched (events wake the experiment's worker)."""
     import kopf
 
     from controller.kube import operator
 
     registry = kopf.get_default_registry()
-    timers = {h.selector.any_name: h for h in registry._spawning._handlers if h.selector.group == "kubeflow.org"}
-    assert set(timers) == set(operator.RESOURCES)
-    changing = [h for h in registry._changing._handlers if h.selector.group == "kubeflow.org"]
-    # Only the Trial delete handler reacts to changes; it makes kopf add its finalizer.
-    assert [(h.selector.any_name, h.reason.value) for h in changing] == [("trials", "delete")]
-    assert timers["trials"].fn is operator.trial_handler
+    daemons = [(h.selector.any_name, h.fn) for h in registry._spawning._handlers]
+    assert daemons == [("experiments", operator.experiment_worker)]
+    changing = [(h.selector.any_name, h.reason.value, h.requires_finalizer) for h in registry._changing._handlers]
+    assert changing == [("experiments", "delete", True)]
+    watched = {(h.selector.group, h.selector.any_name) for h in registry._watching._handlers}
+    assert watched == {("kubeflow.org", "experiments"), ("kubeflow.org", "trials"), ("batch", "jobs")}
 
 
 def test_controller_without_credentials_says_why(tmp_path: Any) -> None:

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 
 from controller.dbmanager import DBManagerClient
-from controller.kube import reconcile
+from controller.kube import cleanup, reconcile
 from controller.kube.crd import crds
 from controller.kube.reconcile import Context
 from tests.kube.conftest import EXPERIMENT
@@ -105,8 +105,12 @@ def test_experiment_runs_to_max_trials(api: FakeKubeApi, servers: dict[str, int]
             assert list(_validator(kind).iter_errors(obj)) == [], kind
     rendered = [k for k in api.created if k[1] in ("Deployment", "Service", "Job")]
     assert {k[1] for k in rendered} == {"Deployment", "Service", "Job"}
-    # resumePolicy Never: the suggestion server is gone after the end.
-    assert api.kind("Deployment") == [] and api.kind("Service") == [] and api.kind("Suggestion") == []
+    # resumePolicy Never: the suggestion server is gone after the end; the Suggestion stays (as in
+    # Katib: its status is the record of what was suggested), Succeeded.
+    assert api.kind("Deployment") == [] and api.kind("Service") == []
+    (suggestion,) = api.kind("Suggestion")
+    assert suggestion["status"]["conditions"][-1]["type"] == "Succeeded"
+    assert suggestion["status"]["suggestionCount"] == 4
     # Jobs are deleted after collection (retain false).
     assert api.kind("Job") == []
 
@@ -207,8 +211,8 @@ def test_from_volume_keeps_the_pvc_and_deletion_cleans_up(api: FakeKubeApi, serv
     assert [p["metadata"]["name"] for p in api.kind("PersistentVolumeClaim")] == ["random-demo-random"]
     assert api.kind("Deployment") == [] and len(api.kind("Suggestion")) == 1
     trial_names = [t["metadata"]["name"] for t in api.kind("Trial")]
-    for trial in api.kind("Trial"):  # what the finalizer does as the cascade reaches each Trial
-        reconcile.finalize_trial(ctx, trial)
+    # What the Experiment's deletion handler does before its finalizer goes; then the garbage collector.
+    assert cleanup.delete_experiment_logs(ctx, api.kind("Experiment")[0]) == 2
     api.delete("kubeflow.org/v1beta1", "Experiment", NS, "random-demo")
     assert [k for k in api.objects if k[1] != "ConfigMap"] == []
     with DBManagerClient(f"127.0.0.1:{servers['db']}") as db:
