@@ -86,9 +86,10 @@ def _cycle(split: Split, batch_size: int, generator: torch.Generator) -> Iterato
 class Searcher:
     """Owns the data, supernet, controller and optimisers of one search."""
 
-    def __init__(self, config: SearchConfig, out: TextIO = sys.stdout) -> None:
+    def __init__(self, config: SearchConfig, out: TextIO | None = None) -> None:
         s, space = config.settings, config.space
-        self.config, self.settings, self.space, self.out = config, s, space, out
+        self.config, self.settings, self.space = config, s, space
+        self.out = out  # None: whatever sys.stdout is when a line is printed
         self.device = resolve_device(config.device)
         self.seed = s.random_state if s.random_state is not None else int(time.time_ns() % 2**31)
         self.data_generator = seed_everything(self.seed, self.device)
@@ -248,7 +249,7 @@ class Searcher:
         return correct / len(self.valid)
 
     def emit(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        print(line, file=self.out or sys.stdout, flush=True)
 
     @property
     def label(self) -> str:
@@ -262,7 +263,7 @@ class Searcher:
         return architecture_of(self.space, child, self.settings.init_channels)[0]
 
 
-def run(config: SearchConfig, out: TextIO = sys.stdout) -> SearchResult:
+def run(config: SearchConfig, out: TextIO | None = None) -> SearchResult:
     """The whole search: epochs, final selection, printed results and files."""
     searcher = Searcher(config, out)
     s, space = config.settings, config.space
