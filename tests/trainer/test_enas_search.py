@@ -4,6 +4,7 @@ controller's learning, determinism, the printed result retraining, and its input
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,23 @@ def test_bad_input_exits_2_naming_the_field(argv: list[str], field: str, tmp_pat
     err = capsys.readouterr().err
     assert f"error: {field}: invalid value" in err and "Traceback" not in err, err
     assert not (tmp_path / "architecture.json").exists()
+
+
+def test_torchrun_two_gloo_ranks_search_exactly_like_one_process(tmp_path: Path) -> None:
+    """Two CPU ranks (standing in for two GPUs) against one process cutting each minibatch in
+    the same two chunks: the same seed gives the same printed search, line for line."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    one = subprocess.run([sys.executable, "-m", "trainer.enas_search", *_argv(MACRO, tmp_path / "one"),
+                          "--grad-chunks=2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    two = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node=2",
+                          "-m", "trainer.enas_search", *_argv(MACRO, tmp_path / "two")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 ranks agree on the shared weights and the controller: True" in two.stderr
+    assert len(_lines(two.stdout, "Best-Architecture=")) == 1  # rank 0 alone prints
+    assert two.stdout == one.stdout
+    assert (tmp_path / "two" / "architecture.json").read_text() == (tmp_path / "one" / "architecture.json").read_text()
 
 
 def test_console_script_reports_a_bad_setting_with_status_2() -> None:

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", "--train_limit", dest="train_limit", type=int, default=None,
                    help="use only the first N training images")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap the shared-weight steps of each epoch")
+    p.add_argument("--grad-chunks", type=int, default=None,
+                   help="cut each minibatch into N chunks (default: one per torchrun rank); one process with "
+                        "--grad-chunks=W takes the same steps as W ranks")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: $OMP_NUM_THREADS, else 1)")
     p.add_argument("--verbose", "-v", action="store_true")
     return p
@@ -70,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if space.mode == "micro" and space.num_nodes != settings.num_nodes:
             raise ConfigError("--search-space.num_nodes", space.num_nodes,
                               f"must equal the num_nodes setting ({settings.num_nodes})")
-        for flag, value in (("--train-limit", args.train_limit), ("--steps-per-epoch", args.steps_per_epoch)):
+        for flag, value in (("--train-limit", args.train_limit), ("--steps-per-epoch", args.steps_per_epoch),
+                            ("--grad-chunks", args.grad_chunks)):
             if value is not None and value < 1:
                 raise ConfigError(flag, value, "must be an integer >= 1")
         from trainer.enas.main import set_threads
@@ -79,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_threads(args.threads)
         run(SearchConfig(settings, space, data_dir=args.data_dir, device=args.device, output_dir=args.output_dir,
                          amp=args.amp, channels_last=args.channels_last, train_limit=args.train_limit,
-                         steps_per_epoch=args.steps_per_epoch))
+                         steps_per_epoch=args.steps_per_epoch, grad_chunks=args.grad_chunks))
     except (ConfigError, DatasetError, TrainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -37,8 +37,9 @@ from trainer.data import DatasetError, Split, batches, load_dataset
 from trainer.enas_search.children import Child, architecture_of, new_controller, uniform_children
 from trainer.enas_search.macro import MacroSupernet
 from trainer.enas_search.micro import MicroSupernet, genotype_of
+from trainer.enas_search.ranks import Ranks, start_ranks
 from trainer.enas_search.settings import ConfigError, OneshotSettings, SpaceSpec
-from trainer.train import on_cuda_unless_set, resolve_device, seed_everything
+from trainer.train import on_cuda_unless_set, seed_everything
 
 __all__ = ["MAX_DRAWS", "SearchConfig", "SearchResult", "Searcher", "build_supernet", "run"]
 
@@ -59,6 +60,7 @@ class SearchConfig:
     channels_last: bool | None = None  # None: on CUDA only
     train_limit: int | None = None
     steps_per_epoch: int | None = None  # cap the shared-weight steps (smoke runs, benchmarks)
+    grad_chunks: int | None = None  # chunks per global minibatch (None: one per rank); see ranks.py
     dataset_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,12 +88,16 @@ def _cycle(split: Split, batch_size: int, generator: torch.Generator) -> Iterato
 class Searcher:
     """Owns the data, supernet, controller and optimisers of one search."""
 
-    def __init__(self, config: SearchConfig, out: TextIO | None = None) -> None:
+    def __init__(self, config: SearchConfig, out: TextIO | None = None, ranks: Ranks | None = None) -> None:
         s, space = config.settings, config.space
         self.config, self.settings, self.space = config, s, space
         self.out = out  # None: whatever sys.stdout is when a line is printed
-        self.device = resolve_device(config.device)
-        self.seed = s.random_state if s.random_state is not None else int(time.time_ns() % 2**31)
+        self.ranks = ranks or start_ranks(config.device)
+        self.device = self.ranks.device
+        self.grad_chunks = config.grad_chunks or self.ranks.world
+        if self.grad_chunks % self.ranks.world:
+            raise ConfigError("--grad-chunks", self.grad_chunks, f"must be a multiple of the {self.ranks.world} ranks")
+        self.seed = self.ranks.same_int(s.random_state if s.random_state is not None else int(time.time_ns() % 2**31))
         self.data_generator = seed_everything(self.seed, self.device)
         self.model = build_supernet(space, s)  # built before the data: a bad space costs nothing
         data = load_dataset(s.dataset, config.data_dir, self.device, train_limit=config.train_limit,
@@ -108,6 +114,9 @@ class Searcher:
             raise DatasetError("--dataset", s.dataset, "needs training and validation images")
         self.train, self.valid, self.augment = data.train, data.valid, data.augment
         self.batch_size = min(s.batch_size, len(self.train))
+        if self.batch_size < self.grad_chunks:
+            raise ConfigError("--algorithm-settings.batch_size", s.batch_size,
+                              f"must be >= the {self.grad_chunks} gradient chunks (one per rank)")
         self.amp = on_cuda_unless_set(config.amp, self.device)
         self.channels_last = on_cuda_unless_set(config.channels_last, self.device)
         self.model = self.model.to(self.device)
@@ -158,8 +167,9 @@ class Searcher:
         """One pass over the training split, one child per minibatch; (loss, accuracy)."""
         s, model = self.settings, self.model
         model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        # Per chunk slot, so that the totals add up in one order whichever rank ran a chunk.
+        loss_sum = torch.zeros(self.grad_chunks, device=self.device, dtype=torch.float64)
+        correct = torch.zeros(self.grad_chunks, device=self.device, dtype=torch.float64)
         seen = 0
         started = time.perf_counter()
         for step, (x, y) in enumerate(batches(self.train, self.batch_size, True, self.data_generator,
@@ -167,21 +177,42 @@ class Searcher:
             if self.config.steps_per_epoch is not None and step >= self.config.steps_per_epoch:
                 break
             child = self.sample_fitting()
-            with self.autocast():
-                logits = model(self._prepare(x), child)
-                loss = F.cross_entropy(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            for k, (xk, yk) in enumerate(zip(x.tensor_split(self.grad_chunks), y.tensor_split(self.grad_chunks))):
+                if not self.ranks.mine(k):
+                    continue
+                with self.autocast():
+                    logits = model(self._prepare(xk), child)
+                    loss = F.cross_entropy(logits.float(), yk)
+                loss.backward()
+                loss_sum[k] += loss.detach().double() * len(yk)
+                correct[k] += (logits.argmax(1) == yk).sum()
+            self._average_gradients()
             nn.utils.clip_grad_norm_(model.parameters(), s.child_grad_clip)
             self.optimizer.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
         self.train_seconds += time.perf_counter() - started
         self.images_trained += seen
         if self.scheduler is not None:
             self.scheduler.step()
-        return float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)
+        totals = self.ranks.sum_(torch.stack([loss_sum, correct])).sum(1)
+        return float(totals[0]) / max(seen, 1), float(totals[1]) / max(seen, 1)
+
+    def _average_gradients(self) -> None:
+        """Sum the chunk gradients over the ranks and divide by the chunk count.
+
+        Every rank ran the same child, so the same weights hold a gradient everywhere;
+        the others keep none and the optimiser leaves them alone.
+        """
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = self.ranks.sum_(torch.cat([g.reshape(-1) for g in grads]))
+        flat /= self.grad_chunks
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
 
     @torch.no_grad()
     def reward(self, child: Child, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -205,10 +236,12 @@ class Searcher:
         best: tuple[float, Child] | None = None
         for step in range(1, s.controller_steps_per_epoch + 1):
             children = self.sample(s.controller_children_per_step)
-            rewards = []
-            for child in children:
-                x, y = next(self.valid_batches)
-                rewards.append(self.reward(child, x, y))
+            scores = torch.zeros(len(children), dtype=torch.float64, device=self.device)
+            for i, child in enumerate(children):
+                x, y = next(self.valid_batches)  # every rank draws every batch, so all stay in step
+                if self.ranks.mine(i):
+                    scores[i] = self.reward(child, x, y)
+            rewards = self.ranks.sum_(scores).tolist()
             for r, child in zip(rewards, children):
                 if best is None or r > best[0]:
                     best = (r, child)
@@ -224,6 +257,7 @@ class Searcher:
                 self.controller_optimizer.zero_grad()
                 loss.backward()
                 self.controller_optimizer.step()
+            self.ranks.broadcast_(list(self.controller.parameters()))
             entropies.append(float(roll.entropy.detach().mean()))
             if step % s.controller_log_every_steps == 0:
                 log.info("controller step %d/%d: loss %.5f, entropy %.4f, baseline %.4f, mean reward %.4f",
@@ -249,7 +283,8 @@ class Searcher:
         return correct / len(self.valid)
 
     def emit(self, line: str) -> None:
-        print(line, file=self.out or sys.stdout, flush=True)
+        if self.ranks.is_main:
+            print(line, file=self.out or sys.stdout, flush=True)
 
     @property
     def label(self) -> str:
@@ -264,13 +299,21 @@ class Searcher:
 
 
 def run(config: SearchConfig, out: TextIO | None = None) -> SearchResult:
-    """The whole search: epochs, final selection, printed results and files."""
-    searcher = Searcher(config, out)
+    """The whole search: epochs, final selection, printed results and files (rank 0 only)."""
+    ranks = start_ranks(config.device)
+    try:
+        return _run(Searcher(config, out, ranks), config)
+    finally:
+        ranks.close()
+
+
+def _run(searcher: Searcher, config: SearchConfig) -> SearchResult:
     s, space = config.settings, config.space
-    log.info("enas-oneshot %s search: %d layers, %s, sampler %s, seed %d, on %s, %s, %s layout; %d shared weights",
+    log.info("enas-oneshot %s search: %d layers, %s, sampler %s, seed %d, %d rank(s) on %s, %s, %s layout; "
+             "%d shared weights",
              space.mode, space.num_layers,
              f"{len(space.ops)} ops" if space.mode == "macro" else f"{space.num_nodes} nodes x {len(space.primitives)} primitives",
-             s.sampler, searcher.seed, searcher.device, "bf16" if searcher.amp else "fp32",
+             s.sampler, searcher.seed, searcher.ranks.world, searcher.device, "bf16" if searcher.amp else "fp32",
              "channels_last" if searcher.channels_last else "NCHW", sum(p.numel() for p in searcher.model.parameters()))
     history: list[dict[str, float]] = []
     for epoch in range(1, s.num_epochs + 1):
@@ -290,29 +333,37 @@ def run(config: SearchConfig, out: TextIO | None = None) -> SearchResult:
         searcher.emit(f"Best-NN-Config={json.dumps(nn_config, separators=(',', ':'))}")
     searcher.emit(format_metrics({"Validation-Accuracy": best["accuracy"]}))
     result = SearchResult(architecture, nn_config, best["accuracy"], candidates, history)
-    if config.output_dir is not None:
+    if searcher.ranks.world > 1:
+        agree = searcher.ranks.agree([*searcher.model.parameters(), *searcher.controller.parameters()])
+        if searcher.ranks.is_main:
+            log.info("%d ranks agree on the shared weights and the controller: %s", searcher.ranks.world, agree)
+    if config.output_dir is not None and searcher.ranks.is_main:
         _write_outputs(config.output_dir, searcher, result)
     return result
 
 
 def _final_candidates(searcher: Searcher) -> list[dict[str, Any]]:
-    """`final_children` distinct fitting children from the sampler, each scored on validation."""
+    """`final_children` distinct fitting children from the sampler, each scored on validation
+    (by one rank each; every rank draws the same children)."""
     n = searcher.settings.final_children
     seen: set[str] = set()
-    candidates: list[dict[str, Any]] = []
+    children: list[Child] = []
     for child in itertools.islice((c for _ in range(4) for c in searcher.sample(n)), 4 * n):
         key = json.dumps(child)
         if key in seen or not searcher.fits(child):
             continue
         seen.add(key)
-        candidates.append({"child": child, "architecture": searcher.describe(child),
-                           "accuracy": searcher.validation_accuracy(child)})
-        if len(candidates) == n:
+        children.append(child)
+        if len(children) == n:
             break
-    if not candidates:
-        candidates.append({"child": (child := searcher.sample_fitting()), "architecture": searcher.describe(child),
-                           "accuracy": searcher.validation_accuracy(child)})
-    return candidates
+    if not children:
+        children.append(searcher.sample_fitting())
+    scores = torch.zeros(len(children), dtype=torch.float64, device=searcher.device)
+    for i, child in enumerate(children):
+        if searcher.ranks.mine(i):
+            scores[i] = searcher.validation_accuracy(child)
+    accuracies = searcher.ranks.sum_(scores).tolist()
+    return [{"child": c, "architecture": searcher.describe(c), "accuracy": a} for c, a in zip(children, accuracies)]
 
 
 def _peak_rss_bytes() -> int:
