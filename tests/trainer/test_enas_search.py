@@ -141,6 +141,7 @@ def test_macro_search_prints_katib_lines_and_its_best_architecture_retrains(
     summary = json.loads((tmp_path / "search.json").read_text())
     assert summary["best"]["validation_accuracy"] == accuracy == max(c["validation_accuracy"] for c in summary["candidates"])
     assert summary["supernet_images_per_second"] > 0 and summary["peak_rss_bytes"] > 0
+    assert (tmp_path / "architecture.png").read_bytes().startswith(b"\x89PNG")
     spec = parse_child(best, nn_config)  # the enas trainer's parser accepts it as printed
     assert spec.mode == "macro" and spec.num_layers == 3
     build_child(spec)

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", "--data_dir", dest="data_dir", type=Path, default=None)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--output-dir", "--output_dir", dest="output_dir", type=Path, default=Path("enas-search-output"),
-                   help="where architecture.json, nn_config.json, search.json (and cells.png) go")
+                   help="where architecture.json, nn_config.json, search.json and architecture.png (micro: cells.png) go")
     p.add_argument("--amp", dest="amp", action="store_true", default=None, help="bf16 autocast also on CPU (default: CUDA only)")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA either")
     p.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,

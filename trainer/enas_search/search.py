@@ -394,4 +394,8 @@ def _write_outputs(directory: Path, searcher: Searcher, result: SearchResult) ->
         from trainer.darts.plot import plot_genotype
 
         plot_genotype(Genotype.from_json(result.architecture), directory / "cells.png")
-    log.info("wrote architecture.json, nn_config.json and search.json to %s", directory)
+    else:
+        from trainer.enas_search.plot import plot_macro
+
+        plot_macro(json.loads(result.architecture), searcher.space.ops, directory / "architecture.png")
+    log.info("wrote architecture.json, nn_config.json, search.json and a picture to %s", directory)
