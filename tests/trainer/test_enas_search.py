@@ -232,3 +232,16 @@ def test_console_script_reports_a_bad_setting_with_status_2() -> None:
 def test_settings_defaults_are_the_documented_one_shot_ones() -> None:
     s = OneshotSettings()
     assert (s.sampler, s.search_mode, s.child_lr_schedule, s.controller_train_steps) == ("enas", "macro", "cosine", 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("space", [MACRO, MICRO], ids=["macro", "micro"])
+def test_cuda_search_with_bf16_and_channels_last(space: SpaceSpec, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The CUDA path: data on the GPU, bf16 autocast and channels_last (both on by default there)."""
+    argv = [a for a in _argv(space, tmp_path) if a != "--device=cpu"] + ["--device=cuda"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert len(_lines(out, "Best-Genotype=" if space.mode == "micro" else "Best-Architecture=")) == 1
+    assert json.loads((tmp_path / "search.json").read_text())["device"].startswith("cuda")
