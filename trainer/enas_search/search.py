@@ -135,6 +135,7 @@ class Searcher:
         self.valid_batches = _cycle(self.valid, self.batch_size, torch.Generator(device=self.device).manual_seed(self.seed + 2))
         self.images_trained = 0
         self.train_seconds = 0.0
+        self.train_cpu_seconds = 0.0  # this process's CPU time: robust to other load on the machine
 
     def autocast(self) -> AbstractContextManager[object]:
         if not self.amp:
@@ -171,7 +172,7 @@ class Searcher:
         loss_sum = torch.zeros(self.grad_chunks, device=self.device, dtype=torch.float64)
         correct = torch.zeros(self.grad_chunks, device=self.device, dtype=torch.float64)
         seen = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for step, (x, y) in enumerate(batches(self.train, self.batch_size, True, self.data_generator,
                                               self.augment, drop_last=True)):
             if self.config.steps_per_epoch is not None and step >= self.config.steps_per_epoch:
@@ -192,6 +193,7 @@ class Searcher:
             self.optimizer.step()
             seen += len(y)
         self.train_seconds += time.perf_counter() - started
+        self.train_cpu_seconds += time.process_time() - cpu_started
         self.images_trained += seen
         if self.scheduler is not None:
             self.scheduler.step()
@@ -385,6 +387,8 @@ def _write_outputs(directory: Path, searcher: Searcher, result: SearchResult) ->
                        for c in result.candidates],
         "history": result.history,
         "supernet_images_per_second": round(searcher.images_trained / seconds, 1) if seconds > 0 else math.nan,
+        "supernet_images_per_cpu_second": (round(searcher.images_trained / searcher.train_cpu_seconds, 1)
+                                           if searcher.train_cpu_seconds > 0 else math.nan),
         "peak_rss_bytes": _peak_rss_bytes(),
         "device": str(searcher.device),
     }
