@@ -258,8 +258,8 @@ TRAINING_SNIPPET = """
 import json, statistics, sys, time
 import torch
 torch.set_num_threads(1)
-from suggestion.algorithms.enas.adam import Adam
-from suggestion.algorithms.enas.controller import MacroController
+from kubenas.enas_controller.adam import Adam
+from kubenas.enas_controller.policy import MacroController
 from suggestion.algorithms.enas.learning import Experience, reinforce
 from suggestion.algorithms.enas.settings import EnasSettings
 generator = torch.Generator().manual_seed(1)

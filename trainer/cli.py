@@ -15,6 +15,7 @@ __all__ = ["TRAINERS", "main", "run"]
 TRAINERS: dict[str, str] = {
     "enas": "trainer.enas",
     "darts": "trainer.darts",
+    "enas-search": "trainer.enas_search",
     "retrain": "trainer.retrain",
     "nb201": "trainer.nb201",
 }

@@ -18,6 +18,7 @@ ALGORITHMS: dict[str, str] = {
     "grid": "suggestion.algorithms.grid:GridSearch",
     "darts": "suggestion.algorithms.darts:Darts",
     "enas": "suggestion.algorithms.enas:Enas",
+    "enas-oneshot": "suggestion.algorithms.enas_oneshot:EnasOneshot",
     "evolution": "suggestion.algorithms.evolution:RegularizedEvolution",
     "bayesian": "suggestion.algorithms.bayesian:BayesianOptimization",
     "bayesianoptimization": "suggestion.algorithms.bayesian:KatibBayesianOptimization",

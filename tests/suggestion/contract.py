@@ -72,6 +72,7 @@ __all__ = [
     "check_micro_assignments",
     "check_nas_assignments",
     "check_nb201_assignments",
+    "check_oneshot_assignments",
     "make_history",
     "nb201_nas",
     "param",
@@ -197,6 +198,26 @@ def check_darts_assignments(space: SearchSpace, assignments: Mapping[str, str]) 
     assert int(assignments["num-layers"]) == nas.graph_config.num_layers
 
 
+def check_oneshot_assignments(space: SearchSpace, assignments: Mapping[str, str]) -> None:
+    """One-shot search (enas-oneshot): resolved settings, and the whole space as an nn_config
+    (macro: every expanded op in the embedding; micro: every cell primitive)."""
+    nas = space.nas_config
+    assert nas is not None
+    settings = json.loads(assignments["algorithm-settings"])
+    assert isinstance(settings, dict)
+    config = json.loads(assignments["search-space"])
+    assert config.get("search_mode", "macro") == settings["search_mode"], (config, settings)
+    assert config["num_layers"] == nas.graph_config.num_layers
+    assert config["input_sizes"] == list(nas.graph_config.input_sizes)
+    assert config["output_sizes"] == list(nas.graph_config.output_sizes)
+    if settings["search_mode"] == "micro":
+        assert config["primitives"] == [p for p in primitive_names(nas.operations) if usable_in_cell(p)]
+        assert config["num_nodes"] == settings["num_nodes"]
+    else:
+        ops = nas.expanded()
+        assert config["embedding"] == {str(op.opt_id): json.loads(json.dumps(op.to_json())) for op in ops}
+
+
 def _round_trips(space: SearchSpace, settings: Mapping[str, object], assignments: Mapping[str, str]) -> None:
     """In the space by the encoding's decode, and written exactly as the encoding writes it."""
     nas = space.nas_config
@@ -257,6 +278,7 @@ def check_nas_assignments(space: SearchSpace, assignments: Mapping[str, str]) ->
 NAS_FORMATS: dict[frozenset[str], Callable[[SearchSpace, Mapping[str, str]], None]] = {
     frozenset({"architecture", "nn_config"}): check_nas_assignments,
     frozenset({"algorithm-settings", "search-space", "num-layers"}): check_darts_assignments,
+    frozenset({"algorithm-settings", "search-space"}): check_oneshot_assignments,
 }
 
 

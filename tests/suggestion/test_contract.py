@@ -20,6 +20,8 @@ class TestRegisteredAlgorithm(AlgorithmContract):
         "grid": {"hpo_continuous": "parameters[0].feasibleSpace.step", "nas_micro": "search_mode"},
         # DARTS searches its own supernet: search_mode is an unknown setting to it.
         "darts": {"nas_micro": "search_mode", "nas_nb201": "search_mode"},
+        # One-shot ENAS has macro and micro supernets; a NAS-Bench-201 cell has no supernet here.
+        "enas-oneshot": {"nas_nb201": "search_mode"},
     }
 
 

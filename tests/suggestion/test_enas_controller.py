@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from suggestion.algorithms.enas.adam import Adam
-from suggestion.algorithms.enas.controller import MacroController, MicroController
+from kubenas.enas_controller.adam import Adam
+from kubenas.enas_controller.policy import MacroController, MicroController
 
 
 def macro(num_layers: int, seed: int = 0) -> MacroController:

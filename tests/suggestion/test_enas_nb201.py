@@ -9,12 +9,12 @@ from collections import Counter
 import pytest
 import torch
 
+from kubenas.enas_controller.policy import Nb201Controller
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
 from kubenas.space import SearchSpace
 from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
 from suggestion.algorithms.base import InvalidSettings, Problem
 from suggestion.algorithms.enas import Enas
-from suggestion.algorithms.enas.controller import Nb201Controller
 from suggestion.state import DirectoryStateStore, MemoryStateStore
 from tests.suggestion.contract import nb201_nas
 

@@ -27,7 +27,7 @@ from trainer.nb201.main import build_parser as nb201_parser
 from trainer.nb201.model import build_nb201, parse_nb201
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ENAS_EXAMPLES = sorted(EXAMPLES.glob("enas-*.yaml"))
+ENAS_EXAMPLES = sorted(p for p in EXAMPLES.glob("enas-*.yaml") if not p.name.startswith("enas-oneshot-"))
 
 
 def _nas_config(path: Path) -> NasConfig:

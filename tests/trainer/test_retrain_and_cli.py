@@ -81,12 +81,12 @@ def test_retrain_bad_input_exits_2(args: list[str], message: str, capsys: pytest
 
 
 def test_cli_registry_names_the_trainers() -> None:
-    assert list(cli.TRAINERS) == ["enas", "darts", "retrain", "nb201"]
+    assert list(cli.TRAINERS) == ["enas", "darts", "enas-search", "retrain", "nb201"]
 
 
 def test_cli_dispatch_and_unknown_trainer(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(["nope"]) == 2
-    assert "must be one of ['enas', 'darts', 'retrain', 'nb201']" in capsys.readouterr().err
+    assert "must be one of ['enas', 'darts', 'enas-search', 'retrain', 'nb201']" in capsys.readouterr().err
     assert cli.run([]) == 2
     assert cli.run(["enas", f"--architecture={ARCH}", f"--nn_config={NN_CONFIG}", "--dataset=digits",
                     "--num_epochs=1", "--train-limit=128"]) == 0

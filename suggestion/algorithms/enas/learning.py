@@ -37,8 +37,8 @@ from suggestion.algorithms.enas.mode import Decisions
 from suggestion.algorithms.reward import reward
 
 if TYPE_CHECKING:
-    from suggestion.algorithms.enas.adam import Adam
-    from suggestion.algorithms.enas.controller import LstmPolicy
+    from kubenas.enas_controller.adam import Adam
+    from kubenas.enas_controller.policy import LstmPolicy
     from suggestion.algorithms.enas.settings import EnasSettings
 
 __all__ = ["MAX_BATCH", "Experience", "Harvest", "harvest", "reinforce"]

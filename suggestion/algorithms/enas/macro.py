@@ -13,7 +13,7 @@ from suggestion.algorithms.encoding import MacroEncoding
 if TYPE_CHECKING:
     import torch
 
-    from suggestion.algorithms.enas.controller import LstmPolicy
+    from kubenas.enas_controller.policy import LstmPolicy
     from suggestion.algorithms.enas.settings import EnasSettings
 
 __all__ = ["MAX_MACRO_LAYERS", "MacroMode"]
@@ -41,7 +41,7 @@ class MacroMode(SearchMode):
         self.num_layers = self.macro.num_layers
 
     def new_controller(self, generator: torch.Generator) -> LstmPolicy:
-        from suggestion.algorithms.enas.controller import MacroController
+        from kubenas.enas_controller.policy import MacroController
 
         s = self.settings
         return MacroController(

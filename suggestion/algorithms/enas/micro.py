@@ -17,7 +17,7 @@ from suggestion.algorithms.encoding import MicroEncoding, loose_ends, usable_in_
 if TYPE_CHECKING:
     import torch
 
-    from suggestion.algorithms.enas.controller import LstmPolicy
+    from kubenas.enas_controller.policy import LstmPolicy
     from suggestion.algorithms.enas.settings import EnasSettings
 
 __all__ = ["MicroMode", "loose_ends", "usable_in_cell"]
@@ -38,7 +38,7 @@ class MicroMode(SearchMode):
         self.num_nodes = self.micro.num_nodes
 
     def new_controller(self, generator: torch.Generator) -> LstmPolicy:
-        from suggestion.algorithms.enas.controller import MicroController
+        from kubenas.enas_controller.policy import MicroController
 
         s = self.settings
         return MicroController(

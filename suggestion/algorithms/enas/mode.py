@@ -21,7 +21,7 @@ from suggestion.algorithms.encoding import NasEncoding, nas_encoding
 if TYPE_CHECKING:
     import torch
 
-    from suggestion.algorithms.enas.controller import LstmPolicy
+    from kubenas.enas_controller.policy import LstmPolicy
     from suggestion.algorithms.enas.settings import EnasSettings
 
 __all__ = ["Decisions", "SearchMode"]

@@ -14,7 +14,7 @@ from suggestion.algorithms.enas.mode import Decisions, SearchMode
 if TYPE_CHECKING:
     import torch
 
-    from suggestion.algorithms.enas.controller import LstmPolicy
+    from kubenas.enas_controller.policy import LstmPolicy
 
 __all__ = ["Nb201Mode"]
 
@@ -23,7 +23,7 @@ class Nb201Mode(SearchMode):
     """`architecture` = the NB201 cell string over the nasConfig's primitives."""
 
     def new_controller(self, generator: torch.Generator) -> LstmPolicy:
-        from suggestion.algorithms.enas.controller import Nb201Controller
+        from kubenas.enas_controller.policy import Nb201Controller
 
         s = self.settings
         return Nb201Controller(

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from suggestion.algorithms.enas.adam import Adam
-from suggestion.algorithms.enas.controller import LstmPolicy
+from kubenas.enas_controller.adam import Adam
+from kubenas.enas_controller.policy import LstmPolicy
 from suggestion.algorithms.enas.mode import SearchMode
 
 __all__ = ["FORMAT_VERSION", "Session", "new_session", "session_from_bytes", "session_to_bytes"]

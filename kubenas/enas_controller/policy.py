@@ -1,5 +1,9 @@
 """The ENAS controller: an LSTM policy that samples architectures and re-scores given ones.
 
+One implementation for the `enas` suggestion service (a reward per trial) and the one-shot
+`kubenas-train enas-search` (rewards from shared-weight children). Runs on the CPU: its
+tensors are a few kilobytes, and its samples drive the supernet on any device.
+
 `forward(batch, forced=...)` with `forced=None` samples decisions from `generator`; with
 a decisions tensor it replays those decisions (teacher forcing) and returns their
 log-probabilities under the current policy. That is what lets every evaluated
