@@ -142,7 +142,7 @@ class _Suggesting:
     """One GetSuggestions call in a daemon thread; wakes the runner through its event queue."""
 
     def __init__(self, call: Callable[[], Any], current: int, events: queue.Queue[TrialEvent]) -> None:
-        self.current = current
+        self.call, self.current = call, current
         self.reply: Any = None
         self.error: SuggestionServerError | None = None
         self._done = threading.Event()
@@ -253,7 +253,9 @@ class LocalRunner:
         if current <= 0:
             return
         history = [trial_to_proto(r, self.objective) for r in records]
-        self._suggesting = _Suggesting(lambda: self._suggest(history, current, total), current, self.events)
+        # self.client is read when the call runs: a retry after a restart uses the new server
+        self._suggesting = _Suggesting(lambda: self.client.suggest(self.proto, history, current, total),
+                                       current, self.events)
 
     def _take_suggestions(self) -> None:
         call = self._suggesting
@@ -262,6 +264,16 @@ class LocalRunner:
         self._suggesting = None
         if call.error is not None:
             exc = call.error
+            if exc.code is grpc.StatusCode.UNAVAILABLE and self.restart_suggestion is not None:
+                # The server process died (OOM killer, a crash): its state is on disk
+                # (suggestion-state), so a new one continues where it stopped. Once per run; from
+                # this thread, since the server is set to die with the thread that started it.
+                restart, self.restart_suggestion = self.restart_suggestion, None
+                log.warning("the suggestion server is unavailable (%s); starting a new one", exc)
+                self.progress.note("suggestion server lost; restarted it")
+                self.client = restart()
+                self._suggesting = _Suggesting(call.call, call.current, self.events)
+                return
             raise RunError(f"GetSuggestions failed ({exc.code.name if exc.code else 'error'}): {printable(str(exc))}",
                            f"the trials so far are kept; see {self.workdir / 'suggestion-server.log'}, then resume "
                            f"with: kubenas run {self.file} --workdir {self.workdir} --resume")
@@ -276,20 +288,6 @@ class LocalRunner:
                            labels=dict(item.labels), condition=TrialCondition.CREATED, seed=self.seed,
                            workdir=str(self.workdir / "trials" / name))
             self._save(row)
-
-    def _suggest(self, history: list[Any], current: int, total: int) -> Any:
-        try:
-            return self.client.suggest(self.proto, history, current, total)
-        except SuggestionServerError as exc:
-            if exc.code is not grpc.StatusCode.UNAVAILABLE or self.restart_suggestion is None:
-                raise
-            # The server process died (OOM killer, a crash): its state is on disk
-            # (suggestion-state), so a new one continues where it stopped. Once per run.
-            restart, self.restart_suggestion = self.restart_suggestion, None
-            log.warning("the suggestion server is unavailable (%s); starting a new one", exc)
-            self.progress.note("suggestion server lost; restarted it")
-            self.client = restart()
-            return self.client.suggest(self.proto, history, current, total)
 
     def _new_name(self) -> str:
         # Seeded algorithms derive their draws from the history's trial names, so a seeded
