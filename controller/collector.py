@@ -251,11 +251,12 @@ class FileCollector:
                 raise CollectionError(f"metrics file {self.path} was replaced by a symbolic link; "
                                       f"kubenas reads only a regular file the trial writes") from None
             raise CollectionError(f"cannot read metrics file {self.path}: {exc.strerror or exc}") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise CollectionError(f"metrics file {self.path} is not a regular file ({_file_kind(mode)}); "
+                                  f"kubenas reads only a regular file the trial writes")
         with os.fdopen(fd, "rb", buffering=0) as fh:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise CollectionError(f"metrics file {self.path} is not a regular file ({_file_kind(mode)}); "
-                                      f"kubenas reads only a regular file the trial writes")
             return self._read_new(fh, limit)
 
     def _read_new(self, fh: IO[bytes], limit: int | None) -> list[MetricPoint]:

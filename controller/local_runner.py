@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,9 @@ STOP_GRACE_S = 5.0
 _TICK_S = 0.2
 # After a trial's main process exits, how long its output may stay open (a leftover child).
 _EOF_GRACE_S = 2.0
+# ... unless output read before it is still queued; but a leftover child that keeps printing
+# does not keep the trial open longer than this after the main process exited.
+_EOF_LIMIT_S = 30.0
 _PID_KEY = "trial-pid/"
 # Metrics files written by this experiment's trials: the only existing files kubenas removes.
 _METRICS_FILE_KEY = "metrics-file/"
@@ -99,6 +103,7 @@ class _Active:
     file: FileCollector | None
     gpu: str | None
     exited_at: float | None = None
+    handled: int = 0                      # events of this trial taken from the queue
     eof: bool = False
     unparsed: list[str] = field(default_factory=list)
     watch: StopWatch | None = None        # the early-stopping rules applied to its metrics
@@ -119,23 +124,30 @@ class _Observation:
         self.objective = objective
         self.value: dict[str, float | str] = {}
         self.in_order = True
-        self._last_stamp, self._last_us = "", -1
+        self._last = ""  # the latest time stamp seen, in now_rfc3339's form
 
     def feed(self, points: list[MetricPoint]) -> None:
         if not self.in_order:
             return
         for point in points:
-            if point.timestamp != self._last_stamp:
-                try:
-                    micros = parse_rfc3339(point.timestamp)
-                except InvalidLogError:
+            key = point.timestamp
+            if key != self._last:
+                if len(key) != 27 or key[-1] != "Z":  # not now_rfc3339's form, in which text order is time order
+                    try:
+                        key = _canonical(parse_rfc3339(key))
+                    except InvalidLogError:
+                        self.in_order = False
+                        return
+                if key < self._last:
                     self.in_order = False
                     return
-                if micros < self._last_us:
-                    self.in_order = False
-                    return
-                self._last_stamp, self._last_us = point.timestamp, micros
+                self._last = key
         self.value = observe(self.objective, [*self.value.items(), *((p.name, p.value) for p in points)])
+
+
+def _canonical(micros: int) -> str:
+    stamp = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class _Suggesting:
@@ -409,7 +421,8 @@ class LocalRunner:
         for name, act in list(self.active.items()):
             if act.exited_at is None and act.process.returncode() is not None:
                 act.exited_at = now
-            if act.exited_at is not None and (act.eof or now - act.exited_at > _EOF_GRACE_S):
+            if act.exited_at is not None and (act.eof or (now - act.exited_at > _EOF_GRACE_S and (
+                    not _output_queued(act) or now - act.exited_at > _EOF_LIMIT_S))):
                 self._finish(act)
             elif act.kill_at is not None and now > act.kill_at:
                 log.info("trial %s did not stop within %.1fs of SIGTERM; sending SIGKILL", name, STOP_GRACE_S)
@@ -421,6 +434,7 @@ class LocalRunner:
         act = self.active.get(event.trial)
         if act is None:
             return  # a wake-up, or output of a trial already finished
+        act.handled += 1
         if event.line is None:
             act.eof = True
             return
@@ -431,7 +445,9 @@ class LocalRunner:
         except CollectionError as exc:
             self._collection_failed(act, str(exc))
             return
-        mention = self._mentions.search(event.line) if not found and len(act.unparsed) < 3 else None
+        # (the substring test first: the regex, anchored by a look-behind, scans every position)
+        mention = self._mentions.search(event.line) if not found and len(act.unparsed) < 3 and any(
+            name in event.line for name in self.metric_names) else None
         if mention:
             start = event.line.rfind("\n", 0, mention.start()) + 1
             act.unparsed.append(event.line[start:].split("\n", 1)[0].strip()[:120])
@@ -680,6 +696,11 @@ class LocalRunner:
         else:
             self.console.print("no trial reported the objective metric", markup=False)
         self.console.print(f"results: {self.workdir / 'results.json'}", soft_wrap=True, markup=False)
+
+
+def _output_queued(act: _Active) -> bool:
+    """Whether output the trial's reader has read is still waiting for the runner."""
+    return act.process.waiting_for_room or act.process.posted > act.handled
 
 
 def _describe(rule: StopRule) -> str:

@@ -118,6 +118,10 @@ class TrialProcess:
         self.started = time.time()
         self.ended: float | None = None
         self.stop_requested = False
+        # Events posted so far, and whether the reader holds one it could not queue yet: the
+        # runner compares them with what it has handled to know if output is still on its way.
+        self.posted = 0
+        self.waiting_for_room = False
         self._reader = threading.Thread(target=self._pump, args=(events,), name=f"trial-{name}", daemon=True)
         self._reader.start()
 
@@ -163,10 +167,10 @@ class TrialProcess:
                 sink.write(raw)
                 text = decoder.decode(raw)
                 if text:
-                    events.put(TrialEvent(self.name, text))
+                    self._post(events, TrialEvent(self.name, text))
             tail = decoder.decode(b"", final=True)
             if tail:
-                events.put(TrialEvent(self.name, tail))
+                self._post(events, TrialEvent(self.name, tail))
         finally:
             sink.close()
         self.proc.stdout.close()
@@ -174,7 +178,13 @@ class TrialProcess:
         # wakes exactly once, with the exit status ready. (A leader that exits while a child
         # keeps the pipe open is caught by the runner's own poll.)
         self.proc.wait()
-        events.put(TrialEvent(self.name, None))
+        self._post(events, TrialEvent(self.name, None))
+
+    def _post(self, events: queue.Queue[TrialEvent], event: TrialEvent) -> None:
+        self.waiting_for_room = True
+        events.put(event)  # blocks while the queue is full
+        self.posted += 1
+        self.waiting_for_room = False
 
     @property
     def pid(self) -> int:

@@ -230,6 +230,8 @@ def parse_line(
     stamp = stamp or default_timestamp or now_rfc3339()
     points = []
     for pattern in patterns or [_DEFAULT]:
+        if pattern is _DEFAULT and "=" not in body:
+            continue  # most output lines: no `=`, no match; a substring test is far cheaper than the regex
         for match in _default_matches(body) if pattern is _DEFAULT else _bounded_matches(pattern, body):
             name, raw = match.group(1).strip(), match.group(2).strip()
             if wanted is not None and name not in wanted:

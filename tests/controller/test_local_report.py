@@ -10,7 +10,13 @@ from rich.console import Console
 
 from controller.logic import Outcome, OutcomeReason, TrialCounts
 from controller.progress import Progress
-from controller.report import plot_progress, print_unsqueezed, results_document, results_table, write_results
+from controller.report import (
+    plot_progress,
+    print_unsqueezed,
+    results_document,
+    results_table,
+    write_results,
+)
 from controller.store import TrialRow
 from kubenas.trials import Objective, ObjectiveType, TrialCondition
 
