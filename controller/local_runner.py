@@ -72,7 +72,7 @@ from kubenas.early_stopping import StopRule, StopWatch
 from kubenas.metrics import MetricPoint, metrics_path_problem, now_rfc3339
 from kubenas.printable import printable
 from kubenas.proto_convert import trial_to_proto
-from kubenas.trials import Objective, TrialCondition, observe
+from kubenas.trials import MetricStrategy, Objective, TrialCondition, observe
 
 __all__ = ["STOP_GRACE_S", "LocalRunner"]
 
@@ -122,6 +122,7 @@ class _Observation:
 
     def __init__(self, objective: Objective) -> None:
         self.objective = objective
+        self._names = set(objective.metric_names)
         self.value: dict[str, float | str] = {}
         self.in_order = True
         self._last = ""  # the latest time stamp seen, in now_rfc3339's form
@@ -142,7 +143,21 @@ class _Observation:
                     self.in_order = False
                     return
                 self._last = key
-        self.value = observe(self.objective, [*self.value.items(), *((p.name, p.value) for p in points)])
+        by_name: dict[str, list[float | str]] = {}
+        for point in points:
+            if point.name in self._names:
+                by_name.setdefault(point.name, []).append(point.value)
+        for name, values in by_name.items():
+            # observe's fold, a batch at once: min/max over numbers in C; with text, value by value
+            strategy = self.objective.strategy(name)
+            if strategy is not MetricStrategy.LATEST and not any(isinstance(v, str) for v in values):
+                values = [min(values) if strategy is MetricStrategy.MIN else max(values)]  # type: ignore[type-var]
+            elif strategy is MetricStrategy.LATEST:
+                values = values[-1:]
+            pairs = [(name, v) for v in values]
+            if name in self.value:
+                pairs.insert(0, (name, self.value[name]))
+            self.value.update(observe(self.objective, pairs))
 
 
 def _canonical(micros: int) -> str:
