@@ -2,7 +2,9 @@
 
 Starts a real `kubenas run` of one trial (StdOut collector) and samples the runner
 process's resident memory with psutil every 20 ms; the peak reported is the larger of the
-sampled maximum and the kernel's high-water mark (VmHWM) read while the process lives.
+sampled maximum and the kernel's high-water mark (VmHWM) read while the process lives. The
+runner's CPU time (user + system, last sample) is reported beside the wall time: on a
+shared machine it says more about the runner's own cost than the wall clock does.
 Two trials:
 
     bytes   prints --gigabytes GB of 1 KiB lines without metrics, then `loss=0.5`
@@ -82,10 +84,12 @@ def measure(program: str, tmp: Path) -> dict[str, float | int | str]:
     proc = subprocess.Popen([sys.executable, "-m", "kubenas", "run", str(path), "--workdir", str(workdir)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     runner = psutil.Process(proc.pid)
-    peak = 0
+    peak, cpu = 0, 0.0
     while proc.poll() is None:
         try:
             peak = max(peak, runner.memory_info().rss, _hwm_bytes(proc.pid))
+            times = runner.cpu_times()
+            cpu = times.user + times.system
         except psutil.Error:
             break
         time.sleep(0.02)
@@ -95,7 +99,8 @@ def measure(program: str, tmp: Path) -> dict[str, float | int | str]:
         raise SystemExit(f"kubenas run failed ({proc.returncode}):\n{out[-2000:]}\n{err[-2000:]}")
     (trial,) = json.loads((workdir / "results.json").read_text())["trials"]
     log = workdir / "trials" / trial["name"] / "stdout.log"
-    return {"peak_rss_mb": round(peak / 2**20, 1), "wall_s": round(wall, 1), "condition": trial["condition"],
+    return {"peak_rss_mb": round(peak / 2**20, 1), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "condition": trial["condition"],
             "loss": trial["observation"].get("loss", ""),
             "stdout_log_mb": round(sum(p.stat().st_size for p in log.parent.glob("stdout.log*")) / 2**20, 1)}
 
@@ -111,13 +116,13 @@ def main() -> None:
     chosen = list(cases) if args.case == "both" else [args.case]
     print(f"# runner memory ({platform.processor() or platform.machine()}, {psutil.cpu_count()} CPUs, "
           f"Python {platform.python_version()})")
-    print("| trial prints | runner peak RSS (MB) | wall (s) | trial | stdout.log kept (MB) |")
-    print("|---|---:|---:|---|---:|")
+    print("| trial prints | runner peak RSS (MB) | wall (s) | runner CPU (s) | trial | stdout.log kept (MB) |")
+    print("|---|---:|---:|---:|---|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for key in chosen:
             label, program = cases[key]
             row = measure(program, Path(tmp))
-            print(f"| {label} | {row['peak_rss_mb']} | {row['wall_s']} | {row['condition']} "
+            print(f"| {label} | {row['peak_rss_mb']} | {row['wall_s']} | {row['cpu_s']} | {row['condition']} "
                   f"(loss={row['loss']}) | {row['stdout_log_mb']} |", flush=True)
 
 
