@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from controller.collector import (
     observation_from_log,
 )
 from controller.local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
+from controller.local_observation import ObservationFold
 from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.local_trials import (
     GpuPool,
@@ -66,13 +66,13 @@ from controller.report import (
     results_table,
     write_results,
 )
-from controller.store import InvalidLogError, MetricLog, ObservationStore, TrialRow, parse_rfc3339
+from controller.store import MetricLog, ObservationStore, TrialRow
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
 from kubenas.early_stopping import StopRule, StopWatch
 from kubenas.metrics import MetricPoint, metrics_path_problem, now_rfc3339
 from kubenas.printable import printable
 from kubenas.proto_convert import trial_to_proto
-from kubenas.trials import MetricStrategy, Objective, TrialCondition, observe
+from kubenas.trials import TrialCondition
 
 __all__ = ["STOP_GRACE_S", "LocalRunner"]
 
@@ -111,58 +111,7 @@ class _Active:
     collect_error: str | None = None      # why its metrics could not be collected (it fails)
     kill_at: float | None = None          # SIGKILL deadline after the early-stop SIGTERM
     pushed: int = 0                       # Push collector: store logs already fed to `watch`
-    observed: _Observation | None = None  # its observation so far, folded as metrics arrive
-
-
-class _Observation:
-    """A trial's observation folded point by point, as `observe` folds the stored log in time
-    order, so the runner need not read back a log of millions of points. Exact while the
-    points arrive in time order (the usual case: lines stamped as they are read); a trial
-    whose own time stamps go back is reduced from the store at its end instead."""
-
-    def __init__(self, objective: Objective) -> None:
-        self.objective = objective
-        self._names = set(objective.metric_names)
-        self.value: dict[str, float | str] = {}
-        self.in_order = True
-        self._last = ""  # the latest time stamp seen, in now_rfc3339's form
-
-    def feed(self, points: list[MetricPoint]) -> None:
-        if not self.in_order:
-            return
-        for point in points:
-            key = point.timestamp
-            if key != self._last:
-                if len(key) != 27 or key[-1] != "Z":  # not now_rfc3339's form, in which text order is time order
-                    try:
-                        key = _canonical(parse_rfc3339(key))
-                    except InvalidLogError:
-                        self.in_order = False
-                        return
-                if key < self._last:
-                    self.in_order = False
-                    return
-                self._last = key
-        by_name: dict[str, list[float | str]] = {}
-        for point in points:
-            if point.name in self._names:
-                by_name.setdefault(point.name, []).append(point.value)
-        for name, values in by_name.items():
-            # observe's fold, a batch at once: min/max over numbers in C; with text, value by value
-            strategy = self.objective.strategy(name)
-            if strategy is not MetricStrategy.LATEST and not any(isinstance(v, str) for v in values):
-                values = [min(values) if strategy is MetricStrategy.MIN else max(values)]  # type: ignore[type-var]
-            elif strategy is MetricStrategy.LATEST:
-                values = values[-1:]
-            pairs = [(name, v) for v in values]
-            if name in self.value:
-                pairs.insert(0, (name, self.value[name]))
-            self.value.update(observe(self.objective, pairs))
-
-
-def _canonical(micros: int) -> str:
-    stamp = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    observed: ObservationFold | None = None  # its observation so far, folded as metrics arrive
 
 
 class _Suggesting:
@@ -389,7 +338,7 @@ class LocalRunner:
         running = replace(row, condition=TrialCondition.RUNNING, start_time=started)
         self.active[row.name] = _Active(process, running, stdout, file_collector, gpu,
                                         watch=StopWatch(self.rules, self.objective) if self.rules else None,
-                                        observed=_Observation(self.objective) if plan.collector != "Push" else None)
+                                        observed=ObservationFold(self.objective) if plan.collector != "Push" else None)
         self._save(running)
         self.progress.started(running, gpu)
 

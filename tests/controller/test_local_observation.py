@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from controller.local_runner import _Observation
+from controller.local_observation import ObservationFold
 from kubenas.metrics import MetricPoint
 from kubenas.trials import MetricStrategy, Objective, ObjectiveType, observe
 
@@ -21,7 +21,7 @@ def test_the_fold_in_batches_equals_observe_over_the_whole_log(seed: int) -> Non
         name = rng.choice(["loss", "acc", "genotype", "other"])
         value: float | str = f"G{i}" if name == "genotype" or rng.random() < 0.05 else rng.uniform(-5, 5)
         points.append(MetricPoint(name, value, f"2026-01-01T00:00:{i // 10:02d}.{i:06d}Z"))
-    folded = _Observation(objective)
+    folded = ObservationFold(objective)
     at = 0
     while at < len(points):
         step = rng.randint(1, 40)
@@ -32,7 +32,7 @@ def test_the_fold_in_batches_equals_observe_over_the_whole_log(seed: int) -> Non
 
 
 def test_time_stamps_going_back_hand_the_reduction_to_the_store() -> None:
-    folded = _Observation(Objective(ObjectiveType.MINIMIZE, "loss"))
+    folded = ObservationFold(Objective(ObjectiveType.MINIMIZE, "loss"))
     folded.feed([MetricPoint("loss", 1.0, "2026-01-01T00:00:02Z")])
     assert folded.in_order
     folded.feed([MetricPoint("loss", 2.0, "2026-01-01T01:00:01+01:00")])  # 00:00:01Z: earlier
