@@ -12,10 +12,12 @@ The Push collector needs nothing here: the trainer calls the DBManager's
 from __future__ import annotations
 
 import codecs
+import errno
 import json
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +25,22 @@ from typing import IO
 
 from controller.store import InvalidLogError, MetricLog, parse_rfc3339
 from kubenas import rfc3339
-from kubenas.metrics import MetricFormatError, MetricPoint, compile_filters, now_rfc3339, parse_line
+from kubenas.metrics import (
+    MAX_LINE_CHARS,
+    FilterTimeoutError,
+    MetricFormatError,
+    MetricPoint,
+    compile_filters,
+    now_rfc3339,
+    parse_line,
+)
 from kubenas.trials import Objective, observe
 
 __all__ = [
     "FILE_FORMATS",
     "MAX_LINE_CHARS",
+    "POLL_BYTES",
+    "CollectionError",
     "CollectorError",
     "FileCollector",
     "StdoutCollector",
@@ -40,12 +52,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
-# Longest line parsed for metrics; longer ones keep their end (see _LineParser).
-MAX_LINE_CHARS = 64 * 1024
+# Most bytes of a metrics file read by one poll: a file that grows faster than we read (or
+# never ends) is read on over later polls instead of holding the caller in one.
+POLL_BYTES = 4 * 1024 * 1024
 
 
 class CollectorError(ValueError):
     """A collector is configured wrongly (format, filters). Names the field and what is allowed."""
+
+
+class CollectionError(Exception):
+    """A trial's metrics cannot be collected any more (its metrics file is not a regular file,
+    a filter backtracks catastrophically). The message says why and names the path or filter;
+    the collector must not be used afterwards."""
 
 
 class _LineParser:
@@ -75,9 +94,15 @@ class _LineParser:
             if len(line) > MAX_LINE_CHARS or cut:
                 log.debug("an output line of %d+ characters was cut to its last %d", len(line), MAX_LINE_CHARS)
                 line, cut = line[-MAX_LINE_CHARS:], False
-            points.extend(self._parse(line.rstrip("\r")))
+            points.extend(self._parse_one(line.rstrip("\r")))
         self._hold(rest)
         return points
+
+    def _parse_one(self, line: str) -> list[MetricPoint]:
+        try:
+            return self._parse(line)
+        except FilterTimeoutError as exc:
+            raise CollectionError(str(exc)) from None
 
     def _hold(self, partial: str) -> None:
         if len(partial) > MAX_LINE_CHARS:
@@ -92,7 +117,7 @@ class _LineParser:
         """The stream ended: parse what is left as a last line without a newline."""
         rest = self._partial + self._decoder.decode(b"", final=True)
         self._partial = ""
-        return self._parse(rest.rstrip("\r")) if rest.strip() else []
+        return self._parse_one(rest.rstrip("\r")) if rest.strip() else []
 
 
 def _text_parser(names: Sequence[str] | None, filters: Sequence[str] | None
@@ -194,9 +219,11 @@ class StdoutCollector:
 class FileCollector:
     """Metrics from a file a trial writes (Katib's fileSystemPath), read incrementally.
 
-    `poll()` returns the points of lines completed since the last poll; it is fine to
-    poll before the file exists. A file that shrinks or is replaced is read again from
-    its start. `close()` also parses a last line without a newline."""
+    `poll()` returns the points of lines completed since the last poll (reading at most
+    POLL_BYTES); it is fine to poll before the file exists. A file that shrinks or is
+    replaced is read again from its start. `close()` reads the rest and parses a last line
+    without a newline. The path must stay a regular file: a symbolic link, FIFO, device or
+    directory in its place raises CollectionError (never followed, never blocked on)."""
 
     def __init__(self, path: str | os.PathLike[str], names: Iterable[str] | None = None,
                  filters: Sequence[str] | None = None, format: str = "TEXT") -> None:
@@ -212,31 +239,53 @@ class FileCollector:
         self._offset = 0
         self._identity: tuple[int, int] | None = None
 
-    def poll(self) -> list[MetricPoint]:
+    def poll(self, limit: int | None = POLL_BYTES) -> list[MetricPoint]:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: a symbolic link
+        # (to /dev/zero, to a file elsewhere) is refused, not read.
         try:
-            with open(self.path, "rb") as fh:
-                return self._read_new(fh)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CollectionError(f"metrics file {self.path} was replaced by a symbolic link; "
+                                      f"kubenas reads only a regular file the trial writes") from None
+            raise CollectionError(f"cannot read metrics file {self.path}: {exc.strerror or exc}") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise CollectionError(f"metrics file {self.path} is not a regular file ({_file_kind(mode)}); "
+                                  f"kubenas reads only a regular file the trial writes")
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            return self._read_new(fh, limit)
 
-    def _read_new(self, fh: IO[bytes]) -> list[MetricPoint]:
-        stat = os.fstat(fh.fileno())
-        identity = (stat.st_dev, stat.st_ino)
-        if identity != self._identity or stat.st_size < self._offset:
+    def _read_new(self, fh: IO[bytes], limit: int | None) -> list[MetricPoint]:
+        info = os.fstat(fh.fileno())
+        identity = (info.st_dev, info.st_ino)
+        if identity != self._identity or info.st_size < self._offset:
             if self._identity is not None:
                 log.info("%s was replaced or truncated; reading it from the start", self.path)
             self._identity, self._offset = identity, 0
             self._lines = self._make_parser()
         fh.seek(self._offset)
         points: list[MetricPoint] = []
-        while chunk := fh.read(_CHUNK):
+        budget = info.st_size - self._offset if limit is None else min(limit, info.st_size - self._offset)
+        # Up to the size seen now: a file that keeps growing while we read is not chased.
+        while budget > 0 and (chunk := fh.read(min(_CHUNK, budget))):
+            budget -= len(chunk)
             self._offset += len(chunk)
             points.extend(self._lines.feed_bytes(chunk))
         return points
 
     def close(self) -> list[MetricPoint]:
-        points = self.poll()
+        points = self.poll(limit=None)
         return points + self._lines.close()
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def tee_stream(source: IO[bytes], collector: StdoutCollector, log_file: IO[bytes] | None = None,

@@ -32,6 +32,7 @@ from controller.local_suggestion import (
 )
 from controller.local_trials import GpuPool, detect_gpus
 from controller.template import placeholders
+from kubenas.printable import printable
 
 __all__ = ["EXIT_INTERRUPTED", "RunError", "TrialPlan", "plan_trials", "run_experiment"]
 
@@ -53,7 +54,8 @@ class RunError(Exception):
     """Bad input to `kubenas run`; each line names the field or flag, the value and what is allowed."""
 
     def __init__(self, *lines: str) -> None:
-        self._lines = [line for line in lines if line]
+        # values quoted from the experiment or a trial may hold terminal control sequences
+        self._lines = [printable(line) for line in lines if line]
         super().__init__("\n".join(self._lines))
 
     def lines(self) -> list[str]:

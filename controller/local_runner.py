@@ -1,12 +1,17 @@
 """The local experiment loop: ask for suggestions, start trials, collect, decide, repeat.
 
 One thread owns everything here (store, collectors, rows); trial output arrives through
-one queue fed by the per-trial reader threads, and signals only set a flag.
+one bounded queue fed by the per-trial reader threads, GetSuggestions runs in a helper
+thread (so a trial that ends meanwhile is recorded at once), and signals only set a flag.
+Each pass of the loop is time-bounded, so an interrupt is acted on within a second
+whatever the trials print.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import random
 import re
@@ -15,7 +20,6 @@ import signal
 import string
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,8 +28,14 @@ from typing import Any
 import grpc
 from rich.console import Console
 
-from controller.collector import FileCollector, StdoutCollector, observation_from_log
+from controller.collector import (
+    CollectionError,
+    FileCollector,
+    StdoutCollector,
+    observation_from_log,
+)
 from controller.local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
+from controller.local_observation import ObservationFold
 from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.local_trials import (
     GpuPool,
@@ -59,7 +69,8 @@ from controller.report import (
 from controller.store import MetricLog, ObservationStore, TrialRow
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
 from kubenas.early_stopping import StopRule, StopWatch
-from kubenas.metrics import MetricPoint, now_rfc3339
+from kubenas.metrics import MetricPoint, metrics_path_problem, now_rfc3339
+from kubenas.printable import printable
 from kubenas.proto_convert import trial_to_proto
 from kubenas.trials import TrialCondition
 
@@ -71,7 +82,16 @@ STOP_GRACE_S = 5.0
 _TICK_S = 0.2
 # After a trial's main process exits, how long its output may stay open (a leftover child).
 _EOF_GRACE_S = 2.0
+# ... unless output read before it is still queued; but a leftover child that keeps printing
+# does not keep the trial open longer than this after the main process exited.
+_EOF_LIMIT_S = 30.0
 _PID_KEY = "trial-pid/"
+# Metrics files written by this experiment's trials: the only existing files kubenas removes.
+_METRICS_FILE_KEY = "metrics-file/"
+# Output chunks (64 KiB each) queued between the trials' readers and the runner.
+_QUEUE_CHUNKS = 32
+# Longest time one pass of the loop spends on queued output before it looks at signals again.
+_PUMP_BUDGET_S = 0.5
 _RERUN = (TrialCondition.CREATED, TrialCondition.RUNNING, TrialCondition.KILLED, TrialCondition.UNKNOWN)
 
 
@@ -83,12 +103,39 @@ class _Active:
     file: FileCollector | None
     gpu: str | None
     exited_at: float | None = None
+    handled: int = 0                      # events of this trial taken from the queue
     eof: bool = False
     unparsed: list[str] = field(default_factory=list)
     watch: StopWatch | None = None        # the early-stopping rules applied to its metrics
     early_stop: str | None = None         # why it was stopped early (set once, when it is)
+    collect_error: str | None = None      # why its metrics could not be collected (it fails)
     kill_at: float | None = None          # SIGKILL deadline after the early-stop SIGTERM
     pushed: int = 0                       # Push collector: store logs already fed to `watch`
+    observed: ObservationFold | None = None  # its observation so far, folded as metrics arrive
+
+
+class _Suggesting:
+    """One GetSuggestions call in a daemon thread; wakes the runner through its event queue."""
+
+    def __init__(self, call: Callable[[], Any], current: int, events: queue.Queue[TrialEvent]) -> None:
+        self.call, self.current = call, current
+        self.reply: Any = None
+        self.error: SuggestionServerError | None = None
+        self._done = threading.Event()
+
+        def work() -> None:
+            try:
+                self.reply = call()
+            except SuggestionServerError as exc:
+                self.error = exc
+            finally:
+                self._done.set()
+                events.put(TrialEvent("", None))  # no trial: only wakes the loop
+
+        threading.Thread(target=work, name="get-suggestions", daemon=True).start()
+
+    def done(self) -> bool:
+        return self._done.is_set()
 
 
 class LocalRunner:
@@ -121,7 +168,8 @@ class LocalRunner:
         self.seed = _seed(experiment)
         self.rows: dict[str, TrialRow] = {}
         self.active: dict[str, _Active] = {}
-        self.events: queue.Queue[TrialEvent] = queue.Queue()
+        self.events: queue.Queue[TrialEvent] = queue.Queue(maxsize=_QUEUE_CHUNKS)
+        self._suggesting: _Suggesting | None = None
         self.exhausted = False
         self.stop_signal: int | None = None
         self.base_env = trial_environment()
@@ -154,6 +202,7 @@ class LocalRunner:
 
     def _loop(self) -> Outcome | None:
         while self.stop_signal is None:
+            self._take_suggestions()
             records = [record_of(r) for r in self.rows.values()]
             outcome = experiment_outcome(self.objective, self.max_trials, self.max_failed, records, self.exhausted)
             self.progress.status(count_trials(records), self._best_row(records))
@@ -162,7 +211,7 @@ class LocalRunner:
             self._refresh_rules(records)
             self._request_more(records)
             self._start_pending()
-            if not self.active and not self._pending():
+            if not self.active and not self._pending() and self._suggesting is None:
                 continue  # nothing left to wait for: the next round decides the outcome
             self._pump(_TICK_S)
         return None
@@ -171,19 +220,40 @@ class LocalRunner:
         return [r for r in self.rows.values() if r.condition is TrialCondition.CREATED]
 
     def _request_more(self, records: list[Any]) -> None:
-        if self.exhausted:
+        """Start a GetSuggestions call if more trials are wanted and none is in flight; its
+        reply is taken by `_take_suggestions` while the loop goes on collecting."""
+        if self.exhausted or self._suggesting is not None:
             return
         counts = count_trials(records)
         current, total = trials_to_request(self.parallel, self.max_trials, counts.completed, counts.active)
         if current <= 0:
             return
         history = [trial_to_proto(r, self.objective) for r in records]
-        try:
-            reply = self._suggest(history, current, total)
-        except SuggestionServerError as exc:
-            raise RunError(f"GetSuggestions failed ({exc.code.name if exc.code else 'error'}): {exc}",
+        # self.client is read when the call runs: a retry after a restart uses the new server
+        self._suggesting = _Suggesting(lambda: self.client.suggest(self.proto, history, current, total),
+                                       current, self.events)
+
+    def _take_suggestions(self) -> None:
+        call = self._suggesting
+        if call is None or not call.done():
+            return
+        self._suggesting = None
+        if call.error is not None:
+            exc = call.error
+            if exc.code is grpc.StatusCode.UNAVAILABLE and self.restart_suggestion is not None:
+                # The server process died (OOM killer, a crash): its state is on disk
+                # (suggestion-state), so a new one continues where it stopped. Once per run; from
+                # this thread, since the server is set to die with the thread that started it.
+                restart, self.restart_suggestion = self.restart_suggestion, None
+                log.warning("the suggestion server is unavailable (%s); starting a new one", exc)
+                self.progress.note("suggestion server lost; restarted it")
+                self.client = restart()
+                self._suggesting = _Suggesting(call.call, call.current, self.events)
+                return
+            raise RunError(f"GetSuggestions failed ({exc.code.name if exc.code else 'error'}): {printable(str(exc))}",
                            f"the trials so far are kept; see {self.workdir / 'suggestion-server.log'}, then resume "
-                           f"with: kubenas run {self.file} --workdir {self.workdir} --resume") from None
+                           f"with: kubenas run {self.file} --workdir {self.workdir} --resume")
+        reply, current = call.reply, call.current
         if reply.exhausted or not reply.assignments:
             if not reply.exhausted:
                 log.warning("the algorithm returned no assignments for %d requested; treating it as done", current)
@@ -194,20 +264,6 @@ class LocalRunner:
                            labels=dict(item.labels), condition=TrialCondition.CREATED, seed=self.seed,
                            workdir=str(self.workdir / "trials" / name))
             self._save(row)
-
-    def _suggest(self, history: list[Any], current: int, total: int) -> Any:
-        try:
-            return self.client.suggest(self.proto, history, current, total)
-        except SuggestionServerError as exc:
-            if exc.code is not grpc.StatusCode.UNAVAILABLE or self.restart_suggestion is None:
-                raise
-            # The server process died (OOM killer, a crash): its state is on disk
-            # (suggestion-state), so a new one continues where it stopped. Once per run.
-            restart, self.restart_suggestion = self.restart_suggestion, None
-            log.warning("the suggestion server is unavailable (%s); starting a new one", exc)
-            self.progress.note("suggestion server lost; restarted it")
-            self.client = restart()
-            return self.client.suggest(self.proto, history, current, total)
 
     def _new_name(self) -> str:
         # Seeded algorithms derive their draws from the history's trial names, so a seeded
@@ -250,15 +306,13 @@ class LocalRunner:
         spec = LaunchSpec(argv=argv, env=env, cwd=self.cwd, log_path=trial_dir / "stdout.log")
         file_collector = None
         if plan.collector == "File" and metrics_file:
+            field_name = "spec.metricsCollectorSpec.source.fileSystemPath.path"
+            problem = metrics_path_problem(metrics_file)
+            if problem is not None:  # a parameter value can bring the `..` in
+                raise RunError(f"{field_name}: {metrics_file[:200]!r} (trial {row.name}) — {problem}; "
+                               f"name a file below the metrics directory, e.g. metrics/${{trialSpec.Name}}.log")
             path = Path(self.cwd, metrics_file)
-            if path.exists() and not path.is_file():
-                # Never unlink (or endlessly read) /dev/null, /dev/zero, a FIFO or a directory.
-                raise RunError(f"spec.metricsCollectorSpec.source.fileSystemPath.path: {metrics_file!r} — {path} "
-                               f"exists and is not a regular file; name a file the trial writes, "
-                               f"e.g. metrics/${{trialSpec.Name}}.log")
-            if path.exists():
-                log.info("removing a stale metrics file %s before trial %s", path, row.name)
-                path.unlink()
+            self._clear_metrics_file(path, metrics_file, row.name)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -266,6 +320,7 @@ class LocalRunner:
                                f"create its directory here ({exc.strerror}); use a path this user can write, "
                                f"e.g. metrics/${{trialSpec.Name}}.log") from None
             file_collector = FileCollector(path, self.metric_names, plan.metrics_format or None, plan.file_format)
+            self.store.put_meta(self.name, _METRICS_FILE_KEY + str(path), json.dumps(row.name))
         started = now_rfc3339()
         try:
             process = TrialProcess.start(row.name, spec, self.events)
@@ -282,50 +337,85 @@ class LocalRunner:
         self.store.put_meta(self.name, _PID_KEY + row.name, str(process.pid))
         running = replace(row, condition=TrialCondition.RUNNING, start_time=started)
         self.active[row.name] = _Active(process, running, stdout, file_collector, gpu,
-                                        watch=StopWatch(self.rules, self.objective) if self.rules else None)
+                                        watch=StopWatch(self.rules, self.objective) if self.rules else None,
+                                        observed=ObservationFold(self.objective) if plan.collector != "Push" else None)
         self._save(running)
         self.progress.started(running, gpu)
 
+    def _clear_metrics_file(self, path: Path, named: str, trial: str) -> None:
+        """Make sure the trial starts without an old metrics file at `path`. Only a file an
+        earlier trial of this experiment wrote there is removed; anything else is the user's,
+        and the run stops rather than delete or read it."""
+        if not os.path.lexists(path):
+            return
+        field_name = "spec.metricsCollectorSpec.source.fileSystemPath.path"
+        ours = self.store.get_meta(self.name, _METRICS_FILE_KEY + str(path)) is not None
+        if not ours or not (path.is_symlink() or path.is_file()):
+            # Never unlink (or read) a file the user has there, /dev/null, a FIFO or a directory.
+            what = "exists and is not a regular file" if not (path.is_symlink() or path.is_file()) \
+                else "exists and was not written by a trial of this experiment"
+            raise RunError(f"{field_name}: {named[:200]!r} (trial {trial}) — {path} {what}; kubenas never removes it; "
+                           f"name a file per trial that does not exist yet, e.g. metrics/${{trialSpec.Name}}.log")
+        log.info("removing the metrics file %s an earlier trial wrote, before trial %s", path, trial)
+        path.unlink()
+
     # --- collecting -------------------------------------------------------------------------
     def _pump(self, timeout: float) -> None:
-        batch: list[TrialEvent] = []
+        """Handle queued output for up to _PUMP_BUDGET_S (waiting up to `timeout` for the first
+        piece), poll metrics files, and finish trials whose process and output have ended."""
+        deadline = time.monotonic() + _PUMP_BUDGET_S
         try:
-            batch.append(self.events.get(timeout=timeout))
-            while len(batch) < 10_000:
-                batch.append(self.events.get_nowait())
+            event = self.events.get(timeout=timeout)
+            while True:
+                self._handle(event)
+                if time.monotonic() > deadline or self.stop_signal is not None:
+                    break
+                event = self.events.get_nowait()
         except queue.Empty:
             pass
-        points: dict[str, list[MetricPoint]] = defaultdict(list)
-        for event in batch:
-            act = self.active.get(event.trial)
-            if act is None:
-                continue
-            if event.line is None:
-                act.eof = True
-            elif act.stdout is not None:
-                found = act.stdout.feed(event.line)
-                points[event.trial].extend(found)
-                mention = self._mentions.search(event.line) if not found and len(act.unparsed) < 3 else None
-                if mention:
-                    start = event.line.rfind("\n", 0, mention.start()) + 1
-                    act.unparsed.append(event.line[start:].split("\n", 1)[0].strip()[:120])
-        for name, act in self.active.items():
+        for act in list(self.active.values()):
             if act.file is not None:
-                points[name].extend(act.file.poll())
+                try:
+                    self._report(act.row.name, act.file.poll())
+                except CollectionError as exc:
+                    self._collection_failed(act, str(exc))
         if self.plan.collector == "Push" and self.rules:
             self._watch_pushed()
-        for name, found in points.items():
-            self._report(name, found)
         now = time.monotonic()
         for name, act in list(self.active.items()):
             if act.exited_at is None and act.process.returncode() is not None:
                 act.exited_at = now
-            if act.exited_at is not None and (act.eof or now - act.exited_at > _EOF_GRACE_S):
+            if act.exited_at is not None and (act.eof or (now - act.exited_at > _EOF_GRACE_S and (
+                    not _output_queued(act) or now - act.exited_at > _EOF_LIMIT_S))):
                 self._finish(act)
             elif act.kill_at is not None and now > act.kill_at:
                 log.info("trial %s did not stop within %.1fs of SIGTERM; sending SIGKILL", name, STOP_GRACE_S)
                 act.process.signal_group(signal.SIGKILL)
                 act.kill_at = None
+
+    def _handle(self, event: TrialEvent) -> None:
+        """One piece of a trial's output (or its end): to its collector, the store, the watch."""
+        act = self.active.get(event.trial)
+        if act is None:
+            return  # a wake-up, or output of a trial already finished
+        act.handled += 1
+        if event.line is None:
+            act.eof = True
+            return
+        if act.stdout is None:
+            return
+        try:
+            found = act.stdout.feed(event.line)
+        except CollectionError as exc:
+            self._collection_failed(act, str(exc))
+            return
+        # (the substring test first: the regex, anchored by a look-behind, scans every position)
+        mention = self._mentions.search(event.line) if not found and len(act.unparsed) < 3 and any(
+            name in event.line for name in self.metric_names) else None
+        if mention:
+            start = event.line.rfind("\n", 0, mention.start()) + 1
+            act.unparsed.append(event.line[start:].split("\n", 1)[0].strip()[:120])
+        self._report(event.trial, found)
 
     def _report(self, name: str, found: list[MetricPoint]) -> None:
         if not found:
@@ -333,10 +423,20 @@ class LocalRunner:
         self.store.report(name, [MetricLog(p.name, p.stored_value(), p.timestamp) for p in found])
         self.progress.metrics(name, {p.name: p.value for p in found})
         act = self.active.get(name)
+        if act is not None and act.observed is not None:
+            act.observed.feed(found)
         if act is not None and act.watch is not None and act.early_stop is None:
             stop = act.watch.feed_all((p.name, p.value) for p in found)
             if stop:
                 self._stop_early(act)
+
+    def _collection_failed(self, act: _Active, reason: str) -> None:
+        """Its metrics cannot be collected: stop reading them, stop the trial; it will fail with `reason`."""
+        if act.collect_error is not None:
+            return
+        act.collect_error, act.stdout, act.file = reason, None, None
+        log.warning("trial %s: %s", act.row.name, reason)
+        self._signal_stop(act)
 
     # --- early stopping ---------------------------------------------------------------------
     def _refresh_rules(self, records: list[Any]) -> None:
@@ -387,27 +487,36 @@ class LocalRunner:
         if act.process.returncode() is not None:
             return
         act.early_stop = "stopped early: " + ", ".join(map(_describe, act.watch.rules if act.watch else ()))
-        act.kill_at = time.monotonic() + STOP_GRACE_S
-        act.process.signal_group(signal.SIGTERM)
+        self._signal_stop(act)
         log.info("trial %s %s", act.row.name, act.early_stop)
+
+    def _signal_stop(self, act: _Active) -> None:
+        if act.process.returncode() is None and act.kill_at is None:
+            act.kill_at = time.monotonic() + STOP_GRACE_S
+            act.process.signal_group(signal.SIGTERM)
 
     def _finish(self, act: _Active) -> None:
         process, row = act.process, act.row
         code = process.wait()
         process.signal_group(signal.SIGKILL)  # leftovers in the trial's group end with it, as in a pod
-        if not process.join_output(1.0):
+        if not self._drain_output(act, 1.0):
             stop_escaped(row.name)  # something outside the group still holds the output open
-            process.join_output(1.0)
-        self._drain_output(act)
-        tail: list[MetricPoint] = []
-        if act.stdout is not None:
-            tail += act.stdout.close()
-        if act.file is not None:
-            tail += act.file.close()
-        self._report(row.name, tail)
-        observation = observation_from_log(self.objective, self.store.get(row.name),
-                                           keep_text=bool(self.plan.metrics_format))
-        if act.early_stop is not None:
+            self._drain_output(act, 1.0)
+        try:
+            if act.stdout is not None:
+                self._report(row.name, act.stdout.close())
+            if act.file is not None:
+                self._report(row.name, act.file.close())
+        except CollectionError as exc:
+            act.collect_error = act.collect_error or str(exc)
+        if act.observed is not None and act.observed.in_order:
+            observation = act.observed.value
+        else:  # Push (the trial reports to the store itself) or time stamps out of order
+            observation = observation_from_log(self.objective, self.store.get(row.name),
+                                               keep_text=bool(self.plan.metrics_format))
+        if act.collect_error is not None:
+            condition = TrialCondition.FAILED
+        elif act.early_stop is not None:
             condition = TrialCondition.EARLY_STOPPED  # the rule's verdict stands, however the process ended
         elif self.plan.collector == "None" and code == 0 and not process.stop_requested:
             condition = TrialCondition.SUCCEEDED  # nothing is collected, so a clean exit is success
@@ -423,23 +532,25 @@ class LocalRunner:
         self.progress.finished(done)
         self._rules_stale = self.early_stopping is not None
 
-    def _drain_output(self, act: _Active) -> None:
-        """Lines of this trial still queued (read before EOF) go to its collector, not lost."""
-        keep: list[TrialEvent] = []
-        while True:
+    def _drain_output(self, act: _Active, timeout: float) -> bool:
+        """Handle queued output (this trial's, and others' met on the way) until this trial's
+        output ends; False if it did not within `timeout` (something still holds it open).
+        The queue is bounded, so the reader may be waiting for room: it is taken, not joined."""
+        deadline = time.monotonic() + timeout
+        while not act.eof:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return False
             try:
-                event = self.events.get_nowait()
+                self._handle(self.events.get(timeout=min(wait, 0.05)))
             except queue.Empty:
-                break
-            if event.trial == act.row.name:
-                if event.line is not None and act.stdout is not None:
-                    self._report(event.trial, act.stdout.feed(event.line))
-            else:
-                keep.append(event)
-        for event in keep:
-            self.events.put(event)
+                if act.process.join_output(0):
+                    act.eof = True  # its end event was taken by an earlier pass
+        return True
 
     def _message(self, condition: TrialCondition, code: int | None, act: _Active) -> str:
+        if act.collect_error is not None:
+            return printable(act.collect_error)
         if condition is TrialCondition.EARLY_STOPPED:
             return act.early_stop or "stopped early"
         if condition is TrialCondition.KILLED:
@@ -494,7 +605,12 @@ class LocalRunner:
                 self.store.delete(row.name)
                 old_log = self.workdir / "trials" / row.name / "stdout.log"
                 if old_log.exists():
-                    old_log.replace(_free_name(old_log.with_name("stdout.interrupted.log")))
+                    kept = _free_name(old_log.with_name("stdout.interrupted.log"))
+                    old_log.replace(kept)
+                    for n in (1, 2):  # its rotated parts (see CappedLog) go with it
+                        part = old_log.with_name(f"stdout.log.{n}")
+                        if part.exists():
+                            part.replace(kept.with_name(f"{kept.name}.{n}"))
                 row = TrialRow(name=row.name, assignments=row.assignments, labels=row.labels, seed=row.seed,
                                workdir=row.workdir, condition=TrialCondition.CREATED)
                 self.store.upsert_trial(self.name, row)
@@ -533,16 +649,22 @@ class LocalRunner:
         best = self._best_row([record_of(r) for r in rows])
         print_unsqueezed(self.console, results_table(self.objective, rows, best.name if best else None))
         status = "Succeeded" if outcome.succeeded else "Failed"
-        self.console.print(f"experiment {self.name} {status} ({outcome.reason.value}): {outcome.message}",
+        self.console.print(f"experiment {self.name} {status} ({outcome.reason.value}): {printable(outcome.message)}",
                            soft_wrap=True, markup=False)
         if best is not None:
             value = best.observation.get(self.objective.metric_name)
-            self.console.print(f"best trial {best.name}: {self.objective.metric_name}={value!r}", markup=False)
+            self.console.print(f"best trial {best.name}: {self.objective.metric_name}={printable(repr(value))}",
+                               markup=False)
             for key, val in best.assignments.items():
-                self.console.print(f"  {key} = {val}", soft_wrap=True, markup=False)
+                self.console.print(f"  {key} = {printable(val)}", soft_wrap=True, markup=False)
         else:
             self.console.print("no trial reported the objective metric", markup=False)
         self.console.print(f"results: {self.workdir / 'results.json'}", soft_wrap=True, markup=False)
+
+
+def _output_queued(act: _Active) -> bool:
+    """Whether output the trial's reader has read is still waiting for the runner."""
+    return act.process.waiting_for_room or act.process.posted > act.handled
 
 
 def _describe(rule: StopRule) -> str:

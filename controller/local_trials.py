@@ -1,8 +1,10 @@
 """Trials as local processes: start in their own session, tee output, signal the group.
 
 Each trial's stdout and stderr go, merged, through one reader thread that appends every
-line to the trial's log file and hands it to the runner's event queue. The runner (one
-thread) consumes the queue, so collectors and the store are only touched by one thread.
+line to the trial's log file (capped, see `CappedLog`) and hands it to the runner's event
+queue. The queue is bounded: a trial printing faster than the runner parses waits, as it
+would on a full pipe, instead of growing the runner's memory. The runner (one thread)
+consumes the queue, so collectors and the store are only touched by one thread.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "LOG_PART_BYTES",
+    "CappedLog",
     "GpuPool",
     "LaunchError",
     "LaunchSpec",
@@ -37,6 +41,49 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
+# stdout.log keeps a trial's first LOG_PART_BYTES; later output goes to stdout.log.1, which
+# becomes stdout.log.2 (replacing it) each time it fills: at most 3 parts on disk, holding
+# the start of the output and at least its last LOG_PART_BYTES.
+LOG_PART_BYTES = 64 * 1024 * 1024
+
+
+class CappedLog:
+    """Appends a trial's output to `path` and its rotations, never more than 3 x `part_bytes`."""
+
+    def __init__(self, path: Path, part_bytes: int = LOG_PART_BYTES) -> None:
+        self.path, self.part_bytes = path, part_bytes
+        for old in (self._part(1), self._part(2)):  # an earlier run's parts do not belong to this one
+            old.unlink(missing_ok=True)
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self._size = self._file.tell()
+        self._rotated = self._size >= part_bytes
+
+    def _part(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{n}")
+
+    def write(self, data: bytes) -> None:
+        while data:
+            room = self.part_bytes - self._size
+            if room <= 0:
+                self._next_part()
+                continue
+            self._file.write(data[:room])
+            self._size += min(room, len(data))
+            data = data[room:]
+
+    def _next_part(self) -> None:
+        if not self._rotated:
+            self._file.write(f"\n[kubenas: stdout.log holds the first {self.part_bytes} bytes; the output goes on "
+                             f"in {self._part(2).name} and then {self._part(1).name} (the latest)]\n".encode())
+            self._rotated = True
+        self._file.close()
+        if self._part(1).exists():
+            self._part(1).replace(self._part(2))
+        self._file = open(self._part(1), "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._size = 0
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class LaunchError(Exception):
@@ -71,6 +118,10 @@ class TrialProcess:
         self.started = time.time()
         self.ended: float | None = None
         self.stop_requested = False
+        # Events posted so far, and whether the reader holds one it could not queue yet: the
+        # runner compares them with what it has handled to know if output is still on its way.
+        self.posted = 0
+        self.waiting_for_room = False
         self._reader = threading.Thread(target=self._pump, args=(events,), name=f"trial-{name}", daemon=True)
         self._reader.start()
 
@@ -110,21 +161,30 @@ class TrialProcess:
         # without newlines, a dumped blob) in memory whole. The collector reassembles lines.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         read = getattr(self.proc.stdout, "read1", self.proc.stdout.read)
-        with open(self.spec.log_path, "ab", buffering=0) as sink:
+        sink = CappedLog(self.spec.log_path)
+        try:
             while raw := read(_CHUNK):
                 sink.write(raw)
                 text = decoder.decode(raw)
                 if text:
-                    events.put(TrialEvent(self.name, text))
+                    self._post(events, TrialEvent(self.name, text))
             tail = decoder.decode(b"", final=True)
             if tail:
-                events.put(TrialEvent(self.name, tail))
+                self._post(events, TrialEvent(self.name, tail))
+        finally:
+            sink.close()
         self.proc.stdout.close()
         # Usually the process exits as its output ends; post the end only then, so the runner
         # wakes exactly once, with the exit status ready. (A leader that exits while a child
         # keeps the pipe open is caught by the runner's own poll.)
         self.proc.wait()
-        events.put(TrialEvent(self.name, None))
+        self._post(events, TrialEvent(self.name, None))
+
+    def _post(self, events: queue.Queue[TrialEvent], event: TrialEvent) -> None:
+        self.waiting_for_room = True
+        events.put(event)  # blocks while the queue is full
+        self.posted += 1
+        self.waiting_for_room = False
 
     @property
     def pid(self) -> int:

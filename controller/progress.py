@@ -17,6 +17,7 @@ from rich.text import Text
 
 from controller.logic import TrialCounts
 from controller.store import TrialRow
+from kubenas.printable import printable
 from kubenas.trials import Objective
 
 __all__ = ["Progress"]
@@ -28,7 +29,7 @@ def _clip(text: str, limit: int = 100) -> str:
 
 def _fmt(value: float | str) -> str:
     if isinstance(value, str):  # a text metric (a genotype) is cut; results.json has it whole
-        return _clip(value, 40)
+        return _clip(printable(value), 40)
     return f"{value:.6g}"
 
 
@@ -87,6 +88,7 @@ class Progress:
         self._line(message)
 
     def _line(self, text: str) -> None:
+        text = printable(text)  # assignments, trial output and messages quoted in it reach a terminal
         if self._live is not None:
             self.console.print(text, soft_wrap=True, markup=False, highlight=False)
         else:
@@ -115,6 +117,6 @@ class Progress:
         table.add_column("latest metrics")
         now = time.monotonic()
         for name, (since, values) in list(self._running.items()):
-            shown = " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+            shown = " ".join(f"{printable(k)}={_fmt(v)}" for k, v in values.items())
             table.add_row(name, f"{now - since:.1f}s", Text(shown))  # Text: a genotype's brackets are no markup
         return Group(header, best, table)

@@ -25,6 +25,7 @@ from rich.text import Text
 import kubenas
 from controller.logic import OPTIMAL_CONDITIONS, Outcome, count_trials, optimal_trial
 from controller.store import TrialRow, observation_json
+from kubenas.printable import printable
 from kubenas.trials import Objective, TrialRecord
 
 __all__ = [
@@ -236,8 +237,13 @@ def print_unsqueezed(console: Console, renderable: RenderableType, width: int = 
 
 def _fmt(value: float | str | None) -> str:
     if isinstance(value, str):  # a genotype: results.json has it whole
+        value = printable(value)
         return value if len(value) <= 40 else value[:37] + "..."
     return "" if value is None else f"{value:.6g}"
+
+
+def _clip(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def results_table(objective: Objective, rows: Sequence[TrialRow], best_name: str | None, limit: int = 50) -> Table:
@@ -251,7 +257,7 @@ def results_table(objective: Objective, rows: Sequence[TrialRow], best_name: str
     table.add_column("s", justify="right")
     for row in rows[-limit:]:
         marker = " *" if row.name == best_name else ""
-        assignments = " ".join(f"{k}={v if len(v) <= 48 else v[:45] + '...'}" for k, v in row.assignments.items())
+        assignments = " ".join(f"{k}={_clip(printable(v))}" for k, v in row.assignments.items())
         table.add_row(
             row.name + marker,
             row.condition.value,

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kubenas.error_text import MAX_ALLOWED_CHARS, MAX_FIELD_CHARS, MAX_VALUE_CHARS, clip, shorten
+from kubenas.printable import printable
 
 __all__ = ["MAX_ERROR_LINES", "MAX_VALUE_CHARS", "FieldError", "SpecError", "field_errors", "format_path"]
 
@@ -18,14 +19,6 @@ __all__ = ["MAX_ERROR_LINES", "MAX_VALUE_CHARS", "FieldError", "SpecError", "fie
 MAX_PATH_CHARS = MAX_FIELD_CHARS
 # A 4 MiB file can break a rule a hundred thousand times; the first hundred say what to fix.
 MAX_ERROR_LINES = 100
-
-
-def _printable(text: str) -> str:
-    """`text` on one line with control characters escaped: a key or name from the YAML may hold a
-    newline or a terminal escape (`\\x1b]0;title\\x07`), and an error line must not rewrite the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def format_path(parts: Sequence[str | int]) -> str:
@@ -59,8 +52,8 @@ class FieldError:
 
     def __str__(self) -> str:
         # Clipped before escaping: an error can carry a 30 KB list of allowed names.
-        path, allowed = _printable(clip(self.path, MAX_PATH_CHARS)), _printable(clip(self.allowed, MAX_ALLOWED_CHARS))
-        return f"{path}: {_printable(shorten(self.value))} — {allowed}"
+        path, allowed = printable(clip(self.path, MAX_PATH_CHARS)), printable(clip(self.allowed, MAX_ALLOWED_CHARS))
+        return f"{path}: {printable(shorten(self.value))} — {allowed}"
 
     def under(self, prefix: str) -> FieldError:
         """The same error with `prefix` put in front of its path (`spec.` + `parameters[0]...`)."""

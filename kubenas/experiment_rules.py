@@ -21,7 +21,7 @@ from kubenas.experiment_model import (
     ObjectMeta,
     ParameterSpec,
 )
-from kubenas.metrics import MetricFormatError, compile_filters
+from kubenas.metrics import MetricFormatError, compile_filters, filter_problem, metrics_path_problem
 from kubenas.space import GraphConfig as DomainGraph
 from kubenas.space import NasConfig, Operation, SpaceError
 
@@ -305,6 +305,8 @@ def check_metrics_collector(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[
         path = fsp.path if fsp else ""
         if not path.startswith("/"):
             yield FieldError(f"{base}.source.fileSystemPath.path", path or None, f"an absolute path is required for collector kind {kind.value}")
+        elif (path_problem := metrics_path_problem(path)) is not None:
+            yield FieldError(f"{base}.source.fileSystemPath.path", path, path_problem)
         if fsp is not None and fsp.kind is not wants_path:
             yield FieldError(f"{base}.source.fileSystemPath.kind", fsp.kind.value if fsp.kind else None, f"must be {wants_path.value} for collector kind {kind.value}")
     if kind is CollectorKind.FILE and fsp is not None and fsp.format is FileFormat.JSON and mc.source and mc.source.filter:
@@ -325,7 +327,8 @@ def check_metrics_collector(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[
             compile_filters([pattern])
         except MetricFormatError:
             try:
-                reason = f"this one has {re.compile(pattern).groups} group(s)"
+                groups = re.compile(pattern).groups
+                reason = f"this one has {groups} group(s)" if groups < 2 else str(filter_problem(pattern))
             except re.error as exc:
                 reason = f"this one does not compile: {exc}"
             yield FieldError(f"{base}.source.filter.metricsFormat[{i}]", pattern,

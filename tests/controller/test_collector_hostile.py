@@ -1,11 +1,22 @@
-"""Collectors on hostile output: endless lines, binary, no trailing newline."""
+"""Collectors on hostile output: endless lines, binary, no trailing newline, metrics files
+swapped for what never ends, filters that backtrack."""
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from pathlib import Path
 
-from controller.collector import MAX_LINE_CHARS, FileCollector, StdoutCollector
+import pytest
+
+from controller.collector import (
+    MAX_LINE_CHARS,
+    POLL_BYTES,
+    CollectionError,
+    FileCollector,
+    StdoutCollector,
+)
 
 
 def _pairs(points):  # type: ignore[no-untyped-def]
@@ -56,3 +67,48 @@ def test_a_file_with_an_endless_last_line(tmp_path: Path) -> None:
         assert _pairs(collector.poll()) == [("loss", 0.5)]
         fh.write(b"y" * (4 * MAX_LINE_CHARS) + b" loss=0.25")
     assert _pairs(collector.close()) == [("loss", 0.25)]
+
+
+@pytest.mark.parametrize("swap", ["fifo", "zero", "link", "dir"])
+def test_a_metrics_file_that_is_not_a_regular_file_is_an_error_at_once(tmp_path: Path, swap: str) -> None:
+    # Before: open() of a FIFO waited for a writer forever, /dev/zero was read forever.
+    path = tmp_path / "metrics.log"
+    path.write_text("loss=1\n")
+    collector = FileCollector(path, ["loss"])
+    assert _pairs(collector.poll()) == [("loss", 1.0)]
+    path.unlink()
+    outside = tmp_path / "outside.log"
+    outside.write_text("loss=0.001\n")
+    if swap == "fifo":
+        os.mkfifo(path)
+    elif swap == "dir":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero" if swap == "zero" else outside)
+    start = time.monotonic()
+    expected = {"fifo": "is not a regular file (a FIFO)", "dir": "is not a regular file (a directory)",
+                "zero": "was replaced by a symbolic link", "link": "was replaced by a symbolic link"}[swap]
+    with pytest.raises(CollectionError, match=re.escape(f"metrics file {path} {expected}")):
+        collector.poll()
+    assert time.monotonic() - start < 1
+
+
+def test_a_file_growing_without_end_is_read_a_bounded_amount_per_poll(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.log"
+    with path.open("wb") as fh:
+        fh.write(b"#" * 100 + b"\n")
+        fh.write(b"loss=0.5\n" * (POLL_BYTES // 9 + 10))
+    collector = FileCollector(path, ["loss"])
+    first = collector.poll()
+    assert 0 < len(first) <= POLL_BYTES // 9
+    rest = collector.close()  # the end of the trial reads what is left
+    assert len(first) + len(rest) == POLL_BYTES // 9 + 10
+
+
+def test_a_filter_that_times_out_stops_collection_with_its_reason() -> None:
+    collector = StdoutCollector(["loss"], filters=[r"([\w-]+)=(.*a.*a.*a.*a.*!)"])
+    assert _pairs(collector.feed("loss=aaaa!\n")) == [("loss", "aaaa!")]
+    start = time.monotonic()
+    with pytest.raises(CollectionError, match=r"ran over 1 s on one line .*backtracks catastrophically"):
+        collector.feed("loss=" + "a" * 20_000 + "?\n")
+    assert time.monotonic() - start < 30  # the limit is 1 s; the regex engine checks it coarsely

@@ -10,7 +10,13 @@ from rich.console import Console
 
 from controller.logic import Outcome, OutcomeReason, TrialCounts
 from controller.progress import Progress
-from controller.report import plot_progress, print_unsqueezed, results_document, results_table, write_results
+from controller.report import (
+    plot_progress,
+    print_unsqueezed,
+    results_document,
+    results_table,
+    write_results,
+)
 from controller.store import TrialRow
 from kubenas.trials import Objective, ObjectiveType, TrialCondition
 
@@ -100,3 +106,25 @@ def test_progress_live_view_on_a_terminal() -> None:
     text = console.file.getvalue()
     assert "e-c" in text and "acc=0.5" in text and "1/4 done" in text and "best: e-a acc=0.8" in text
     assert "trial e-c started" not in text  # no log lines in live mode
+
+
+def test_control_characters_reach_neither_the_live_view_nor_the_table() -> None:
+    # Before: a parameter value or a metric captured as text could retitle the terminal
+    # (\x1b]0;...\x07) or erase what kubenas printed (\r\x1b[2K).
+    hostile = "\x1b]0;pwned\x07\r\x1b[2K"
+    row = TrialRow("e-x", {"lr": hostile}, condition=C.SUCCEEDED, observation={"acc": 0.5, "loss": hostile})
+    console = Console(file=io.StringIO(), width=200, force_terminal=True, color_system=None)
+    with Progress(console, "e", OBJ, 4) as progress:
+        progress.started(row)
+        progress.metrics("e-x", {"genotype" + hostile: hostile})
+        progress.note(f"a note quoting {hostile}")
+        progress._live.refresh()
+    console.print(results_table(OBJ, [row], "e-x"))
+    shown = console.file.getvalue()
+    assert "\x1b]0;pwned" not in shown  # (rich's own cursor control is all the ESC bytes left)
+    assert "\\x1b]0;pwned\\x07" in shown
+    piped = Console(file=io.StringIO(), width=200)
+    with Progress(piped, "e", OBJ, 4) as progress:
+        progress.started(row)
+        progress.finished(row)
+    assert "\x1b" not in piped.file.getvalue() and "lr=\\x1b]0;pwned\\x07\\r\\x1b[2K" in piped.file.getvalue()

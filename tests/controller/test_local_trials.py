@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from controller.local_trials import (
+    CappedLog,
     GpuPool,
     LaunchError,
     LaunchSpec,
@@ -160,3 +161,33 @@ def test_a_log_that_cannot_be_created_is_a_launch_error_not_a_crash(tmp_path: Pa
     (tmp_path / "t").write_text("a file where the trial's directory goes")
     with pytest.raises(LaunchError, match="cannot create its log"):
         TrialProcess.start("t", _spec(tmp_path, sys.executable, "-c", "pass"), queue.Queue())
+
+
+def test_capped_log_keeps_the_start_and_the_latest_output_in_three_parts(tmp_path: Path) -> None:
+    path = tmp_path / "stdout.log"
+    (tmp_path / "stdout.log.1").write_bytes(b"an earlier run's part")
+    log = CappedLog(path, part_bytes=1000)
+    assert not (tmp_path / "stdout.log.1").exists()
+    for i in range(50):  # 5,000 bytes in uneven writes
+        log.write(bytes([48 + i % 10]) * (1 if i % 7 == 0 else 130))
+    log.close()
+    head, older, latest = (path.read_bytes(), (tmp_path / "stdout.log.2").read_bytes(),
+                           (tmp_path / "stdout.log.1").read_bytes())
+    assert head.startswith(b"0" + b"1" * 130) and b"the output goes on in stdout.log.2 and then stdout.log.1" in head
+    assert len(head) - len(head.split(b"\n[kubenas:")[0]) < 200 and len(head.split(b"\n[kubenas:")[0]) == 1000
+    assert len(older) == 1000 and 0 < len(latest) <= 1000
+    written = b"".join(bytes([48 + i % 10]) * (1 if i % 7 == 0 else 130) for i in range(50))
+    assert older + latest == written[-(len(older) + len(latest)):]  # the latest bytes, in order
+
+
+def test_a_trial_printing_faster_than_the_runner_reads_waits_for_room(tmp_path: Path) -> None:
+    # The queue is bounded: the trial blocks on its pipe instead of the runner's memory growing.
+    events: queue.Queue = queue.Queue(maxsize=2)
+    trial = TrialProcess.start("t", _spec(tmp_path, sys.executable, "-c",
+                                          "import sys; sys.stdout.write('x' * 10_000_000)"), events)
+    time.sleep(1.0)
+    assert trial.returncode() is None and trial.waiting_for_room and trial.posted == 2
+    received = 0
+    while (event := events.get(timeout=10)).line is not None:
+        received += len(event.line)
+    assert received == 10_000_000 and trial.wait(10) == 0

@@ -7,6 +7,11 @@ fork       a child (same process group) keeps stdout open for 60 s after the tri
 setsid     a child in its own session keeps stdout open for 60 s after the trial exits
 closeout   closes stdout and stderr early, then keeps working and exits 0
 ignoreterm ignores SIGTERM and sleeps (must be SIGKILLed on Ctrl-C)
+fifo       writes a metric to the metrics file (argv[2]), then replaces it with a FIFO and sleeps
+zerolink   the same, but replaces it with a symbolic link to /dev/zero
+evilline   prints a line on which a backtracking metricsFormat filter runs for hours, then sleeps
+flood      prints metric lines as fast as it can, forever
+ansi       prints terminal control sequences around its metric
 """
 
 from __future__ import annotations
@@ -46,6 +51,30 @@ elif mode == "ignoreterm":
     out.write(b"ready loss=1\n")
     out.flush()
     time.sleep(120)
+elif mode in ("fifo", "zerolink"):
+    path = sys.argv[2]
+    with open(path, "w") as fh:
+        fh.write("loss=1\n")
+    time.sleep(0.5)
+    os.unlink(path)
+    if mode == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero", path)
+    out.write(b"swapped\n")
+    out.flush()
+    time.sleep(60)
+elif mode == "evilline":
+    out.write(b"loss=" + b"a" * 20_000 + b"?\n")
+    out.flush()
+    time.sleep(60)
+elif mode == "flood":
+    line = b"loss=1 " + b"#" * 100 + b"\n"
+    block = line * 1000
+    while True:
+        out.write(block)
+elif mode == "ansi":
+    out.write(b"\r\x1b[2K\x1b]0;pwned\x07 loss=0.5\n")
 else:
     raise SystemExit(f"unknown mode {mode!r}")
 out.flush()
