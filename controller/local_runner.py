@@ -13,11 +13,8 @@ import json
 import logging
 import os
 import queue
-import random
 import re
-import secrets
 import signal
-import string
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +49,8 @@ from controller.logic import (
     Outcome,
     count_trials,
     experiment_outcome,
+    experiment_seed,
+    new_trial_name,
     optimal_trial,
     trial_condition,
     trials_to_request,
@@ -165,7 +164,7 @@ class LocalRunner:
         if gpus.enabled and len(gpus.ids) < parallel:
             log.info("%d GPUs: running at most %d trials at once (one GPU each)", len(gpus.ids), len(gpus.ids))
             self.parallel = len(gpus.ids)
-        self.seed = _seed(experiment)
+        self.seed = experiment_seed(experiment.algorithm_settings())
         self.rows: dict[str, TrialRow] = {}
         self.active: dict[str, _Active] = {}
         self.events: queue.Queue[TrialEvent] = queue.Queue(maxsize=_QUEUE_CHUNKS)
@@ -266,15 +265,8 @@ class LocalRunner:
             self._save(row)
 
     def _new_name(self) -> str:
-        # Seeded algorithms derive their draws from the history's trial names, so a seeded
-        # experiment gets the same names on a rerun (and with them the same suggestions).
-        pick: Any = secrets if self.seed is None else random.Random(f"{self.name}:{self.seed}:{len(self.rows)}")
-        while True:
-            name = f"{self.name}-{''.join(pick.choice(string.ascii_lowercase) for _ in range(8))}"
-            if name not in self.rows:
-                return name
+        return new_trial_name(self.name, self.rows, self.seed)
 
-    # --- starting ---------------------------------------------------------------------------
     def _start_pending(self) -> None:
         for row in self._pending():
             if len(self.active) >= self.parallel or self.stop_signal is not None:
@@ -514,14 +506,9 @@ class LocalRunner:
         else:  # Push (the trial reports to the store itself) or time stamps out of order
             observation = observation_from_log(self.objective, self.store.get(row.name),
                                                keep_text=bool(self.plan.metrics_format))
-        if act.collect_error is not None:
-            condition = TrialCondition.FAILED
-        elif act.early_stop is not None:
-            condition = TrialCondition.EARLY_STOPPED  # the rule's verdict stands, however the process ended
-        elif self.plan.collector == "None" and code == 0 and not process.stop_requested:
-            condition = TrialCondition.SUCCEEDED  # nothing is collected, so a clean exit is success
-        else:
-            condition = trial_condition(code, observation, self.objective, killed=process.stop_requested)
+        condition = trial_condition(code, observation, self.objective, killed=process.stop_requested,
+                                    collector=self.plan.collector, early_stopped=act.early_stop is not None,
+                                    collection_failed=act.collect_error is not None)
         ended = process.ended or time.time()
         done = replace(row, condition=condition, completion_time=now_rfc3339(), observation=observation,
                        exit_code=code, duration_s=round(ended - process.started, 3),
@@ -671,15 +658,6 @@ def _describe(rule: StopRule) -> str:
     """`acc < 0.6 from report 4` (for the objective, its best value so far is compared)."""
     op = {"less": "<", "greater": ">", "equal": "=="}[rule.comparison.value]
     return f"{rule.metric} {op} {rule.value:.6g} from report {max(rule.start_step, 1)}"
-
-
-def _seed(experiment: Any) -> int | None:
-    """The experiment's `random_state` setting, recorded with every trial (None if absent)."""
-    raw = experiment.algorithm_settings().get("random_state")
-    try:
-        return None if raw in (None, "") else int(raw)
-    except ValueError:
-        return None  # the server's validation reports a malformed value
 
 
 def _free_name(path: Path) -> Path:

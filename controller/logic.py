@@ -34,6 +34,7 @@ __all__ = [
     "TrialCounts",
     "count_trials",
     "experiment_outcome",
+    "experiment_seed",
     "new_trial_name",
     "optimal_trial",
     "trial_condition",
@@ -195,16 +196,21 @@ def trial_condition(
     *,
     collector: str = "StdOut",
     early_stopped: bool = False,
+    collection_failed: bool = False,
 ) -> TrialCondition:
     """The final condition of a trial whose workload has ended; both runtimes decide with it.
 
     `exit_code` is the process's status locally and 0/1 for a Job that met its success/failure
-    condition in the cluster. An early-stopping verdict stands however the workload ended;
+    condition in the cluster. Metrics that could not be collected (a metrics file that is a
+    FIFO or a link, a filter that timed out) fail the trial; an early-stopping verdict
+    stands however the workload ended;
     killed (stopped by us) wins over the exit status; a non-zero exit is Failed even when
     metrics were printed; with metrics collector `None` nothing is collected, so a clean exit
     is Succeeded; otherwise a clean exit without the objective metric (as a number or, with a
     metricsFormat filter, as text) is MetricsUnavailable.
     """
+    if collection_failed:
+        return TrialCondition.FAILED
     if early_stopped:
         return TrialCondition.EARLY_STOPPED
     if killed:
@@ -218,6 +224,16 @@ def trial_condition(
 
 #: Trial names are the experiment's name, a dash and this many lowercase letters (as Katib's).
 TRIAL_SUFFIX_LENGTH = 8
+
+
+def experiment_seed(settings: Mapping[str, str]) -> int | None:
+    """The `random_state` algorithm setting as a number, or None (absent or malformed: the
+    suggestion server's validation reports a malformed value)."""
+    raw = settings.get("random_state")
+    try:
+        return None if raw in (None, "") else int(raw)
+    except (TypeError, ValueError):
+        return None
 
 
 def new_trial_name(experiment: str, taken: Collection[str], seed: int | None = None) -> str:

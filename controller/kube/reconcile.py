@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
-import string
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +24,13 @@ from controller.kube import early_stopping, render, status
 from controller.kube.config import ConfigError, ControllerConfig, parse_config_map
 from controller.kube.logs import collect_stdout
 from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
-from controller.logic import count_trials, experiment_outcome, trials_to_request
+from controller.logic import (
+    count_trials,
+    experiment_outcome,
+    experiment_seed,
+    new_trial_name,
+    trials_to_request,
+)
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
 from kubenas import proto_convert, rfc3339
 from kubenas.early_stopping import rule_to_dict, rules_met
@@ -346,11 +350,6 @@ def _suggestion_condition(ctx: Context, body: Mapping[str, Any], type_: str, ok:
     ctx.api.patch_status("Suggestion", ns, name, {"conditions": conditions, **(extra or {})})
 
 
-def _trial_name(experiment: str) -> str:
-    alphabet = string.ascii_lowercase + string.digits
-    return f"{experiment}-{''.join(secrets.choice(alphabet) for _ in range(8))}"
-
-
 def reconcile_suggestion(ctx: Context, body: Mapping[str, Any], listed: bool = False,
                          experiment: Mapping[str, Any] | None = None,
                          trials: list[dict[str, Any]] | None = None) -> bool:
@@ -435,10 +434,15 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any], listed: bool = F
         _suggestion_condition(ctx, body, "Failed", True, "SuggestionFailed", f"GetSuggestions: {exc}")
         return True
     rules = _early_stopping_rules(ctx, exp, experiment_msg, history, service, ns, old)
-    new = [{"name": a.trial_name or _trial_name(name),
-            "parameterAssignments": [{"name": p.name, "value": p.value} for p in a.assignments],
-            **({"labels": dict(a.labels)} if a.labels else {})} for a in reply.assignments]
     made = {t["metadata"]["name"] for t in trials}
+    # Names as the local runtime gives them: seeded experiments get the same names on a rerun.
+    taken, seed, new = made | {a["name"] for a in recorded}, experiment_seed(exp.algorithm_settings()), []
+    for a in reply.assignments:
+        trial_name = a.trial_name if a.trial_name and a.trial_name not in taken else new_trial_name(name, taken, seed)
+        taken.add(trial_name)
+        new.append({"name": trial_name,
+                    "parameterAssignments": [{"name": p.name, "value": p.value} for p in a.assignments],
+                    **({"labels": dict(a.labels)} if a.labels else {})})
     ctx.api.patch_status("Suggestion", ns, name, {
         # Only suggestions whose Trial is not made yet: the Trials hold the rest, so the
         # Suggestion stays small however many trials the experiment runs.
@@ -540,7 +544,7 @@ def reconcile_trial(ctx: Context, body: Mapping[str, Any], listed: bool = False)
                 ctx.api.patch_status("Trial", ns, name, new)
         return
     observation = status.observation_from_points(objective, _points(ctx, body, objective))
-    final = status.trial_outcome(run, success, failure, observation, objective)
+    final = status.trial_outcome(run, success, failure, observation, objective, _collector(spec))
     assert final is not None
     message = {TrialCondition.SUCCEEDED: "Trial has succeeded",
                TrialCondition.FAILED: "Trial has failed",

@@ -201,16 +201,17 @@ def trial_outcome(
     failure_condition: str | None,
     observation: Mapping[str, Any] | None,
     objective: Objective,
+    collector: str = "StdOut",
 ) -> TrialCondition | None:
     """The final condition of a trial given its workload object, or None while it runs.
 
-    Failure is checked first (as Katib does); success with the objective metric missing
-    is MetricsUnavailable (the rule `controller.logic.trial_condition` applies locally).
+    Failure is checked first (as Katib does); then `controller.logic.trial_condition`
+    decides, as it does for a local process (so collector None with success is Succeeded).
     """
     if condition_met(run, failure_condition or JOB_FAILURE_CONDITION):
-        return trial_condition(1, _values(objective, observation), objective)
+        return trial_condition(1, _values(objective, observation), objective, collector=collector)
     if condition_met(run, success_condition or JOB_SUCCESS_CONDITION):
-        return trial_condition(0, _values(objective, observation), objective)
+        return trial_condition(0, _values(objective, observation), objective, collector=collector)
     return None
 
 
