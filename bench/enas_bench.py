@@ -102,7 +102,7 @@ def start(algorithm: str, state_dir: str, tree: Path | None = None) -> Server:
     if tree is None:
         command = [KUBENAS, *args]
     else:
-        command = [sys.executable, "-c", "import sys; from kubenas.cli import main; sys.argv[0] = 'kubenas'; main()",
+        command = [sys.executable, "-c", "import sys; from kubenas_cli.app import main; sys.argv[0] = 'kubenas'; main()",
                    *args]
         env = {**os.environ, "PYTHONPATH": str(tree)}
     started = time.perf_counter()

@@ -24,12 +24,8 @@ from typing import IO, Any
 import grpc
 from rich.console import Console
 
-from controller.local_suggestion import (
-    EarlyStoppingClient,
-    LocalSuggestionServer,
-    SuggestionClient,
-    SuggestionServerError,
-)
+from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
+from controller.local_suggestion import LocalSuggestionServer
 from controller.local_trials import GpuPool, detect_gpus
 from controller.template import placeholders
 from kubenas.printable import printable
@@ -168,7 +164,7 @@ def _load(file: Path) -> Any:
 
 def _lock(workdir: Path) -> IO[str]:
     try:
-        handle = open(workdir / LOCK_FILE, "a+")  # noqa: SIM115 - held (locked) until the run ends
+        handle = open(workdir / LOCK_FILE, "a+")
     except OSError as exc:
         raise RunError(f"--workdir: {str(workdir / LOCK_FILE)!r} — cannot be opened as the run's lock file: "
                        f"{exc.strerror or exc}") from None

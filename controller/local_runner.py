@@ -31,9 +31,9 @@ from controller.collector import (
     StdoutCollector,
     observation_from_log,
 )
+from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
 from controller.local_observation import ObservationFold
-from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.local_trials import (
     GpuPool,
     LaunchError,

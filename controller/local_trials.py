@@ -54,7 +54,7 @@ class CappedLog:
         self.path, self.part_bytes = path, part_bytes
         for old in (self._part(1), self._part(2)):  # an earlier run's parts do not belong to this one
             old.unlink(missing_ok=True)
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self._file = open(path, "ab", buffering=0)
         self._size = self._file.tell()
         self._rotated = self._size >= part_bytes
 
@@ -79,7 +79,7 @@ class CappedLog:
         self._file.close()
         if self._part(1).exists():
             self._part(1).replace(self._part(2))
-        self._file = open(self._part(1), "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._file = open(self._part(1), "wb", buffering=0)
         self._size = 0
 
     def close(self) -> None:

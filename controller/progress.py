@@ -47,7 +47,7 @@ class Progress:
         self._best: TrialRow | None = None
         self._live: Live | None = None
 
-    def __enter__(self) -> Progress:  # noqa: PYI034 - typing.Self needs Python 3.11
+    def __enter__(self) -> Progress:
         if self.live_mode:
             self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True,
                               get_renderable=self._render)

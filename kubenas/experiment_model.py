@@ -98,7 +98,7 @@ def _as_text(value: Any) -> Any:
     if isinstance(value, bool):
         # YAML 1.1 reads yes/no/on/off/true/false as booleans; the user almost surely meant text.
         # ValueError, not TypeError: pydantic turns only ValueError into a field error.
-        raise ValueError("a YAML boolean is ambiguous here; quote the value (e.g. \"true\")")  # noqa: TRY004
+        raise ValueError("a YAML boolean is ambiguous here; quote the value (e.g. \"true\")")
     if isinstance(value, (int, float)):
         return repr(value) if isinstance(value, float) else str(value)
     return value

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from kubenas.cli import app
+from kubenas_cli.app import app
 from kubenas.experiment_errors import MAX_ERROR_LINES
 
 ROOT = Path(__file__).resolve().parents[1]

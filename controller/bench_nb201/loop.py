@@ -23,7 +23,7 @@ from typing import Any
 from controller.bench_nb201.config import BenchConfig, BenchError, Dataset
 from controller.bench_nb201.experiment import OBJECTIVE, bench_experiment, run_settings
 from controller.bench_nb201.tabular import Nb201Table
-from controller.local_suggestion import SuggestionClient, SuggestionServerError
+from controller.grpc_clients import SuggestionClient, SuggestionServerError
 from kubenas import rfc3339
 from kubenas.api.v1beta1 import api_pb2
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201

@@ -191,7 +191,7 @@ async def experiment_deleted(body: kopf.Body, retry: int, **_: Any) -> None:
     meta = body["metadata"]
     try:
         count = await asyncio.to_thread(delete_experiment_logs, _ctx(), dict(body))
-    except Exception as exc:  # noqa: BLE001 - any failure: retry, then give up with a warning
+    except Exception as exc:
         if retry + 1 < DELETE_TRIES:
             raise kopf.TemporaryError(f"deleting the observation logs failed ({exc}); trying again", delay=5) from None
         log.warning("experiment %s/%s deleted, but its observation logs could not be deleted after %d tries "

@@ -20,10 +20,10 @@ import grpc
 import yaml
 
 from controller.dbmanager import DBManagerClient
+from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.kube import early_stopping, render, status
 from controller.kube.config import ConfigError, ControllerConfig, parse_config_map
 from controller.kube.logs import collect_stdout
-from controller.local_suggestion import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.logic import (
     count_trials,
     experiment_outcome,

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from controller.grpc_clients import SuggestionServerError
 from controller.kube import render, status
 from controller.kube.reconcile import (
     API,
@@ -26,7 +27,6 @@ from controller.kube.reconcile import (
     reconcile_suggestion,
     reconcile_trial,
 )
-from controller.local_suggestion import SuggestionServerError
 from kubenas.trials import TrialCondition
 
 __all__ = ["CountingApi", "Step", "experiment_step"]

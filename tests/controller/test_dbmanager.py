@@ -141,7 +141,7 @@ def test_port_in_use_is_an_oserror(served):
 
 
 def _kubenas(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from kubenas.cli import main; main()", *args]
+    return [sys.executable, "-c", "from kubenas_cli.app import main; main()", *args]
 
 
 def _serve(db) -> tuple[subprocess.Popen, int]:

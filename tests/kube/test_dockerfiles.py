@@ -32,7 +32,7 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 IMAGES = {
     "Dockerfile.suggestion": {"extras": {"suggestion", "controller"}, "entry": "kubenas",
                               "modules": ["suggestion.service", "controller.kube.operator", "controller.dbmanager",
-                                          "controller.store_sqlite", "kubenas.cli"]},
+                                          "controller.store_sqlite", "kubenas_cli.app"]},
     "Dockerfile.trainer": {"extras": {"trainer"}, "entry": "kubenas-train", "modules": ["trainer.cli"]},
 }
 

@@ -385,7 +385,7 @@ def test_every_rendered_object_of_a_from_volume_run_validates(api: FakeKubeApi, 
 
 
 def test_an_unreachable_suggestion_server_is_retried_not_failed(api: FakeKubeApi, servers: dict[str, int]) -> None:
-    from controller.local_suggestion import SuggestionServerError
+    from controller.grpc_clients import SuggestionServerError
 
     api.create(_experiment())
     down = Context(api=api, address_of=lambda service, ns: "127.0.0.1:1", db_address=f"127.0.0.1:{servers['db']}")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from kubenas.api.v1beta1 import api_pb2
-from kubenas.cli import app
+from kubenas_cli.app import app
 from kubenas.experiment import (
     Experiment,
     FieldError,

@@ -77,7 +77,7 @@ class MacroSupernet(nn.Module):
         """Per layer, the op that shrinks the map least (a child that fits if any does)."""
         side = min(self.space.input_shape[1:])
         rows = []
-        for i in range(self.space.num_layers):
+        for _layer in range(self.space.num_layers):
             sides = [(s, k) for k in range(len(self.space.ops)) if (s := self._op_side(k, side)) is not None]
             best, op_id = max(sides) if sides else (0, 0)
             rows.append([op_id] + [0] * self.space.num_layers)
