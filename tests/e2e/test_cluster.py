@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE_PREFIX = os.environ.get("KUBENAS_E2E_NAMESPACE", "kubenas-e2e")
