@@ -26,13 +26,21 @@ demo: install
 	rm -rf runs/enas-digits
 	$(VENV)/bin/kubenas run examples/enas-digits.yaml --workdir runs/enas-digits
 
+# pytest-xdist workers: a native crash (abort, segfault) fails the one test it ran instead of
+# the whole run, and most tests wait on subprocesses and servers, so more workers than cores pay.
+TEST_WORKERS ?= 4
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+# The torch and oneDNN kernels of an x86 CPU without AVX-512, selectable on any x86 CPU.
+AVX2   := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+
 ## test: layers, lint, types, then the whole test suite (unit, service, local end-to-end;
-## cluster e2e skips without KUBECONFIG)
+## cluster e2e skips without KUBECONFIG), then the trainer tests again on AVX2 kernels
 test: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check kubenas suggestion controller trainer
 	$(VENV)/bin/mypy kubenas suggestion controller trainer
-	$(PY) -m pytest -q
+	$(PYTEST)
+	$(AVX2) $(PYTEST) tests/trainer
 
 lint: install
 	$(VENV)/bin/lint-imports

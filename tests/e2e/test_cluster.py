@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-pytestmark = pytest.mark.e2e
+# One xdist worker runs these in turn: they create and delete the same namespace.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = os.environ.get("KUBENAS_E2E_NAMESPACE", "kubenas-e2e")
