@@ -27,9 +27,10 @@ demo: install
 	$(VENV)/bin/kubenas run examples/enas-digits.yaml --workdir runs/enas-digits
 
 # pytest-xdist workers: a native crash (abort, segfault) fails the one test it ran instead of
-# the whole run, and most tests wait on subprocesses and servers, so more workers than cores pay.
-TEST_WORKERS ?= 4
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+# the whole run. Two were faster than four here (bench/RESULTS.md). Plain `load` scheduling:
+# loadgroup/loadscope re-run a crashed test on every replacement worker.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS)
 # The torch and oneDNN kernels of an x86 CPU without AVX-512, selectable on any x86 CPU.
 AVX2   := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 

@@ -8,6 +8,7 @@ kubenas/suggestion:0.1.0`) and `kubectl` on PATH. See README.md.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -18,12 +19,20 @@ from typing import Any
 import pytest
 import yaml
 
-# One xdist worker runs these in turn: they create and delete the same namespace.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = os.environ.get("KUBENAS_E2E_NAMESPACE", "kubenas-e2e")
 TIMEOUT_S = float(os.environ.get("KUBENAS_E2E_TIMEOUT", "600"))
+
+
+@pytest.fixture(autouse=True)
+def _one_cluster_test_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """pytest-xdist workers share the cluster, its CRDs and NAMESPACE: a file lock runs these tests in turn."""
+    lock = tmp_path_factory.getbasetemp().parent / "kubenas-e2e-cluster.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _cluster() -> Any:
