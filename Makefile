@@ -26,18 +26,29 @@ demo: install
 	rm -rf runs/enas-digits
 	$(VENV)/bin/kubenas run examples/enas-digits.yaml --workdir runs/enas-digits
 
+# pytest-xdist workers: a native crash (abort, segfault) fails the one test it ran instead of
+# the whole run. Two were faster than four here (bench/RESULTS.md). Plain `load` scheduling:
+# loadgroup/loadscope re-run a crashed test on every replacement worker.
+TEST_WORKERS ?= 2
+PACKAGES := kubenas kubenas_cli suggestion controller trainer
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS)
+# The torch and oneDNN kernels of an x86 CPU without AVX-512, selectable on any x86 CPU.
+AVX2   := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+
 ## test: layers, lint, types, then the whole test suite (unit, service, local end-to-end;
-## cluster e2e skips without KUBECONFIG)
+## cluster e2e skips without KUBECONFIG), then the trainer tests again on AVX2 kernels
 test: install
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check kubenas suggestion controller trainer
-	$(VENV)/bin/mypy kubenas suggestion controller trainer
-	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check $(PACKAGES)
+	$(VENV)/bin/mypy $(PACKAGES)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .site-check
+	$(PYTEST)
+	$(AVX2) $(PYTEST) tests/trainer
 
 lint: install
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check kubenas suggestion controller trainer
-	$(VENV)/bin/mypy kubenas suggestion controller trainer
+	$(VENV)/bin/ruff check $(PACKAGES)
+	$(VENV)/bin/mypy $(PACKAGES)
 
 proto: install
 	$(PY) scripts/gen_proto.py
@@ -46,4 +57,4 @@ bench: install
 	$(PY) bench/suggest_latency.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site .site-check

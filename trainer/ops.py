@@ -36,9 +36,11 @@ __all__ = [
     "OpError",
     "OpType",
     "ReLUConvBN",
+    "SampledPointwiseConv",
     "SepConv",
     "Zero",
     "build_op",
+    "conv2d",
     "op_types",
     "output_channels",
     "output_size",
@@ -81,6 +83,30 @@ def _conv_size(n: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
     return (n + 2 * pad - dilation * (k - 1) - 1) // stride + 1
 
 
+class SampledPointwiseConv(nn.Conv2d):
+    """A strided 1×1 convolution computed as sampling every s-th pixel, then a unit-stride 1×1 conv.
+
+    Same parameters, outputs and gradients as `nn.Conv2d(C_in, C_out, 1, stride=s)`. The
+    direct form is unsafe on CPUs without AVX-512: torch 2.13's oneDNN 3.12 computes its
+    weight gradient with `jit_avx2_1x1_convolution_bwd_weights_t`, which writes past its
+    buffers when the input is channels_last with a channel count that is not a multiple of
+    8 and one thread runs it — glibc then aborts the process (`corrupted size vs.
+    prev_size`). A unit-stride 1×1 convolution never takes that path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sh, sw = self.stride
+        return nn.functional.conv2d(x[:, :, ::sh, ::sw], self.weight, self.bias, groups=self.groups)
+
+
+def conv2d(C_in: int, C_out: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+           groups: int = 1) -> nn.Conv2d:
+    """The bias-free convolution every op here builds; strided 1×1 ones sample first (see above)."""
+    if k == 1 and stride > 1 and padding == 0:
+        return SampledPointwiseConv(C_in, C_out, 1, stride=stride, groups=groups, bias=False)
+    return nn.Conv2d(C_in, C_out, k, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False)
+
+
 class ReLUConvBN(nn.Module):
     """ReLU -> k×k convolution -> BatchNorm (ENAS/Katib's conv layer, DARTS' preprocessing)."""
 
@@ -89,7 +115,7 @@ class ReLUConvBN(nn.Module):
         super().__init__()
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, k, stride=stride, padding=pad, dilation=dilation, bias=False),
+            conv2d(C_in, C_out, k, stride, pad, dilation),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -106,8 +132,7 @@ class DepthwiseConv(nn.Module):
         C_out = C_in * multiplier
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_out, k, stride=stride, padding=_same_pad(k, dilation),
-                      dilation=dilation, groups=C_in, bias=False),
+            conv2d(C_in, C_out, k, stride, _same_pad(k, dilation), dilation, groups=C_in),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -124,9 +149,8 @@ class DilConv(nn.Module):
         mid = C_in * multiplier
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, mid, k, stride=stride, padding=_same_pad(k, dilation),
-                      dilation=dilation, groups=C_in, bias=False),
-            nn.Conv2d(mid, C_out, 1, bias=False),
+            conv2d(C_in, mid, k, stride, _same_pad(k, dilation), dilation, groups=C_in),
+            conv2d(mid, C_out, 1),
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
@@ -176,8 +200,8 @@ class FactorizedReduce(nn.Module):
         super().__init__()
         half = C_out // 2
         self.relu = nn.ReLU(inplace=False)
-        self.conv_a = nn.Conv2d(C_in, half, 1, stride=2, bias=False)
-        self.conv_b = nn.Conv2d(C_in, C_out - half, 1, stride=2, bias=False)
+        self.conv_a = conv2d(C_in, half, 1, stride=2)
+        self.conv_b = conv2d(C_in, C_out - half, 1, stride=2)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -239,7 +263,7 @@ def _build_depthwise(C_in: int, C_out: int, stride: int, p: Params) -> nn.Module
     op = DepthwiseConv(C_in, _kernel(p), stride, multiplier, affine=_affine(p))
     if C_out != C_in * multiplier:
         # Cells need C -> C; a pointwise projection keeps the depthwise op usable there.
-        return nn.Sequential(op, nn.Conv2d(C_in * multiplier, C_out, 1, bias=False),
+        return nn.Sequential(op, conv2d(C_in * multiplier, C_out, 1),
                              nn.BatchNorm2d(C_out, affine=_affine(p)))
     return op
 

@@ -10,6 +10,7 @@ at its end, so no test meets another's namespace while it terminates.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -28,6 +29,15 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE_PREFIX = os.environ.get("KUBENAS_E2E_NAMESPACE", "kubenas-e2e")
 TIMEOUT_S = float(os.environ.get("KUBENAS_E2E_TIMEOUT", "600"))
 OVERLAY = ROOT / "manifests" / "overlays" / "default"
+
+
+@pytest.fixture(autouse=True)
+def _one_cluster_test_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """pytest-xdist workers share the cluster, its CRDs and NAMESPACE: a file lock runs these tests in turn."""
+    lock = tmp_path_factory.getbasetemp().parent / "kubenas-e2e-cluster.lock"
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _cluster() -> Any:

@@ -116,6 +116,32 @@ def test_channels_last_on_cpu_searches_like_the_contiguous_layout(tmp_path: Path
     torch.testing.assert_close(first, second, rtol=1e-3, atol=1e-5)
 
 
+# The AVX2 kernels a CPU without AVX-512 runs (torch's and oneDNN's), selectable on any x86 CPU.
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+# issue 14's reproduction: channels_last + partial channels + one thread aborted in glibc
+# (`corrupted size vs. prev_size`) on AVX2 CPUs; trainer.ops.SampledPointwiseConv says why.
+_AVX2_REPRO = """
+import sys, torch
+torch.set_num_threads(1)
+from trainer.darts.main import main
+settings = ("{'num_epochs': 1, 'init_channels': 4, 'num_nodes': 2, 'stem_multiplier': 1, 'batch_size': 32, "
+            "'random_state': 3, 'order': 'second', 'partial_channels': 2, 'alpha_lr': 0.05}")
+sys.exit(main([f"--algorithm-settings={settings}", f"--search-space={sys.argv[1]}", "--num-layers=3",
+               "--dataset=digits", "--device=cpu", "--train-limit=128", "--channels-last",
+               f"--output-dir={sys.argv[2]}"]))
+"""
+
+
+def test_channels_last_partial_channels_one_thread_survive_the_avx2_kernels(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", _AVX2_REPRO, SPACE, str(tmp_path)], cwd=ROOT,
+                          env={**_env(), **AVX2}, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
+    assert "corrupted" not in proc.stderr and "channels_last layout" in proc.stderr
+    assert sum(1 for line in proc.stdout.splitlines() if line.startswith("Best-Genotype=Genotype(")) == 1
+    alphas = torch.tensor(json.loads((tmp_path / "alphas.json").read_text())["alpha_normal"])
+    assert alphas.shape == (5, 4) and bool(torch.isfinite(alphas).all()) and alphas.abs().max() > 1e-2
+
+
 GOOD = ["--search-space=['skip_connection']", "--num-layers=1", "--dataset=digits"]
 
 

@@ -109,3 +109,36 @@ def test_parse_primitive_names() -> None:
     assert ops.parse_primitive("max_pooling_3x3") == ("max_pooling", {"filter_size": 3})
     assert ops.parse_primitive("skip_connection") == ("skip_connection", {})
     assert ops.parse_primitive("none") == ("none", {})
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+@pytest.mark.parametrize("side", [7, 8])
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_sampled_pointwise_conv_equals_the_strided_convolution(stride: int, side: int, groups: int,
+                                                               layout: torch.memory_format) -> None:
+    conv = ops.conv2d(4, 8, 1, stride=stride, groups=groups)
+    assert isinstance(conv, ops.SampledPointwiseConv) and conv.stride == (stride, stride)
+    conv = conv.to(memory_format=layout)  # type: ignore[call-overload]
+    x = torch.randn(3, 4, side, side).contiguous(memory_format=layout).requires_grad_(True)
+    y = conv(x)
+    gx, gw = torch.autograd.grad(y.square().sum(), [x, conv.weight])
+    # Reference: torch's own strided convolution in float64 (its native kernel, not oneDNN's).
+    x64, w64 = x.detach().double().requires_grad_(True), conv.weight.detach().double().requires_grad_(True)
+    ref = torch.nn.functional.conv2d(x64, w64, stride=stride, groups=groups)
+    rx, rw = torch.autograd.grad(ref.square().sum(), [x64, w64])
+    assert y.shape == ref.shape == (3, 8, -(-side // stride), -(-side // stride))
+    torch.testing.assert_close(y.double(), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx.double(), rx, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(gw.double(), rw, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("op", [*(f"op:{t}" for t in ops.op_types()), *(f"primitive:{n}" for n in CELL_PRIMITIVES)])
+def test_no_op_builds_a_strided_pointwise_conv_that_takes_onednns_unsafe_path(op: str) -> None:
+    kind, name = op.split(":")
+    for stride in (2, 3):
+        module = (ops.build_op(name, 6, 8, stride, _params(name, 1, stride)) if kind == "op"
+                  else ops.primitive_op(name, 6, stride, affine=False))
+        unsafe = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)
+                  and m.stride != (1, 1) and not isinstance(m, ops.SampledPointwiseConv)]
+        assert not unsafe, (op, stride, unsafe)
