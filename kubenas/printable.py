@@ -11,15 +11,18 @@ from __future__ import annotations
 
 __all__ = ["printable"]
 
-# C0 and C1 control characters, DEL, and the Unicode bidirectional controls.
-_UNSAFE = [*range(0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
-           *range(0x2066, 0x206A), 0x2028, 0x2029]
-_ESCAPES = {code: repr(chr(code))[1:-1] for code in _UNSAFE}
+
+def _escaped(text: str) -> str:
+    if text.isprintable():  # the common case: nothing to do
+        return text
+    # Every character Python would not print as itself: C0/C1 controls, DEL, the Unicode
+    # format characters (bidirectional overrides among them), separators, unassigned ones.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def printable(text: str, keep_newlines: bool = False) -> str:
-    """`text` with every control character shown as its escape (`\\x1b`, `\\r`, `\\u202e`).
-    With `keep_newlines`, `\\n` stays a line break (a multi-line message)."""
-    escaped = text.translate(_ESCAPES) if not keep_newlines else "\n".join(
-        part.translate(_ESCAPES) for part in text.split("\n"))
-    return escaped
+    """`text` with every character that is not printable shown as its Python escape (`\\x1b`,
+    `\\r`, `\\u202e`). With `keep_newlines`, `\\n` stays a line break (a multi-line message)."""
+    if not keep_newlines:
+        return _escaped(text)
+    return "\n".join(_escaped(part) for part in text.split("\n"))

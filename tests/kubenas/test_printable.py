@@ -20,3 +20,9 @@ def test_control_characters_are_shown_as_escapes(raw: str, shown: str) -> None:
 
 def test_newlines_can_be_kept_for_a_multi_line_message() -> None:
     assert printable("one\x1b[31m\ntwo", keep_newlines=True) == "one\\x1b[31m\ntwo"
+
+
+def test_unassigned_and_format_characters_are_escaped_too() -> None:
+    # A code point this Python does not know, a zero-width space, a line separator.
+    assert printable("a\u0378b\u200bc\u2028d") == "a\\u0378b\\u200bc\\u2028d"
+    assert printable("a\u0378b").isprintable()
