@@ -289,15 +289,18 @@ def test_a_trial_interrupted_twice_keeps_both_outputs(tmp_path: Path, make_exper
         deadline = time.monotonic() + 60
         while True:
             logs = list(workdir.glob("trials/*/stdout.log"))
-            # a new run's output (the previous one's log is only moved aside once it resumes)
-            if logs and logs[0].read_text().startswith("pid") and logs[0].read_text() not in seen:
-                seen.append(logs[0].read_text())
+            try:  # a new run's output (the previous one's log is moved aside while it resumes)
+                text = logs[0].read_text() if logs else ""
+            except FileNotFoundError:
+                text = ""
+            if text.startswith("pid") and text not in seen:
+                seen.append(text)
                 break
             assert time.monotonic() < deadline and proc.poll() is None, "the trial did not start"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
-        assert proc.returncode == 130
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, (flags, text, seen, proc.returncode, out[-1500:], err[-1500:])
     trial_dir = logs[0].parent
     kept = [trial_dir / "stdout.interrupted.log", trial_dir / "stdout.interrupted.2.log"]
     assert [p.read_text() for p in kept] == seen[:2]
