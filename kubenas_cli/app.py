@@ -36,6 +36,22 @@ bench_app = typer.Typer(help="Benchmarks of the search algorithms on tabular NAS
 app.add_typer(bench_app, name="bench")
 
 # No emoji codes: a YAML key `:smile:` must be printed as written, not as a picture.
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        print(f"kubenas {version('kubenas')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="print the installed kubenas version and exit"),
+) -> None:
+    """Neural architecture search, Katib v1beta1 compatible: run experiments locally or on Kubernetes."""
+
+
 err = Console(stderr=True, highlight=False, emoji=False)
 out = Console(highlight=False, emoji=False)
 
@@ -135,10 +151,12 @@ def algorithms() -> None:
     """List the registered search algorithms."""
     from suggestion.algorithms.registry import algorithm_class, algorithm_names
 
-    for name in algorithm_names():
+    names = algorithm_names()
+    width = max(map(len, names))
+    for name in names:
         cls = algorithm_class(name)
         kinds = "/".join(k for k, ok in (("hpo", cls.supports_hpo), ("nas", cls.supports_nas)) if ok)
-        out.print(f"{name:<12} {kinds:<8} {cls.description}")
+        out.print(f"{name:<{width}}  {kinds:<7}  {cls.description}", markup=False, soft_wrap=True)
 
 
 @suggestion_app.command("serve")

@@ -59,5 +59,17 @@ def test_malformed_yaml_exits_2_without_traceback(tmp_path: Path) -> None:
 def test_algorithms_lists_the_registry() -> None:
     proc = kubenas("algorithms")
     assert proc.returncode == 0
-    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
-    assert {"random", "grid", "enas", "darts"} <= set(names)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    names = [line.split()[0] for line in lines]
+    from suggestion.algorithms.registry import algorithm_names
+
+    assert names == algorithm_names()  # one line each, not wrapped
+    # One column each: the kinds start at the same place on every line, however long a name is.
+    assert len({line.index(line.split()[1], len(line.split()[0])) for line in lines}) == 1
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    proc = kubenas("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"kubenas {version('kubenas')}"
