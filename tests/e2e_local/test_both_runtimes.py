@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.kube import reconcile
 from tests.e2e_local.conftest import experiment, run_cli
 from tests.kube.fake_cluster import FakeKubeApi
-from tests.kube.harness import context, fake_api, running_servers
+from tests.kube.harness import context, drive, fake_api, running_servers
 
 # `ok` reports the objective, `quiet` exits 0 without it, `crash` exits 1 after reporting it.
 PROGRAM = (
@@ -57,23 +56,8 @@ def _cluster(doc: dict[str, Any], tmp_path: Path, algorithm: str) -> tuple[dict[
     api: FakeKubeApi = fake_api(algorithm)
     api.create(doc)
     with running_servers(tmp_path, algorithm) as servers:
-        ctx = context(api, servers)
-        for _ in range(60):
-            for exp in api.kind("Experiment"):
-                reconcile.reconcile_experiment(ctx, exp)
-            for sugg in api.kind("Suggestion"):
-                reconcile.reconcile_suggestion(ctx, sugg)
-            api.make_deployments_ready()
-            for trial in api.kind("Trial"):
-                reconcile.reconcile_trial(ctx, trial)
-            api.run_jobs()
-            exp = api.kind("Experiment")[0]
-            done = [c for c in exp.get("status", {}).get("conditions", [])
-                    if c["status"] == "True" and c["type"] in ("Succeeded", "Failed")]
-            if done:
-                break
-        else:
-            raise AssertionError(f"experiment did not finish: {api.kind('Experiment')[0].get('status')}")
+        exp = drive(context(api, servers), api, steps=60)
+    done = [c for c in exp["status"]["conditions"] if c["status"] == "True" and c["type"] in ("Succeeded", "Failed")]
     conditions = {}
     for trial in api.kind("Trial"):
         mode = next(a["value"] for a in trial["spec"]["parameterAssignments"] if a["name"] == "mode")

@@ -18,10 +18,8 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
-
-from typing_extensions import Self
 
 GROUPS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("", "v1"): [("pods", "Pod"), ("services", "Service"), ("configmaps", "ConfigMap"),

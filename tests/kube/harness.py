@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.dbmanager import make_dbmanager_server
+from controller.kube import reconcile
 from controller.kube.reconcile import Context
 from controller.store_sqlite import SQLiteStore
 from suggestion.service import make_server
@@ -56,3 +57,27 @@ def context(api: FakeKubeApi, servers: dict[str, int]) -> Context:
     return Context(api=api, address_of=lambda service, ns: address,
                    early_stopping_address_of=lambda service, ns: address,
                    db_address=f"127.0.0.1:{servers['db']}")
+
+
+def reconcile_once(ctx: Context, api: FakeKubeApi) -> None:
+    """One controller pass over every Experiment, Suggestion and Trial (the fake Deployments
+    become ready in between, as a kubelet would make them)."""
+    for exp in api.kind("Experiment"):
+        reconcile.reconcile_experiment(ctx, exp)
+    for sugg in api.kind("Suggestion"):
+        reconcile.reconcile_suggestion(ctx, sugg)
+    api.make_deployments_ready()
+    for trial in api.kind("Trial"):
+        reconcile.reconcile_trial(ctx, trial)
+
+
+def drive(ctx: Context, api: FakeKubeApi, steps: int = 40, jobs_per_step: int | None = None) -> dict[str, Any]:
+    """Reconcile and run the Jobs until the (only) Experiment is Succeeded or Failed; return it."""
+    for _ in range(steps):
+        reconcile_once(ctx, api)
+        api.run_jobs(limit=jobs_per_step)
+        exp = api.kind("Experiment")[0]
+        conditions = {c["type"] for c in exp.get("status", {}).get("conditions", []) if c["status"] == "True"}
+        if conditions & {"Succeeded", "Failed"}:
+            return exp
+    raise AssertionError(f"experiment did not finish: {api.kind('Experiment')[0].get('status')}")

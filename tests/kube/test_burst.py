@@ -15,7 +15,7 @@ import pytest
 from controller.kube import reconcile
 from controller.kube.reconcile import Context
 from tests.kube.fake_cluster import FakeKubeApi
-from tests.kube.harness import context, katib_config, running_servers
+from tests.kube.harness import context, drive, katib_config, running_servers
 from tests.kube.test_reconcile import _experiment
 
 pytestmark = pytest.mark.slow
@@ -50,18 +50,8 @@ def test_a_burst_of_trials_gets_no_duplicate_assignments(servers: dict[str, int]
     api.create(katib_config("random"))
     api.create(_experiment(parallelTrialCount=20, maxTrialCount=220, maxFailedTrialCount=5))
     api.ctx = ctx = context(api, servers)
-    for _ in range(400):
-        for exp in api.kind("Experiment"):
-            reconcile.reconcile_experiment(ctx, exp)
-        for sugg in api.kind("Suggestion"):
-            reconcile.reconcile_suggestion(ctx, sugg)
-        api.make_deployments_ready()
-        for trial in api.kind("Trial"):
-            reconcile.reconcile_trial(ctx, trial)
-        api.run_jobs(limit=7)  # trials end a few at a time, as they do in a cluster
-        status = api.kind("Experiment")[0].get("status") or {}
-        if status.get("completionTime"):
-            break
+    # Trials end a few at a time, as they do in a cluster.
+    status = drive(ctx, api, steps=400, jobs_per_step=7)["status"]
     assert status["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached", status["conditions"][-1]
     trials = api.kind("Trial")
     assert status["trialsSucceeded"] == 220 and len(trials) == 220

@@ -22,12 +22,11 @@ from controller.kube import reconcile, render, status
 from controller.kube.config import SuggestionConfig
 from controller.kube.crd import crds
 from controller.kube.early_stopping import trial_rules, trial_status_sink
-from controller.kube.reconcile import Context
 from kubenas.early_stopping import Comparison, StopRule
 from kubenas.proto_convert import trial_from_proto, trial_to_proto
 from kubenas.trials import TrialCondition
 from tests.kube.fake_cluster import FakeKubeApi, start_pod
-from tests.kube.harness import context, fake_api, katib_config, running_servers
+from tests.kube.harness import context, fake_api, katib_config, reconcile_once, running_servers
 from tests.kube.test_crds import _closed
 
 NS = "team-a"
@@ -93,16 +92,6 @@ def _start_partially(api: FakeKubeApi, job: dict[str, Any], lines: int) -> str:
     return printed
 
 
-def _step(ctx: Context, api: FakeKubeApi) -> None:
-    for exp in api.kind("Experiment"):
-        reconcile.reconcile_experiment(ctx, exp)
-    for sugg in api.kind("Suggestion"):
-        reconcile.reconcile_suggestion(ctx, sugg)
-    api.make_deployments_ready()
-    for trial in api.kind("Trial"):
-        reconcile.reconcile_trial(ctx, trial)
-
-
 def _trial(api: FakeKubeApi, level: str) -> dict[str, Any] | None:
     return next((t for t in api.kind("Trial") if _level(t) == level), None)
 
@@ -112,7 +101,7 @@ def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, se
     ctx = context(api, servers)
     # The first two trials (0.9, 0.8) run to the end: no rule before two have succeeded.
     for _ in range(30):
-        _step(ctx, api)
+        reconcile_once(ctx, api)
         if _trial(api, "0.2") is not None:
             break
         api.run_jobs()
@@ -125,7 +114,7 @@ def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, se
     assert bad is not None and bad["spec"]["earlyStoppingRules"] == [rule]
     assert trial_rules(bad["spec"]) == (StopRule("acc", 0.1275, Comparison.LESS, 2),)
     for _ in range(3):
-        _step(ctx, api)  # creates its Job
+        reconcile_once(ctx, api)  # creates its Job
     name = bad["metadata"]["name"]
     job = api.get("batch/v1", "Job", NS, name)
     assert job is not None
@@ -143,7 +132,7 @@ def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, se
         assert [float(m.value) for m in db.get(name, "acc")] == pytest.approx([0.02, 0.04, 0.06])
     # The experiment goes on: the next trial (0.85) stays above the rule and runs to the end.
     for _ in range(30):
-        _step(ctx, api)
+        reconcile_once(ctx, api)
         good = _trial(api, "0.85")
         if good is not None and api.get("batch/v1", "Job", NS, good["metadata"]["name"]) is not None:
             break
@@ -157,7 +146,7 @@ def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, se
     objective = status.objective_from_spec(stopped["spec"]["objective"])
     seen = trial_from_proto(trial_to_proto(status.trial_record(stopped, objective), objective), objective)
     assert seen.condition is TrialCondition.EARLY_STOPPED and seen.metrics["acc"] == pytest.approx(0.06)
-    _step(ctx, api)
+    reconcile_once(ctx, api)
     exp = api.kind("Experiment")[0]
     assert exp["status"]["trialsEarlyStopped"] == 1 and exp["status"]["trialsSucceeded"] == 2
     assert exp["status"]["earlyStoppedTrialList"] == [name]
@@ -173,7 +162,7 @@ def test_suggestion_deployment_and_service_expose_early_stopping(api, servers) -
     api.create(exp)
     ctx = context(api, servers)
     for _ in range(3):
-        _step(ctx, api)
+        reconcile_once(ctx, api)
     (deployment,) = api.kind("Deployment")
     (service,) = api.kind("Service")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -200,7 +189,7 @@ def test_bad_early_stopping_settings_fail_the_suggestion_and_experiment(api, ser
     api.create(exp)
     ctx = context(api, servers)
     for _ in range(6):
-        _step(ctx, api)
+        reconcile_once(ctx, api)
     suggestion = api.kind("Suggestion")[0]
     last = suggestion["status"]["conditions"][-1]
     assert last["type"] == "Failed"
@@ -216,7 +205,7 @@ def test_an_early_stopping_algorithm_missing_from_katib_config_fails_the_experim
     api.create(_experiment())
     ctx = context(api, servers)
     for _ in range(3):
-        _step(ctx, api)
+        reconcile_once(ctx, api)
     failed = api.kind("Experiment")[0]["status"]["conditions"][-1]
     assert failed["type"] == "Failed"
     assert "runtime.earlyStoppings: invalid value 'medianstop'" in failed["message"]

@@ -58,7 +58,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _start(cluster: dict[str, Any]) -> subprocess.Popen[bytes]:
-    sink = open(cluster["log"], "ab")  # noqa: SIM115 - the child writes it until stopped
+    sink = open(cluster["log"], "ab")
     return subprocess.Popen([sys.executable, "-m", "kubenas", "controller", "--verbose"], cwd=ROOT,
                             env=cluster["env"], stdout=sink, stderr=sink)
 

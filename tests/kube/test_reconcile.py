@@ -19,7 +19,7 @@ from controller.kube.crd import crds
 from controller.kube.reconcile import Context
 from tests.kube.conftest import EXPERIMENT
 from tests.kube.fake_cluster import FakeKubeApi
-from tests.kube.harness import context, fake_api, running_servers
+from tests.kube.harness import context, drive, fake_api, running_servers
 from tests.kube.test_crds import _closed
 
 NS = "team-a"
@@ -55,23 +55,6 @@ def api() -> FakeKubeApi:
     return fake_api("random", "grid")
 
 
-def _drive(ctx: Context, api: FakeKubeApi, steps: int = 40) -> dict[str, Any]:
-    for _ in range(steps):
-        for exp in api.kind("Experiment"):
-            reconcile.reconcile_experiment(ctx, exp)
-        for sugg in api.kind("Suggestion"):
-            reconcile.reconcile_suggestion(ctx, sugg)
-        api.make_deployments_ready()
-        for trial in api.kind("Trial"):
-            reconcile.reconcile_trial(ctx, trial)
-        api.run_jobs()
-        exp = api.kind("Experiment")[0]
-        conditions = {c["type"] for c in exp.get("status", {}).get("conditions", []) if c["status"] == "True"}
-        if conditions & {"Succeeded", "Failed"}:
-            return exp
-    raise AssertionError(f"experiment did not finish: {api.kind('Experiment')[0].get('status')}")
-
-
 def _validator(kind: str) -> jsonschema.Draft7Validator:
     crd = next(c for c in crds() if c["spec"]["names"]["kind"] == kind)
     return jsonschema.Draft7Validator(_closed(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]))
@@ -80,7 +63,7 @@ def _validator(kind: str) -> jsonschema.Draft7Validator:
 def test_experiment_runs_to_max_trials(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment())
     ctx = context(api, servers)
-    exp = _drive(ctx, api)
+    exp = drive(ctx, api)
     status = exp["status"]
     assert status["conditions"][-1]["type"] == "Succeeded"
     assert status["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached"
@@ -154,7 +137,7 @@ def test_restart_resumes_without_losing_or_duplicating_trials(api: FakeKubeApi, 
     assert 0 < len(api.kind("Trial")) < 5
     for client in first.clients.values():
         client.close()
-    exp = _drive(context(api, servers), api)  # a new controller process: nothing in memory
+    exp = drive(context(api, servers), api)  # a new controller process: nothing in memory
     assert exp["status"]["trials"] == 5 and len(api.kind("Trial")) == 5
     assert len({t["metadata"]["name"] for t in api.kind("Trial")}) == 5
 
@@ -163,7 +146,7 @@ def test_goal_reached_stops_early(api: FakeKubeApi, servers: dict[str, int]) -> 
     spec = _experiment(maxTrialCount=6)["spec"]
     spec["objective"]["goal"] = 0.5
     api.create({**_experiment(), "spec": spec})
-    exp = _drive(context(api, servers), api)
+    exp = drive(context(api, servers), api)
     assert exp["status"]["conditions"][-1]["reason"] == "ExperimentGoalReached"
     assert exp["status"]["trials"] <= 2
 
@@ -171,7 +154,7 @@ def test_goal_reached_stops_early(api: FakeKubeApi, servers: dict[str, int]) -> 
 def test_invalid_algorithm_settings_fail_the_experiment(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(algorithm={"algorithmName": "random",
                                       "algorithmSettings": [{"name": "random_state", "value": "seven"}]}))
-    exp = _drive(context(api, servers), api)
+    exp = drive(context(api, servers), api)
     last = exp["status"]["conditions"][-1]
     assert (last["type"], last["reason"]) == ("Failed", "ExperimentFailed")
     assert "random_state" in last["message"] and "seven" in last["message"]
@@ -183,7 +166,7 @@ def test_spec_error_fails_with_the_field_path(api: FakeKubeApi, servers: dict[st
     exp = _experiment()
     exp["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0.5", "max": "0.1"}
     api.create(exp)
-    out = _drive(context(api, servers), api, steps=2)
+    out = drive(context(api, servers), api, steps=2)
     last = out["status"]["conditions"][-1]
     assert last["type"] == "Failed"
     assert "spec.parameters[0].feasibleSpace.max" in last["message"]
@@ -192,13 +175,13 @@ def test_spec_error_fails_with_the_field_path(api: FakeKubeApi, servers: dict[st
 def test_unsupported_collector_is_named(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(metricsCollectorSpec={"collector": {"kind": "TensorFlowEvent"},
                                                  "source": {"fileSystemPath": {"path": "/log", "kind": "Directory"}}}))
-    out = _drive(context(api, servers), api, steps=2)
+    out = drive(context(api, servers), api, steps=2)
     assert "spec.metricsCollectorSpec.collector.kind" in out["status"]["conditions"][-1]["message"]
 
 
 def test_unknown_algorithm_in_config_fails(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(algorithm={"algorithmName": "enas"}))
-    out = _drive(context(api, servers), api, steps=3)
+    out = drive(context(api, servers), api, steps=3)
     message = out["status"]["conditions"][-1]["message"]
     assert "'enas'" in message and "configured: grid, random" in message
 
@@ -206,7 +189,7 @@ def test_unknown_algorithm_in_config_fails(api: FakeKubeApi, servers: dict[str, 
 def test_from_volume_keeps_the_pvc_and_deletion_cleans_up(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(resumePolicy="FromVolume", maxTrialCount=2))
     ctx = context(api, servers)
-    exp = _drive(ctx, api)
+    exp = drive(ctx, api)
     assert exp["status"]["conditions"][-1]["type"] == "Succeeded"
     assert [p["metadata"]["name"] for p in api.kind("PersistentVolumeClaim")] == ["random-demo-random"]
     assert api.kind("Deployment") == [] and len(api.kind("Suggestion")) == 1
@@ -222,13 +205,13 @@ def test_from_volume_keeps_the_pvc_and_deletion_cleans_up(api: FakeKubeApi, serv
 def test_raised_budget_restarts_a_finished_experiment(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(resumePolicy="FromVolume", maxTrialCount=2))
     ctx = context(api, servers)
-    assert _drive(ctx, api)["status"]["trialsSucceeded"] == 2
+    assert drive(ctx, api)["status"]["trialsSucceeded"] == 2
     api.patch_spec("Experiment", NS, "random-demo", {"maxTrialCount": 3})  # kubectl edit
     for _ in range(3):
         for exp in api.kind("Experiment"):
             reconcile.reconcile_experiment(ctx, exp)
     assert api.kind("Experiment")[0]["status"]["conditions"][-1]["type"] == "Running"
-    exp = _drive(ctx, api)
+    exp = drive(ctx, api)
     assert exp["status"]["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached"
     assert exp["status"]["trialsSucceeded"] == 3
 
@@ -271,14 +254,14 @@ def test_lowered_parallelism_kills_the_newest_trial(api: FakeKubeApi, servers: d
     assert sorted(conditions.values()) == ["Created", "Killed"]
     killed = next(n for n, c in conditions.items() if c == "Killed")
     assert api.get("batch/v1", "Job", NS, killed) is None
-    exp = _drive(ctx, api)
+    exp = drive(ctx, api)
     assert exp["status"]["trialsKilled"] == 1 and exp["status"]["trialsSucceeded"] == 3
 
 
 def test_never_policy_does_not_restart(api: FakeKubeApi, servers: dict[str, int]) -> None:
     api.create(_experiment(maxTrialCount=1, parallelTrialCount=1, maxFailedTrialCount=1))
     ctx = context(api, servers)
-    _drive(ctx, api)
+    drive(ctx, api)
     api.patch_spec("Experiment", NS, "random-demo", {"maxTrialCount": 2})
     _steps(ctx, api, 3)
     exp = api.kind("Experiment")[0]
@@ -303,7 +286,7 @@ def test_push_collector_reads_what_the_trial_reported(api: FakeKubeApi, servers:
     container["command"] = ["python", "-c", PUSH_PROGRAM, "${trialParameters.learningRate}",
                             "${trialParameters.optimizer}"]
     api.create(exp)
-    done = _drive(context(api, servers), api)
+    done = drive(context(api, servers), api)
     assert done["status"]["trialsSucceeded"] == 2
     assert done["status"]["currentOptimalTrial"]["observation"]["metrics"][0]["latest"] == "0.75"
 
@@ -335,7 +318,7 @@ def test_katib_enas_example_runs_through_the_controller(tmp_path: Path) -> None:
     api = fake_api("enas")
     api.create(exp)
     with running_servers(tmp_path, "enas", state_dir=tmp_path / "state") as ports:
-        done = _drive(context(api, ports), api)
+        done = drive(context(api, ports), api)
     assert done["status"]["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached", done["status"]["conditions"]
     assert done["status"]["trialsSucceeded"] == 3
     deployment = next(k for k in api.created if k[1] == "Deployment")
@@ -364,7 +347,7 @@ def test_trial_template_from_a_config_map_and_grid_exhaustion(api: FakeKubeApi, 
                 "data": {"job.yaml": yaml.safe_dump(template)}})
     api.create(exp)
     with running_servers(tmp_path, "grid") as ports:
-        done = _drive(context(api, ports), api)
+        done = drive(context(api, ports), api)
     assert done["status"]["conditions"][-1]["reason"] == "ExperimentSuggestionEndReached", done["status"]["conditions"]
     assert done["status"]["trialsSucceeded"] == 4
     seen = {tuple(sorted((a["name"], a["value"]) for a in t["spec"]["parameterAssignments"])) for t in api.kind("Trial")}
@@ -397,5 +380,5 @@ def test_an_unreachable_suggestion_server_is_retried_not_failed(api: FakeKubeApi
     with pytest.raises(SuggestionServerError):
         reconcile.reconcile_suggestion(down, api.kind("Suggestion")[0])
     assert not any(c["type"] == "Failed" for c in api.kind("Suggestion")[0].get("status", {}).get("conditions", []))
-    done = _drive(context(api, servers), api)  # the server is back
+    done = drive(context(api, servers), api)  # the server is back
     assert done["status"]["conditions"][-1]["type"] == "Succeeded"

@@ -21,7 +21,7 @@ from kubenas.metrics import MetricPoint
 from kubenas.trials import Objective, ObjectiveType, TrialCondition
 from suggestion.service import make_server
 from tests.kube.fake_cluster import FakeKubeApi
-from tests.kube.test_reconcile import _drive
+from tests.kube.harness import drive
 
 JOB_DONE = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
 DARTS = Objective(ObjectiveType.MAXIMIZE, "Best-Genotype", additional_metric_names=("Validation-Accuracy",))
@@ -91,7 +91,7 @@ def test_katib_darts_example_succeeds_through_the_controller(tmp_path: Path) -> 
     db, db_port = make_dbmanager_server(store)
     try:
         ctx = Context(api=api, address_of=lambda service, ns: f"127.0.0.1:{port}", db_address=f"127.0.0.1:{db_port}")
-        done = _drive(ctx, api)
+        done = drive(ctx, api)
     finally:
         server.stop(None)
         db.stop(None)
