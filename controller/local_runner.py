@@ -179,9 +179,14 @@ class LocalRunner:
     # --- the loop ---------------------------------------------------------------------------
     def run(self, resume: bool) -> int:
         self.started_at = time.time()  # results.json's wall clock (reproducibility block)
-        if resume:
-            self._reload()
+        # Handlers first: a Ctrl-C while a resumed run reloads its trials stops it like any other.
         restore = self._install_signal_handlers()
+        if resume:
+            try:
+                self._reload()
+            except BaseException:
+                restore()
+                raise
         outcome: Outcome | None = None
         try:
             with self.progress:
