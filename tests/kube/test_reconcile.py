@@ -19,7 +19,7 @@ from controller.kube.crd import crds
 from controller.kube.reconcile import Context
 from tests.kube.conftest import EXPERIMENT
 from tests.kube.fake_cluster import FakeKubeApi
-from tests.kube.harness import context, drive, fake_api, running_servers
+from tests.kube.harness import context, drive, fake_api, reconcile_once, running_servers
 from tests.kube.test_crds import _closed
 
 NS = "team-a"
@@ -102,13 +102,7 @@ def test_rendered_workloads_validate_and_carry_labels(api: FakeKubeApi, servers:
     api.create(_experiment())
     ctx = context(api, servers)
     for _ in range(6):
-        for exp in api.kind("Experiment"):
-            reconcile.reconcile_experiment(ctx, exp)
-        for sugg in api.kind("Suggestion"):
-            reconcile.reconcile_suggestion(ctx, sugg)
-        api.make_deployments_ready()
-        for trial in api.kind("Trial"):
-            reconcile.reconcile_trial(ctx, trial)
+        reconcile_once(ctx, api)
     jobs, deployments = api.kind("Job"), api.kind("Deployment")
     assert len(jobs) == 2 and len(deployments) == 1
     for obj in jobs + deployments + api.kind("Service"):
