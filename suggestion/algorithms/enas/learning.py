@@ -122,30 +122,19 @@ def reinforce(
     `check_cancelled` runs before every step and may raise to abandon the update."""
     import torch
 
-    rewards = [e.reward for e in experiences]
-    if baseline is None:
-        baseline = sum(rewards) / len(rewards)
-    advantages = []
-    decay = settings.controller_baseline_decay
-    for r in rewards:
-        baseline -= (1.0 - decay) * (baseline - r)
-        advantages.append(r - baseline)
+    from kubenas.enas_controller.reinforce import moving_baseline, policy_loss
+
+    baseline, advantages = moving_baseline(baseline, [e.reward for e in experiences],
+                                           settings.controller_baseline_decay)
     batch = experiences[-MAX_BATCH:]
     used = advantages[-MAX_BATCH:]
     scale = max(1.0, max(abs(a) for a in used) / ADVANTAGE_SCALE)
-    neg_adv = -torch.tensor([a / scale for a in used], dtype=torch.float32)
+    scaled = torch.tensor([a / scale for a in used], dtype=torch.float32)
     score = controller.scorer(torch.tensor([e.decisions for e in batch], dtype=torch.long))
     for step in range(1, settings.controller_train_steps + 1):
         check_cancelled()
         roll = score()
-        # Each trial's terms first, one mean last: the same loss as a sum of three means,
-        # in fewer ops to build and differentiate at every step.
-        per_trial = roll.log_prob * neg_adv
-        if settings.controller_entropy_weight is not None:
-            per_trial = per_trial - settings.controller_entropy_weight * roll.entropy
-        if settings.controller_skip_weight is not None:
-            per_trial = per_trial + settings.controller_skip_weight * roll.skip_penalty
-        loss = per_trial.mean()
+        loss = policy_loss(roll, scaled, settings.controller_entropy_weight, settings.controller_skip_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
