@@ -212,13 +212,7 @@ def test_raised_budget_restarts_a_finished_experiment(api: FakeKubeApi, servers:
 
 def _steps(ctx: Context, api: FakeKubeApi, n: int) -> None:
     for _ in range(n):
-        for exp in api.kind("Experiment"):
-            reconcile.reconcile_experiment(ctx, exp)
-        for sugg in api.kind("Suggestion"):
-            reconcile.reconcile_suggestion(ctx, sugg)
-        api.make_deployments_ready()
-        for trial in api.kind("Trial"):
-            reconcile.reconcile_trial(ctx, trial)
+        reconcile_once(ctx, api)
 
 
 def test_running_trial_shows_a_live_observation(api: FakeKubeApi, servers: dict[str, int]) -> None:

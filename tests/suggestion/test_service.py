@@ -23,40 +23,23 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
-from kubenas.proto_convert import objective_to_proto, search_space_to_proto, trial_to_proto
 from kubenas.space import SearchSpace
 from kubenas.trials import TrialCondition, TrialRecord
 from suggestion.algorithms.random_search import RandomSearch
 from suggestion.service import SuggestionServicer, make_server, serve
 from tests.suggestion.contract import (
     CONTRACT_SPACES,
-    OBJECTIVE,
     check_hpo_assignments,
     check_macro_assignments,
     param,
 )
+from tests.suggestion.servers import experiment, request
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 SMALL_GRID = SearchSpace(parameters=(
     param("units", "int", lo="16", hi="48", step="16"),
     param("optimizer", "categorical", values=("sgd", "adam")),
 ))
-
-
-def experiment(space: SearchSpace, algorithm: str, settings: Mapping[str, str] | None = None,
-               name: str = "exp") -> api_pb2.Experiment:
-    spec = search_space_to_proto(space)
-    spec.objective.CopyFrom(objective_to_proto(OBJECTIVE))
-    spec.algorithm.algorithm_name = algorithm
-    for key, value in (settings or {}).items():
-        spec.algorithm.algorithm_settings.add(name=key, value=value)
-    return api_pb2.Experiment(name=name, spec=spec)
-
-
-def request(exp: api_pb2.Experiment, n: int, trials: Sequence[TrialRecord] = ()) -> api_pb2.GetSuggestionsRequest:
-    return api_pb2.GetSuggestionsRequest(
-        experiment=exp, current_request_number=n, total_request_number=len(trials) + n,
-        trials=[trial_to_proto(t, OBJECTIVE) for t in trials])
 
 
 def assignment_dicts(reply: api_pb2.GetSuggestionsReply) -> list[dict[str, str]]:

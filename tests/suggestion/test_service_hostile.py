@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,9 +18,6 @@ from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.error_text import MAX_STATUS_CHARS
 from kubenas.proto_convert import (
     GRPC_MESSAGE_OPTIONS,
-    objective_to_proto,
-    search_space_to_proto,
-    trial_to_proto,
 )
 from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace
 from kubenas.trials import TrialCondition, TrialRecord
@@ -30,25 +27,10 @@ from suggestion.algorithms.enas.algorithm import state_key
 from suggestion.service import make_server
 from suggestion.state import MAX_MEMORY_ENTRIES, DirectoryStateStore, MemoryStateStore
 from tests.suggestion.contract import CONTRACT_SPACES, EXTREME_VALUES, OBJECTIVE, param
+from tests.suggestion.servers import experiment, request
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 SMALL_HPO = SearchSpace(parameters=(param("units", "int", lo="1", hi="64"),))
-
-
-def experiment(space: SearchSpace, algorithm: str, settings: Mapping[str, str] | None = None,
-               name: str = "exp") -> api_pb2.Experiment:
-    spec = search_space_to_proto(space)
-    spec.objective.CopyFrom(objective_to_proto(OBJECTIVE))
-    spec.algorithm.algorithm_name = algorithm
-    for key, value in (settings or {}).items():
-        spec.algorithm.algorithm_settings.add(name=key, value=value)
-    return api_pb2.Experiment(name=name, spec=spec)
-
-
-def request(exp: api_pb2.Experiment, n: int, trials: Sequence[TrialRecord] = ()) -> api_pb2.GetSuggestionsRequest:
-    return api_pb2.GetSuggestionsRequest(experiment=exp, current_request_number=n,
-                                         total_request_number=len(trials) + n,
-                                         trials=[trial_to_proto(t, OBJECTIVE) for t in trials])
 
 
 def macro_space(num_layers: int) -> SearchSpace:
