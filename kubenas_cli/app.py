@@ -271,7 +271,7 @@ def bench_nb201(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Search NAS-Bench-201 with each algorithm through a real suggestion server; table, plot, results.json."""
-    from controller.bench_nb201 import (
+    from kubenas_bench.nb201 import (
         BenchConfig,
         BenchError,
         check_budget,
@@ -285,7 +285,7 @@ def bench_nb201(
 
     _logging(verbose)
     if not verbose:
-        logging.getLogger("controller.bench_nb201").setLevel(logging.WARNING)
+        logging.getLogger("kubenas_bench.nb201").setLevel(logging.WARNING)
     try:
         if not out_dir:
             raise BenchError("--out: invalid value '': give a directory")

@@ -122,7 +122,7 @@ def test_extras_cover_every_import(name: str) -> None:
     for extra in IMAGES[name]["extras"]:
         allowed |= _requirement_names(project["optional-dependencies"][extra])
     installed = _closure(allowed)
-    ours = {"kubenas", "kubenas_cli", "suggestion", "controller", "trainer", "tests"}
+    ours = {"kubenas", "kubenas_cli", "kubenas_bench", "suggestion", "controller", "trainer", "tests"}
     blocked = sorted(module for module, dists in md.packages_distributions().items()
                      if module not in ours and not {d.lower().replace("_", "-") for d in dists} & installed)
     done = subprocess.run([sys.executable, "-c", _IMPORTS,  json.dumps(blocked), *IMAGES[name]["modules"]],
@@ -133,5 +133,5 @@ def test_extras_cover_every_import(name: str) -> None:
 
 def test_dockerignore_keeps_the_sources() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
-    for needed in ("pyproject.toml", "kubenas/", "kubenas_cli/", "suggestion/", "controller/", "trainer/"):
+    for needed in ("pyproject.toml", "kubenas/", "kubenas_cli/", "kubenas_bench/", "suggestion/", "controller/", "trainer/"):
         assert f"!{needed}" in lines

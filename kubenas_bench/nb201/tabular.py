@@ -17,8 +17,8 @@ from functools import cached_property
 from importlib import resources
 from typing import Any
 
-from controller.bench_nb201.config import BenchError, Dataset
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
+from kubenas_bench.nb201.config import BenchError, Dataset
 
 __all__ = ["INSTALL_HINT", "Evaluation", "Nb201Table", "load_table"]
 

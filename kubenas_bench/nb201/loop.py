@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from controller.bench_nb201.config import BenchConfig, BenchError, Dataset
-from controller.bench_nb201.experiment import OBJECTIVE, bench_experiment, run_settings
-from controller.bench_nb201.tabular import Nb201Table
 from controller.grpc_clients import SuggestionClient, SuggestionServerError
 from kubenas import rfc3339
 from kubenas.api.v1beta1 import api_pb2
@@ -30,6 +27,9 @@ from kubenas.nb201 import NB201_PRIMITIVES, Cell201
 from kubenas.proto_convert import trial_to_proto
 from kubenas.space import SpaceError
 from kubenas.trials import TrialCondition, TrialRecord
+from kubenas_bench.nb201.config import BenchConfig, BenchError, Dataset
+from kubenas_bench.nb201.experiment import OBJECTIVE, bench_experiment, run_settings
+from kubenas_bench.nb201.tabular import Nb201Table
 
 __all__ = ["ARCHITECTURE", "Query", "RunResult", "run_name", "search"]
 

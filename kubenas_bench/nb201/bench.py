@@ -21,16 +21,16 @@ import grpc
 from rich.console import Console
 from rich.markup import escape
 
-from controller.bench_nb201.config import BenchConfig, BenchError
-from controller.bench_nb201.experiment import bench_experiment, run_settings
-from controller.bench_nb201.loop import RunResult, search
-from controller.bench_nb201.plot import plot_anytime
-from controller.bench_nb201.summary import markdown_table, rich_table, summarize
-from controller.bench_nb201.tabular import Nb201Table, load_table
 from controller.grpc_clients import SuggestionClient, SuggestionServerError
 from controller.local_suggestion import LocalSuggestionServer
 from controller.report import print_unsqueezed, provenance, write_results
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
+from kubenas_bench.nb201.config import BenchConfig, BenchError
+from kubenas_bench.nb201.experiment import bench_experiment, run_settings
+from kubenas_bench.nb201.loop import RunResult, search
+from kubenas_bench.nb201.plot import plot_anytime
+from kubenas_bench.nb201.summary import markdown_table, rich_table, summarize
+from kubenas_bench.nb201.tabular import Nb201Table, load_table
 
 __all__ = ["BENCH_RESULTS_VERSION", "run_bench"]
 

@@ -6,8 +6,8 @@ benchmark, `loop.search` for one run, README.md for the flags and outputs.
 
 from __future__ import annotations
 
-from controller.bench_nb201.bench import run_bench
-from controller.bench_nb201.config import (
+from kubenas_bench.nb201.bench import run_bench
+from kubenas_bench.nb201.config import (
     DATASETS,
     NB201_TIME_SCALE_12_EPOCHS,
     BenchConfig,
@@ -18,7 +18,7 @@ from controller.bench_nb201.config import (
     parse_seeds,
     parse_settings,
 )
-from controller.bench_nb201.experiment import bench_experiment, nb201_search_space, run_settings
+from kubenas_bench.nb201.experiment import bench_experiment, nb201_search_space, run_settings
 
 __all__ = [
     "DATASETS",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.bench_nb201.loop import RunResult
+from kubenas_bench.nb201.loop import RunResult
 
 __all__ = ["plot_anytime"]
 

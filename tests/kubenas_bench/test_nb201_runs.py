@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from controller.bench_nb201 import (
+from kubenas.nb201 import NB201_PRIMITIVES, Cell201
+from kubenas.space import SpaceError
+from kubenas_bench.nb201 import (
     BenchConfig,
     BenchError,
     nb201_search_space,
     run_bench,
     run_settings,
 )
-from controller.bench_nb201.config import DATASETS
-from controller.bench_nb201.experiment import OBJECTIVE
-from controller.bench_nb201.loop import RunResult
-from controller.bench_nb201.tabular import INSTALL_HINT, load_table
-from kubenas.nb201 import NB201_PRIMITIVES, Cell201
-from kubenas.space import SpaceError
+from kubenas_bench.nb201.config import DATASETS
+from kubenas_bench.nb201.experiment import OBJECTIVE
+from kubenas_bench.nb201.loop import RunResult
+from kubenas_bench.nb201.tabular import INSTALL_HINT, load_table
 from suggestion.algorithms.base import InvalidSettings, Problem
 from suggestion.algorithms.registry import algorithm_class, algorithm_names
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 from rich.table import Table
 
-from controller.bench_nb201.config import REPORT_BUDGETS, Dataset
-from controller.bench_nb201.loop import RunResult
+from kubenas_bench.nb201.config import REPORT_BUDGETS, Dataset
+from kubenas_bench.nb201.loop import RunResult
 
 __all__ = ["BASELINE", "Stat", "SummaryRow", "markdown_table", "rich_table", "summarize"]
 

