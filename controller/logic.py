@@ -8,7 +8,9 @@ Semantics follow Katib v1beta1's experiment and trial controllers:
   (Succeeded, GoalReached), when Failed + MetricsUnavailable trials reach a non-zero count
   >= maxFailedTrialCount (Failed), when completed trials reach maxTrialCount (Succeeded,
   MaxTrialsReached), or when the algorithm has no more suggestions and nothing is active
-  (Succeeded, SuggestionEndReached).
+  (Succeeded, SuggestionEndReached);
+- a new trial takes the name its algorithm proposed unless that is taken, else
+  `<experiment>-<8 letters>`, drawn from the `random_state` setting when there is one.
 
 Nothing here does I/O; inputs are not mutated.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import random
 import secrets
 import string
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -32,12 +34,14 @@ __all__ = [
     "Outcome",
     "OutcomeReason",
     "TrialCounts",
+    "active_limit",
     "count_trials",
     "experiment_outcome",
     "experiment_seed",
     "new_trial_name",
     "optimal_trial",
     "trial_condition",
+    "trial_names",
     "trials_to_request",
 ]
 
@@ -114,6 +118,14 @@ def count_trials(trials: Sequence[TrialRecord]) -> TrialCounts:
     return TrialCounts(**counts)
 
 
+def active_limit(parallel: int, max_trials: int | None, completed: int) -> int:
+    """How many trials may be active now: `parallel`, and no more than the budget has left
+    (`max_trials - completed`), never negative. `max_trials=None` means no limit. An edit that
+    lowers either leaves the trials active beyond this to be stopped (the cluster does)."""
+    wanted = parallel if max_trials is None else min(parallel, max_trials - completed)
+    return max(0, wanted)
+
+
 def trials_to_request(parallel: int, max_trials: int | None, completed: int, active: int) -> tuple[int, int]:
     """(current_request_number, total_request_number) for the next GetSuggestions call.
 
@@ -126,8 +138,7 @@ def trials_to_request(parallel: int, max_trials: int | None, completed: int, act
         raise ValueError(f"parallel: invalid value {parallel!r}: must be >= 1")
     if min(completed, active) < 0:
         raise ValueError(f"completed/active: invalid values {completed!r}/{active!r}: must be >= 0")
-    wanted = parallel if max_trials is None else min(parallel, max_trials - completed)
-    current = max(0, wanted - active)
+    current = max(0, active_limit(parallel, max_trials, completed) - active)
     return current, completed + active + current
 
 
@@ -247,3 +258,16 @@ def new_trial_name(experiment: str, taken: Collection[str], seed: int | None = N
         name = f"{experiment}-{''.join(pick.choice(string.ascii_lowercase) for _ in range(TRIAL_SUFFIX_LENGTH))}"
         if name not in taken:
             return name
+
+
+def trial_names(experiment: str, proposed: Iterable[str], taken: Collection[str], seed: int | None = None) -> list[str]:
+    """Names for the assignments of one GetSuggestions reply, in order: the name the algorithm
+    proposed when it gave one not taken yet (by an earlier trial or an earlier assignment of
+    this reply), else `new_trial_name`."""
+    used = set(taken)
+    names = []
+    for wish in proposed:
+        name = wish if wish and wish not in used else new_trial_name(experiment, used, seed)
+        used.add(name)
+        names.append(name)
+    return names

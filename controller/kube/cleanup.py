@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from controller.kube import render
-from controller.kube.reconcile import API, Context
+from controller.kube.context import API, Context, experiment_selector
 
 __all__ = ["DELETE_TRIES", "FINALIZER", "delete_experiment_logs", "release_legacy_finalizers"]
 
@@ -35,7 +34,7 @@ def delete_experiment_logs(ctx: Context, body: Mapping[str, Any]) -> int:
     many. Called while the Experiment is being deleted: its finalizer keeps the Trials (and so
     their names) until this returns. The deletes go side by side over one channel."""
     meta = body["metadata"]
-    trials = ctx.api.list_objects(API, "Trial", meta["namespace"], f"{render.EXPERIMENT_LABEL}={meta['name']}")
+    trials = ctx.api.list_objects(API, "Trial", meta["namespace"], experiment_selector(meta["name"]))
     names = [t["metadata"]["name"] for t in trials]
     with ctx.db() as db, ThreadPoolExecutor(_DELETE_WORKERS) as pool:
         list(pool.map(db.delete, names))

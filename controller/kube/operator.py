@@ -30,7 +30,7 @@ from controller.kube.cleanup import (
     delete_experiment_logs,
     release_legacy_finalizers,
 )
-from controller.kube.reconcile import Context
+from controller.kube.context import Context
 from controller.kube.render import EXPERIMENT_LABEL
 from controller.kube.step import experiment_step
 

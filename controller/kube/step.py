@@ -19,17 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.grpc_clients import SuggestionServerError
-from controller.kube import render, status
-from controller.kube.reconcile import (
-    API,
-    Context,
-    reconcile_experiment,
-    reconcile_suggestion,
-    reconcile_trial,
-)
+from controller.kube import status
+from controller.kube.context import API, Context, experiment_selector
+from controller.kube.experiment import reconcile_experiment
+from controller.kube.suggestion import reconcile_suggestion
+from controller.kube.trial import reconcile_trial
 from kubenas.trials import TrialCondition
 
-__all__ = ["CountingApi", "Step", "experiment_step"]
+__all__ = ["CountingApi", "Step", "experiment_step", "next_step"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +79,7 @@ class ListedWorkloads:
     def __init__(self, api: Any, namespace: str, experiment: str) -> None:
         self._api = api
         self._namespace = namespace
-        self._selector = f"{render.EXPERIMENT_LABEL}={experiment}"
+        self._selector = experiment_selector(experiment)
         self._lock = threading.Lock()
         self._jobs: dict[str, dict[str, Any]] | None = None
         self._pods: list[dict[str, Any]] | None = None
@@ -138,35 +135,50 @@ def experiment_step(ctx: Context, namespace: str, name: str, interval: float,
     experiment = api.get(API, "Experiment", namespace, name)
     if experiment is None or experiment["metadata"].get("deletionTimestamp"):
         return Step(delay=interval, calls=api.calls)
-    selector = f"{render.EXPERIMENT_LABEL}={name}"
+    selector = experiment_selector(name)
     everything = api.list_objects(API, "Trial", namespace, selector)
     active = [t for t in everything if _active(t)]
     trial_ctx = dataclasses.replace(step_ctx, api=ListedWorkloads(api, namespace, name))
     _reconcile_trials(trial_ctx, active, True, pool)
     trials = api.list_objects(API, "Trial", namespace, selector) if active else everything
     made = reconcile_experiment(step_ctx, experiment, listed=True, trials=trials)
-    waiting = None
-    suggestion = api.get(API, "Suggestion", namespace, name)
-    if suggestion is not None:
-        recorded = status.suggestion_count(suggestion.get("status") or {})
-        try:
-            if not reconcile_suggestion(step_ctx, suggestion, listed=True, experiment=experiment, trials=trials + made):
-                waiting = "the suggestion Deployment to be ready"
-        except SuggestionServerError as exc:
-            waiting = f"the suggestion server ({exc.code.name if exc.code else 'error'}: {exc})"
-        fresh = api.get(API, "Suggestion", namespace, name) if waiting is None else None
-        if fresh is not None and status.suggestion_count(fresh.get("status") or {}) > recorded:
-            # New suggestions: their Trials now, not a step later.
-            again = api.get(API, "Experiment", namespace, name)
-            if again is not None:
-                made += reconcile_experiment(step_ctx, again, listed=True, trials=trials + made)
+    waiting = _suggest(step_ctx, experiment, trials, made)
     # New Trials get their workloads (their bodies are as the API server just returned them).
     _reconcile_trials(step_ctx, [t for t in made if _active(t)], True, pool)
-    if api.writes:
-        return Step(delay=0.0, writes=api.writes, calls=api.calls, waiting=waiting)
-    if waiting is not None:
-        return Step(delay=READY_POLL_S if "Deployment" in waiting else max(interval, 5.0),
-                    calls=api.calls, waiting=waiting)
     finished = status.is_finished((experiment.get("status") or {}).get("conditions"))
-    # A finished experiment has nothing to poll; an edit of its budget arrives as an event.
-    return Step(delay=max(interval, 60.0) if finished and not active else interval, calls=api.calls)
+    return next_step(interval, api.writes, api.calls, waiting, idle=finished and not active)
+
+
+def _suggest(ctx: Context, experiment: Mapping[str, Any], trials: list[dict[str, Any]],
+             made: list[dict[str, Any]]) -> str | None:
+    """The Suggestion step, then, when it brought new suggestions, the Experiment step again
+    to make their Trials now, not a step later (appended to `made`). Returns what the
+    experiment waits for, or None."""
+    namespace, name = experiment["metadata"]["namespace"], experiment["metadata"]["name"]
+    suggestion = ctx.api.get(API, "Suggestion", namespace, name)
+    if suggestion is None:
+        return None
+    recorded = status.suggestion_count(suggestion.get("status") or {})
+    try:
+        if not reconcile_suggestion(ctx, suggestion, listed=True, experiment=experiment, trials=trials + made):
+            return "the suggestion Deployment to be ready"
+    except SuggestionServerError as exc:
+        return f"the suggestion server ({exc.code.name if exc.code else 'error'}: {exc})"
+    fresh = ctx.api.get(API, "Suggestion", namespace, name)
+    if fresh is not None and status.suggestion_count(fresh.get("status") or {}) > recorded:
+        again = ctx.api.get(API, "Experiment", namespace, name)
+        if again is not None:
+            made.extend(reconcile_experiment(ctx, again, listed=True, trials=trials + made))
+    return None
+
+
+def next_step(interval: float, writes: int, calls: int, waiting: str | None, idle: bool) -> Step:
+    """When to step again: at once after a write (it may have enabled more), soon while the
+    suggestion Deployment starts, after a back-off while its server cannot be reached, rarely
+    for a finished experiment with nothing active (an edit of its budget arrives as an event),
+    else after `interval`."""
+    if writes:
+        return Step(delay=0.0, writes=writes, calls=calls, waiting=waiting)
+    if waiting is not None:
+        return Step(delay=READY_POLL_S if "Deployment" in waiting else max(interval, 5.0), calls=calls, waiting=waiting)
+    return Step(delay=max(interval, 60.0) if idle else interval, calls=calls)

@@ -6,10 +6,13 @@ import pytest
 
 from controller.logic import (
     OutcomeReason,
+    active_limit,
     count_trials,
     experiment_outcome,
+    new_trial_name,
     optimal_trial,
     trial_condition,
+    trial_names,
     trials_to_request,
 )
 from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
@@ -40,6 +43,37 @@ def _t(name: str, cond: TrialCondition, **metrics: float) -> TrialRecord:
 )
 def test_trials_to_request(parallel, max_trials, completed, active, expected) -> None:
     assert trials_to_request(parallel, max_trials, completed, active) == expected
+
+
+@pytest.mark.parametrize(
+    ("parallel", "max_trials", "completed", "expected"),
+    [
+        (3, 12, 0, 3),      # the parallel slots
+        (3, 12, 10, 2),     # only two left in the budget
+        (3, 12, 12, 0),     # budget spent
+        (3, 4, 6, 0),       # maxTrialCount lowered below the completed ones: never negative
+        (2, None, 50, 2),   # no maxTrialCount
+    ],
+)
+def test_active_limit(parallel, max_trials, completed, expected) -> None:
+    assert active_limit(parallel, max_trials, completed) == expected
+
+
+def test_trial_names_keep_a_free_proposed_name_and_replace_taken_or_empty_ones() -> None:
+    names = trial_names("exp", ["mine", "", "old", "mine"], {"old"})
+    assert names[0] == "mine"
+    assert len(set(names)) == 4 and "old" not in names
+    assert all(n.startswith("exp-") and len(n) == len("exp-") + 8 for n in names[1:])
+
+
+def test_trial_names_are_the_same_on_a_seeded_rerun_and_follow_new_trial_name() -> None:
+    taken = {"exp-aaaaaaaa"}
+    first = trial_names("exp", ["", ""], taken, seed=7)
+    assert first == trial_names("exp", ["", ""], taken, seed=7)
+    # One name at a time with the growing set of names: what the local runtime does per assignment.
+    assert first[0] == new_trial_name("exp", taken, 7)
+    assert first[1] == new_trial_name("exp", taken | {first[0]}, 7)
+    assert trial_names("exp", ["", ""], taken, seed=8) != first
 
 
 def test_trials_to_request_rejects_nonsense() -> None:

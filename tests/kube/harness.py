@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from controller.dbmanager import make_dbmanager_server
-from controller.kube import reconcile
-from controller.kube.reconcile import Context
+from controller.kube.context import Context
+from controller.kube.experiment import reconcile_experiment
+from controller.kube.suggestion import reconcile_suggestion
+from controller.kube.trial import reconcile_trial
 from controller.store_sqlite import SQLiteStore
 from suggestion.service import make_server
 from tests.kube.fake_cluster import FakeKubeApi
@@ -63,12 +65,12 @@ def reconcile_once(ctx: Context, api: FakeKubeApi) -> None:
     """One controller pass over every Experiment, Suggestion and Trial (the fake Deployments
     become ready in between, as a kubelet would make them)."""
     for exp in api.kind("Experiment"):
-        reconcile.reconcile_experiment(ctx, exp)
+        reconcile_experiment(ctx, exp)
     for sugg in api.kind("Suggestion"):
-        reconcile.reconcile_suggestion(ctx, sugg)
+        reconcile_suggestion(ctx, sugg)
     api.make_deployments_ready()
     for trial in api.kind("Trial"):
-        reconcile.reconcile_trial(ctx, trial)
+        reconcile_trial(ctx, trial)
 
 
 def drive(ctx: Context, api: FakeKubeApi, steps: int = 40, jobs_per_step: int | None = None) -> dict[str, Any]:

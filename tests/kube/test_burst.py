@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from controller.kube import reconcile
-from controller.kube.reconcile import Context
+from controller.kube.context import Context
+from controller.kube.suggestion import reconcile_suggestion
 from tests.kube.fake_cluster import FakeKubeApi
 from tests.kube.harness import context, drive, katib_config, running_servers
 from tests.kube.test_reconcile import _experiment
@@ -32,7 +32,7 @@ class RacingApi(FakeKubeApi):
         super().patch_spec(kind, namespace, name, spec)
         if kind == "Suggestion" and self.ctx is not None:
             self.make_deployments_ready()
-            reconcile.reconcile_suggestion(self.ctx, self.get("kubeflow.org/v1beta1", "Suggestion", namespace, name))
+            reconcile_suggestion(self.ctx, self.get("kubeflow.org/v1beta1", "Suggestion", namespace, name))
 
 
 @pytest.fixture

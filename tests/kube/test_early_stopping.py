@@ -18,10 +18,11 @@ import kubernetes_validate
 import pytest
 
 from controller.dbmanager import DBManagerClient
-from controller.kube import reconcile, render, status
+from controller.kube import render, status
 from controller.kube.config import SuggestionConfig
 from controller.kube.crd import crds
 from controller.kube.early_stopping import trial_rules, trial_status_sink
+from controller.kube.trial import reconcile_trial
 from kubenas.early_stopping import Comparison, StopRule
 from kubenas.proto_convert import trial_from_proto, trial_to_proto
 from kubenas.trials import TrialCondition
@@ -120,7 +121,7 @@ def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, se
     assert job is not None
     printed = _start_partially(api, job, lines=3)
     assert printed.count("step=") == 3
-    reconcile.reconcile_trial(ctx, api.get("kubeflow.org/v1beta1", "Trial", NS, name))
+    reconcile_trial(ctx, api.get("kubeflow.org/v1beta1", "Trial", NS, name))
     stopped = api.get("kubeflow.org/v1beta1", "Trial", NS, name)
     last = stopped["status"]["conditions"][-1]
     assert (last["type"], last["status"], last["reason"]) == ("EarlyStopped", "True", "TrialEarlyStopped")
@@ -139,7 +140,7 @@ def test_rules_reach_new_trials_and_a_bad_running_trial_is_early_stopped(api, se
     good = _trial(api, "0.85")
     job = api.get("batch/v1", "Job", NS, good["metadata"]["name"])
     _start_partially(api, job, lines=3)
-    reconcile.reconcile_trial(ctx, api.get("kubeflow.org/v1beta1", "Trial", NS, good["metadata"]["name"]))
+    reconcile_trial(ctx, api.get("kubeflow.org/v1beta1", "Trial", NS, good["metadata"]["name"]))
     running = api.get("kubeflow.org/v1beta1", "Trial", NS, good["metadata"]["name"])
     assert running["status"]["conditions"][-1]["type"] == "Running"
     # What reconcile_suggestion sends the algorithm for this trial: EarlyStopped with its value so far.

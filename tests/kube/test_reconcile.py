@@ -14,9 +14,12 @@ import kubernetes_validate
 import pytest
 
 from controller.dbmanager import DBManagerClient
-from controller.kube import cleanup, reconcile
+from controller.kube import cleanup
+from controller.kube.context import Context
 from controller.kube.crd import crds
-from controller.kube.reconcile import Context
+from controller.kube.experiment import reconcile_experiment
+from controller.kube.suggestion import reconcile_suggestion
+from controller.kube.trial import reconcile_trial
 from tests.kube.conftest import EXPERIMENT
 from tests.kube.fake_cluster import FakeKubeApi
 from tests.kube.harness import context, drive, fake_api, reconcile_once, running_servers
@@ -124,9 +127,9 @@ def test_restart_resumes_without_losing_or_duplicating_trials(api: FakeKubeApi, 
     first = context(api, servers)
     for _ in range(4):  # part way: some trials exist, some not yet created
         for exp in api.kind("Experiment"):
-            reconcile.reconcile_experiment(first, exp)
+            reconcile_experiment(first, exp)
         for sugg in api.kind("Suggestion"):
-            reconcile.reconcile_suggestion(first, sugg)
+            reconcile_suggestion(first, sugg)
         api.make_deployments_ready()
     assert 0 < len(api.kind("Trial")) < 5
     for client in first.clients.values():
@@ -203,7 +206,7 @@ def test_raised_budget_restarts_a_finished_experiment(api: FakeKubeApi, servers:
     api.patch_spec("Experiment", NS, "random-demo", {"maxTrialCount": 3})  # kubectl edit
     for _ in range(3):
         for exp in api.kind("Experiment"):
-            reconcile.reconcile_experiment(ctx, exp)
+            reconcile_experiment(ctx, exp)
     assert api.kind("Experiment")[0]["status"]["conditions"][-1]["type"] == "Running"
     exp = drive(ctx, api)
     assert exp["status"]["conditions"][-1]["reason"] == "ExperimentMaxTrialsReached"
@@ -224,7 +227,7 @@ def test_running_trial_shows_a_live_observation(api: FakeKubeApi, servers: dict[
     job = api.kind("Job")[0]["metadata"]["name"]
     start_pod(api, job, NS, "epoch 1 accuracy=0.25 loss=3\n")
     trial = api.get("kubeflow.org/v1beta1", "Trial", NS, job)
-    reconcile.reconcile_trial(ctx, trial)
+    reconcile_trial(ctx, trial)
     trial = api.get("kubeflow.org/v1beta1", "Trial", NS, job)
     assert trial["status"]["conditions"][-1]["type"] == "Running"
     assert trial["status"]["observation"]["metrics"][0] == {"name": "accuracy", "min": "0.25", "max": "0.25",
@@ -237,7 +240,7 @@ def test_lowered_parallelism_kills_the_newest_trial(api: FakeKubeApi, servers: d
     _steps(ctx, api, 5)
     assert len(api.kind("Job")) == 2
     api.patch_spec("Experiment", NS, "random-demo", {"parallelTrialCount": 1})
-    reconcile.reconcile_experiment(ctx, api.kind("Experiment")[0])
+    reconcile_experiment(ctx, api.kind("Experiment")[0])
     conditions = {t["metadata"]["name"]: t["status"]["conditions"][-1]["type"] for t in api.kind("Trial")}
     assert sorted(conditions.values()) == ["Created", "Killed"]
     killed = next(n for n, c in conditions.items() if c == "Killed")
@@ -360,13 +363,13 @@ def test_an_unreachable_suggestion_server_is_retried_not_failed(api: FakeKubeApi
 
     api.create(_experiment())
     down = Context(api=api, address_of=lambda service, ns: "127.0.0.1:1", db_address=f"127.0.0.1:{servers['db']}")
-    reconcile.reconcile_experiment(down, api.kind("Experiment")[0])
-    reconcile.reconcile_suggestion(down, api.kind("Suggestion")[0])
+    reconcile_experiment(down, api.kind("Experiment")[0])
+    reconcile_suggestion(down, api.kind("Suggestion")[0])
     api.make_deployments_ready()
     for client in down.clients.values():
         client.timeout_s = 2.0
     with pytest.raises(SuggestionServerError):
-        reconcile.reconcile_suggestion(down, api.kind("Suggestion")[0])
+        reconcile_suggestion(down, api.kind("Suggestion")[0])
     assert not any(c["type"] == "Failed" for c in api.kind("Suggestion")[0].get("status", {}).get("conditions", []))
     done = drive(context(api, servers), api)  # the server is back
     assert done["status"]["conditions"][-1]["type"] == "Succeeded"

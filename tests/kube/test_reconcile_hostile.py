@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from controller.kube import reconcile
-from controller.kube.reconcile import Context
+from controller.kube.context import Context
+from controller.kube.trial import trial_template
 from controller.template import TemplateError
 from kubenas.experiment import load_experiment_dict
 from tests.kube.conftest import EXPERIMENT
@@ -46,6 +46,6 @@ def test_a_hostile_template_is_a_template_error(text: str, fragment: str) -> Non
                 "data": {"job.yaml": text}})
     start = time.monotonic()
     with pytest.raises(TemplateError) as info:
-        reconcile._trial_template(Context(api=api), _experiment(), NS)
+        trial_template(Context(api=api), _experiment(), NS)
     assert time.monotonic() - start < 2
     assert "job.yaml" in str(info.value) and fragment in str(info.value)

@@ -13,8 +13,8 @@ import yaml
 
 from controller.dbmanager import make_dbmanager_server
 from controller.kube import status
+from controller.kube.context import Context
 from controller.kube.logs import metrics_from_log
-from controller.kube.reconcile import Context
 from controller.store_sqlite import SQLiteStore
 from kubenas.genotype import Genotype
 from kubenas.metrics import MetricPoint
