@@ -113,7 +113,8 @@ def reconcile_experiment(ctx: Context, body: Mapping[str, Any], listed: bool = F
     ns, name = ns_name(experiment)
     if trials is None:
         trials = ctx.api.list_objects(API, "Trial", ns, experiment_selector(name))
-    records = [status.trial_record(t, exp.objective()) for t in trials]
+    objective = exp.objective()
+    records = [status.trial_record(t, objective) for t in trials]
     suggestion = ctx.api.get(API, "Suggestion", ns, name)
     if _suggestion_failed(ctx, experiment, exp, suggestion):
         return []
