@@ -29,6 +29,8 @@ from controller.logic import (
     experiment_outcome,
     experiment_seed,
     new_trial_name,
+    overlay_settings,
+    suggestions_ended,
     trials_to_request,
 )
 from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
@@ -426,13 +428,19 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any], listed: bool = F
     recorded = old.get("suggestions") or []
     records = status.suggestion_history(trials, recorded, objective)
     history = [proto_convert.trial_to_proto(r, objective) for r in records]
+    # Katib's round trip: what replies returned (hyperband's state) goes back over the spec's settings.
+    stored = {s["name"]: str(s.get("value", "")) for s in old.get("algorithmSettings") or []}
     try:
-        reply = client.suggest(experiment_msg, history, requests - count, requests)
+        reply = client.suggest(experiment_msg, history, requests - count, requests, stored)
     except SuggestionServerError as exc:
         if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
             raise
         _suggestion_condition(ctx, body, "Failed", True, "SuggestionFailed", f"GetSuggestions: {exc}")
         return True
+    settings = overlay_settings(stored, reply.algorithm_settings)
+    exhausted = suggestions_ended(reply.exhausted, len(reply.assignments), sum(not r.condition.finished for r in records))
+    if not reply.assignments and not exhausted and settings == stored:
+        return True  # the algorithm waits for running trials: nothing to write (no write, no busy step)
     rules = _early_stopping_rules(ctx, exp, experiment_msg, history, service, ns, old)
     made = {t["metadata"]["name"] for t in trials}
     # Names as the local runtime gives them: seeded experiments get the same names on a rerun.
@@ -448,8 +456,8 @@ def reconcile_suggestion(ctx: Context, body: Mapping[str, Any], listed: bool = F
         # Suggestion stays small however many trials the experiment runs.
         "suggestions": [a for a in recorded if a["name"] not in made] + new,
         "suggestionCount": count + len(new),
-        "exhausted": reply.exhausted,
-        "algorithmSettings": [{"name": k, "value": v} for k, v in exp.algorithm_settings().items()],
+        "exhausted": exhausted,
+        "algorithmSettings": [{"name": k, "value": v} for k, v in settings.items()],
         **({"earlyStoppingRules": rules} if rules is not None else {}),
     })
     return True

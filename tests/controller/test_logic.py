@@ -8,9 +8,13 @@ from controller.logic import (
     OutcomeReason,
     count_trials,
     experiment_outcome,
+    may_ask,
     optimal_trial,
+    overlay_settings,
+    suggestions_ended,
     trial_condition,
     trials_to_request,
+    wait_past,
 )
 from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
 
@@ -129,3 +133,33 @@ def test_counts() -> None:
 )
 def test_trial_condition(exit_code, observation, killed, expected) -> None:
     assert trial_condition(exit_code, observation, MIN, killed=killed) is expected
+
+
+def test_overlay_settings_updates_in_place_and_appends_new_names_as_katib() -> None:
+    spec = {"resource_name": "epochs", "eta": "3", "r_l": "9"}
+    returned = [("eta", "3.0"), ("current_s", "2"), ("r_l", "9.0"), ("evaluating_trials", "9")]
+    merged = overlay_settings(spec, returned)
+    assert list(merged.items()) == [("resource_name", "epochs"), ("eta", "3.0"), ("r_l", "9.0"),
+                                    ("current_s", "2"), ("evaluating_trials", "9")]
+    assert spec == {"resource_name": "epochs", "eta": "3", "r_l": "9"}  # input not mutated
+    # The next reply moves the state on; a name returned twice keeps its first place.
+    again = overlay_settings(merged, {"current_s": "1", "evaluating_trials": "0"})
+    assert list(again) == list(merged) and again["current_s"] == "1" and again["evaluating_trials"] == "0"
+    assert overlay_settings(spec, []) == spec
+
+
+@pytest.mark.parametrize(("exhausted", "received", "active", "ended"), [
+    (True, 0, 3, True),     # the algorithm says so (OUT_OF_RANGE, nothing remains)
+    (False, 0, 0, True),    # nothing, and nothing running that could change the answer
+    (False, 0, 2, False),   # nothing while a rung runs: wait for it
+    (False, 1, 0, False),
+])
+def test_suggestions_ended(exhausted: bool, received: int, active: int, ended: bool) -> None:
+    assert suggestions_ended(exhausted, received, active) is ended
+
+
+def test_a_short_reply_waits_for_the_next_completed_trial() -> None:
+    assert wait_past(4, 4, 7) is None and may_ask(None, 7)
+    waiting = wait_past(9, 3, 7)
+    assert waiting == 7
+    assert not may_ask(waiting, 7) and may_ask(waiting, 8)
