@@ -107,7 +107,7 @@ class HyperbandState:
         return cls(
             resource_name=settings["resource_name"], eta=eta, r_l=r_l, s_max=s_max,
             b_l=settings["b_l"] if settings["b_l"] >= 0 else (s_max + 1) * r_l,
-            r=settings["r"] if settings["r"] >= 0 else r_l * eta ** (-current_s),
+            r=settings["r"] if settings["r"] >= 0 else r_l / eta**current_s,
             n=settings["n"] if settings["n"] >= 0 else _bracket_size(s_max, current_s, eta),
             current_s=current_s, current_i=max(settings["current_i"], 0),
             evaluating_trials=settings["evaluating_trials"],
@@ -118,11 +118,14 @@ class HyperbandState:
         if s < 0:
             return replace(self, current_s=-1, current_i=0, evaluating_trials=0)
         return replace(self, current_s=s, current_i=0, evaluating_trials=0,
-                       n=_bracket_size(self.s_max, s, self.eta), r=self.r_l * self.eta ** (-s))
+                       n=_bracket_size(self.s_max, s, self.eta), r=self.r_l / self.eta**s)
 
     def budget(self) -> str:
-        """The resource value of rung `current_i` (Katib: int(r * eta^i))."""
-        return str(int(self.r * self.eta**self.current_i))
+        """The resource value of rung `current_i`: int(r * eta^i) as Katib's, except that a product
+        a rounding error puts just below an integer counts as that integer (Katib's float
+        r_l * eta^-s gives 729 * 3^-6 = 0.999..., so its r_l=729, eta=3 starts at 0 epochs, and
+        r_l=100 ends at 99)."""
+        return str(int(self.r * self.eta**self.current_i + 1e-9))
 
     def settings(self) -> dict[str, str]:
         """As Katib's service writes them (its order; numbers as Python prints them)."""

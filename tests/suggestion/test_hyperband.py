@@ -91,6 +91,15 @@ def test_brackets_and_budgets_are_katibs_and_the_best_are_promoted() -> None:
     assert drive.settings["current_s"] == "-1"
 
 
+@pytest.mark.parametrize(("r_l", "first", "last"), [("729", "1", "729"), ("100", "1", "100"), ("10", "1", "10")])
+def test_budgets_are_not_cut_by_rounding(r_l: str, first: str, last: str) -> None:
+    # Katib's float r_l * eta^-s makes 729 * 3^-6 = 0.999... (0 epochs) and 100 end at 99.
+    drive = Driver({**BASE, "r_l": r_l}, parallel=None)
+    assert {t.assignments["num-epochs"] for t in drive.ask(1)} == {first}
+    drive.settings = {**drive.settings, "current_s": "0", "n": "-1", "r": "-1", "evaluating_trials": "0"}
+    assert {t.assignments["num-epochs"] for t in drive.ask(1)} == {last}
+
+
 def test_a_running_rung_is_waited_for_and_the_state_kept() -> None:
     drive = Driver(BASE)
     assert len(drive.ask(9)) == 9
