@@ -47,6 +47,8 @@ __all__ = ["BRACKET_LABEL", "RUNG_LABEL", "SETTINGS", "Hyperband", "HyperbandSta
 BRACKET_LABEL = "hyperband.kubenas.io/bracket"
 RUNG_LABEL = "hyperband.kubenas.io/rung"
 DEFAULT_ETA = 3.0
+# The largest bracket must fit parallelTrialCount, an int32.
+MAX_BRACKET = 2**31 - 1
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("resource_name", None, str, lambda v: bool(v), "the name of a parameter (the budget, e.g. num-epochs)"),
@@ -63,6 +65,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("current_i", -1, as_int, allowed="an integer"),
     Setting("evaluating_trials", 0, as_int, lambda v: v >= 0, "an integer >= 0"),
 )
+
+
+def _check_state(settings: Mapping[str, Any], s_max: int) -> None:
+    """The state settings within what the brackets of these r_l and eta can reach (a changed
+    r_l or eta on a resumed run can leave them outside)."""
+    restart = "the bracket state; remove the state settings to start the brackets again"
+    if settings["s_max"] >= 0 and settings["s_max"] != s_max:
+        raise InvalidSettings("s_max", settings["s_max"], f"must be {s_max} for these r_l and eta ({restart})")
+    if settings["current_s"] > s_max:
+        raise InvalidSettings("current_s", settings["current_s"], f"must be at most s_max={s_max} ({restart})")
+    if settings["current_s"] >= 0 and settings["current_i"] > settings["current_s"]:
+        raise InvalidSettings("current_i", settings["current_i"],
+                              f"must be at most current_s={settings['current_s']} ({restart})")
+    for name in ("n", "evaluating_trials"):
+        if settings[name] > MAX_BRACKET:
+            raise InvalidSettings(name, settings[name], f"must be at most {MAX_BRACKET} ({restart})")
 
 
 def _s_max(r_l: float, eta: float) -> int:
@@ -160,9 +178,16 @@ class Hyperband(Algorithm):
                 raise InvalidSettings(required, None, f"required (as in Katib): {what}")
         names = [p.name for p in problem.space.parameters]
         if settings["resource_name"] not in names:
+            shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
             raise InvalidSettings("resource_name", settings["resource_name"],
-                                  f"must name one of spec.parameters: {', '.join(names)}")
+                                  f"must name one of spec.parameters: {shown}")
         eta = settings["eta"] if settings["eta"] > 0 else DEFAULT_ETA
+        s_max = _s_max(settings["r_l"], eta)
+        if s_max * math.log(eta) > math.log(MAX_BRACKET):
+            raise InvalidSettings("r_l", settings["r_l"],
+                                  f"with eta={eta:g} the largest bracket (eta^s_max) would hold more than "
+                                  f"{MAX_BRACKET} trials (parallelTrialCount is an int32): a smaller r_l or a larger eta")
+        _check_state(settings, s_max)
         least = max_parallel(settings["r_l"], eta)
         parallel = problem.parallel_trial_count
         if parallel is not None and parallel < least:

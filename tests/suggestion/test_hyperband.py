@@ -172,6 +172,14 @@ def test_the_reply_settings_carry_every_katib_state_name() -> None:
     ({"resource_name": "num-epochs", "r_l": "9", "eta": "1"}, "eta", "> 1"),
     ({"resource_name": "num-epochs", "r_l": "9", "current_i": "x"}, "current_i", "integer"),
     ({"resource_name": "num-epochs", "r_l": "9", "r_max": "9"}, "r_max", "allowed settings"),
+    # Hostile sizes: a bracket past int32 is refused before anything is computed with it.
+    ({"resource_name": "num-epochs", "r_l": "1e308", "eta": "1.0000001"}, "r_l", "more than 2147483647"),
+    ({"resource_name": "num-epochs", "r_l": "1e300", "eta": "2"}, "r_l", "int32"),
+    # State out of reach of these r_l and eta (e.g. r_l lowered before a resume).
+    ({"resource_name": "num-epochs", "r_l": "9", "current_s": "5"}, "current_s", "at most s_max=2"),
+    ({"resource_name": "num-epochs", "r_l": "9", "s_max": "4"}, "s_max", "must be 2"),
+    ({"resource_name": "num-epochs", "r_l": "9", "current_s": "1", "current_i": "2"}, "current_i", "current_s=1"),
+    ({"resource_name": "num-epochs", "r_l": "9", "n": "99999999999"}, "n", "at most"),
 ])
 def test_bad_settings_are_refused_naming_the_setting(settings: dict[str, str], setting: str, says: str) -> None:
     with pytest.raises(InvalidSettings) as info:
