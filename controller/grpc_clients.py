@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from controller.logic import overlay_settings
+from controller.logic import overlay_settings, returned_changes
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.early_stopping import RuleError, StopRule, rule_from_proto
 from kubenas.proto_convert import (
@@ -33,8 +33,9 @@ class SuggestionServerError(Exception):
 @dataclass(frozen=True)
 class SuggestionReply:
     """New assignments (possibly with algorithm-chosen names and labels); `exhausted` when the
-    algorithm said no more will come (grid); `algorithm_settings`: the reply's `algorithm`
-    settings (Katib's hyperband keeps its state there), in order, empty when it sent none."""
+    algorithm said no more will come (grid); `algorithm_settings`: those of the reply's
+    `algorithm` settings that differ from what the request carried (Katib's hyperband keeps its
+    state there), in the reply's order; empty for an echo or none."""
 
     assignments: tuple[api_pb2.GetSuggestionsReply.ParameterAssignments, ...]
     exhausted: bool
@@ -66,6 +67,7 @@ class SuggestionClient:
         settings, as Katib's controller sends them."""
         if stored_settings:
             experiment = _with_settings(experiment, stored_settings)
+        sent = settings_from_proto(experiment.spec.algorithm.algorithm_settings)
         if current > MAX_SUGGESTIONS_PER_REQUEST:
             total -= current - MAX_SUGGESTIONS_PER_REQUEST
             current = MAX_SUGGESTIONS_PER_REQUEST
@@ -74,9 +76,9 @@ class SuggestionClient:
                                                     current_request_number=current, total_request_number=total)
             try:
                 reply = self.stub.GetSuggestions(request, timeout=self.timeout_s)
-                settings = tuple((s.name, s.value) for s in reply.algorithm.algorithm_settings)
+                returned = [(s.name, s.value) for s in reply.algorithm.algorithm_settings]
                 return SuggestionReply(tuple(reply.parameter_assignments), exhausted=False,
-                                       algorithm_settings=settings)
+                                       algorithm_settings=tuple(returned_changes(sent, returned).items()))
             except grpc.RpcError as exc:
                 if exc.code() is not grpc.StatusCode.OUT_OF_RANGE:
                     raise SuggestionServerError(exc.details() or str(exc.code()), exc.code()) from None

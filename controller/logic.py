@@ -39,6 +39,7 @@ __all__ = [
     "new_trial_name",
     "optimal_trial",
     "overlay_settings",
+    "returned_changes",
     "suggestions_ended",
     "trial_condition",
     "trials_to_request",
@@ -143,6 +144,14 @@ def overlay_settings(base: Mapping[str, str], updates: Mapping[str, str] | Seque
     out = dict(base)
     out.update(updates)
     return out
+
+
+def returned_changes(sent: Mapping[str, str], returned: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """What a reply's `algorithm` settings change or add to those its request carried: what the
+    controller keeps (and `overlay_settings` merges). A server that echoes the request (kubenas's
+    does, for every algorithm) adds nothing, so an echo never pins a setting the Experiment may
+    change later (a resumed local run); Katib's hyperband state always differs, so it is kept."""
+    return {name: value for name, value in returned if sent.get(name) != value}
 
 
 def suggestions_ended(exhausted: bool, received: int, active_when_asked: int) -> bool:

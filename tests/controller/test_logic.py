@@ -11,6 +11,7 @@ from controller.logic import (
     may_ask,
     optimal_trial,
     overlay_settings,
+    returned_changes,
     suggestions_ended,
     trial_condition,
     trials_to_request,
@@ -146,6 +147,14 @@ def test_overlay_settings_updates_in_place_and_appends_new_names_as_katib() -> N
     again = overlay_settings(merged, {"current_s": "1", "evaluating_trials": "0"})
     assert list(again) == list(merged) and again["current_s"] == "1" and again["evaluating_trials"] == "0"
     assert overlay_settings(spec, []) == spec
+
+
+def test_only_what_a_reply_changes_or_adds_is_kept() -> None:
+    sent = {"resource_name": "epochs", "eta": "3", "current_s": "2"}
+    assert returned_changes(sent, list(sent.items())) == {}  # an echo keeps nothing
+    returned = [("resource_name", "epochs"), ("eta", "3.0"), ("current_s", "1"), ("n", "5")]
+    assert returned_changes(sent, returned) == {"eta": "3.0", "current_s": "1", "n": "5"}
+    assert returned_changes(sent, []) == {}
 
 
 @pytest.mark.parametrize(("exhausted", "received", "active", "ended"), [
