@@ -4,9 +4,11 @@ with the bracket state carried in the algorithm settings.
 Settings (Katib's): `resource_name` names the parameter that is the budget (epochs, ...);
 `r_l` is the largest budget R; `eta` the halving rate (default 3). With
 s_max = floor(log(r_l) / log(eta)), bracket s = s_max .. 0 starts n = ceil((s_max + 1) *
-eta^s / (s + 1)) random configurations at budget int(r) with r = r_l * eta^-s (rung 0);
+eta^s / (s + 1)) random configurations at budget int(r) with r = r_l / eta^s (rung 0);
 rung i + 1 gets the best ceil(ceil(n * eta^-i) / eta) trials of rung i, again, at budget
-int(r * eta^(i + 1)). A bracket's last rung is not waited for: the next bracket starts at once.
+int(r * eta^(i + 1)) (a float rounding error never drops a budget below the integer it
+equals, as it does in Katib's service). A bracket's last rung is not waited for: the next
+bracket starts at once.
 
 State (Katib's setting names `s_max`, `b_l`, `r`, `n`, `current_s`, `current_i`,
 `evaluating_trials`) is returned in every reply's algorithm settings; the controller stores it
