@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sqlite3
 import sys
 from collections import Counter
@@ -133,3 +134,43 @@ def test_successive_halving_runs_every_bracket_and_promotes_the_best(run_experim
             parent = next(p for p in rungs[(s, i - 1)] if _config(p) == _config(t))
             assert t["observation"]["loss"] < parent["observation"]["loss"]
     assert int(results["best_trial"]["assignments"]["num-epochs"]) == 9
+
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "hyperband-digits.yaml"
+
+
+def test_digits_example_validates(cli) -> None:
+    done = cli("validate", str(DIGITS))
+    assert done.returncode == 0 and done.stdout.startswith("ok "), done.stdout + done.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_digits_example_trains_each_trial_for_its_budget(run_experiment) -> None:
+    """examples/hyperband-digits.yaml reduced to r_l 3 (6 trials, 11 epochs) on 600 images:
+    real NB201 training whose epochs are the budget hyperband gives it."""
+    doc = yaml.safe_load(DIGITS.read_text())
+    spec = doc["spec"]
+    doc["metadata"]["name"] = "hyperband-digits-e2e"
+    spec["parallelTrialCount"], spec["maxTrialCount"] = 3, 10
+    spec["algorithm"]["algorithmSettings"] = [{"name": "resource_name", "value": "epochs"},
+                                              {"name": "eta", "value": "3"}, {"name": "r_l", "value": "3"},
+                                              {"name": "random_state", "value": "3"}]
+    container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] += ["--train-limit=600"]
+    run = run_experiment(doc, timeout=400)
+    assert run.code == 0, run.stderr
+    results = run.results
+    assert results["reason"] == "ExperimentSuggestionEndReached"
+    trials = results["trials"]
+    assert all(t["condition"] == "Succeeded" for t in trials)
+    budgets = Counter((t["labels"][BRACKET], t["labels"][RUNG], t["assignments"]["epochs"]) for t in trials)
+    assert budgets == {("1", "0", "1"): 3, ("1", "1", "3"): 1, ("0", "0", "3"): 2}
+    for t in trials:
+        log = (run.workdir / "trials" / t["name"] / "stdout.log").read_text()
+        assert len(re.findall(r"Validation-Accuracy=", log)) == int(t["assignments"]["epochs"]), log
+    first = [t for t in trials if (t["labels"][BRACKET], t["labels"][RUNG]) == ("1", "0")]
+    (promoted,) = [t for t in trials if t["labels"][RUNG] == "1"]
+    best = max(first, key=lambda t: t["observation"]["Validation-Accuracy"])
+    assert {k: v for k, v in promoted["assignments"].items() if k != "epochs"} == \
+        {k: v for k, v in best["assignments"].items() if k != "epochs"}
