@@ -53,10 +53,11 @@ DEFAULT_ETA = 3.0
 MAX_BRACKET = 2**31 - 1
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("resource_name", None, str, lambda v: bool(v), "the name of a parameter (the budget, e.g. num-epochs)"),
+    Setting("resource_name", None, str, lambda v: bool(v),
+            "the name of a parameter (the budget, e.g. num-epochs); required"),
     # Katib reads eta <= 0 as its default 3.
     Setting("eta", DEFAULT_ETA, as_float, lambda v: v <= 0 or v > 1, "a number > 1 (the halving rate)"),
-    Setting("r_l", None, as_float, lambda v: v > 0, "a positive number (the largest budget)"),
+    Setting("r_l", None, as_float, lambda v: v > 0, "a positive number (the largest budget); required"),
     RANDOM_STATE,
     # The bracket state Katib's service keeps in the settings; absent or negative: not started.
     Setting("s_max", -1, as_int, allowed="an integer"),
