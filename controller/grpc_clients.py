@@ -4,14 +4,20 @@ one to each experiment's suggestion Service."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
 
+from controller.logic import overlay_settings, returned_changes
 from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.early_stopping import RuleError, StopRule, rule_from_proto
-from kubenas.proto_convert import GRPC_MESSAGE_OPTIONS, MAX_SUGGESTIONS_PER_REQUEST
+from kubenas.proto_convert import (
+    GRPC_MESSAGE_OPTIONS,
+    MAX_SUGGESTIONS_PER_REQUEST,
+    settings_from_proto,
+    settings_to_proto,
+)
 
 __all__ = ["EarlyStoppingClient", "SuggestionClient", "SuggestionReply", "SuggestionServerError"]
 
@@ -27,10 +33,13 @@ class SuggestionServerError(Exception):
 @dataclass(frozen=True)
 class SuggestionReply:
     """New assignments (possibly with algorithm-chosen names and labels); `exhausted` when the
-    algorithm said no more will come (grid)."""
+    algorithm said no more will come (grid); `algorithm_settings`: those of the reply's
+    `algorithm` settings that differ from what the request carried (Katib's hyperband keeps its
+    state there), in the reply's order; empty for an echo or none."""
 
     assignments: tuple[api_pb2.GetSuggestionsReply.ParameterAssignments, ...]
     exhausted: bool
+    algorithm_settings: tuple[tuple[str, str], ...] = ()
 
 
 class SuggestionClient:
@@ -50,10 +59,15 @@ class SuggestionClient:
             raise SuggestionServerError(exc.details() or str(exc.code()), exc.code()) from None
 
     def suggest(self, experiment: api_pb2.Experiment, trials: Sequence[api_pb2.Trial],
-                current: int, total: int) -> SuggestionReply:
+                current: int, total: int, stored_settings: Mapping[str, str] | None = None) -> SuggestionReply:
         """Ask for `current` new assignments (at most MAX_SUGGESTIONS_PER_REQUEST; the caller
         asks again for the rest). OUT_OF_RANGE with trailing metadata `remaining` (a grid
-        running out) is retried once with what remains; zero remaining is `exhausted`."""
+        running out) is retried once with what remains; zero remaining is `exhausted`.
+        `stored_settings` (what earlier replies returned) go over the experiment's algorithm
+        settings, as Katib's controller sends them."""
+        if stored_settings:
+            experiment = _with_settings(experiment, stored_settings)
+        sent = settings_from_proto(experiment.spec.algorithm.algorithm_settings)
         if current > MAX_SUGGESTIONS_PER_REQUEST:
             total -= current - MAX_SUGGESTIONS_PER_REQUEST
             current = MAX_SUGGESTIONS_PER_REQUEST
@@ -62,7 +76,9 @@ class SuggestionClient:
                                                     current_request_number=current, total_request_number=total)
             try:
                 reply = self.stub.GetSuggestions(request, timeout=self.timeout_s)
-                return SuggestionReply(tuple(reply.parameter_assignments), exhausted=False)
+                returned = [(s.name, s.value) for s in reply.algorithm.algorithm_settings]
+                return SuggestionReply(tuple(reply.parameter_assignments), exhausted=False,
+                                       algorithm_settings=tuple(returned_changes(sent, returned).items()))
             except grpc.RpcError as exc:
                 if exc.code() is not grpc.StatusCode.OUT_OF_RANGE:
                     raise SuggestionServerError(exc.details() or str(exc.code()), exc.code()) from None
@@ -109,6 +125,15 @@ class EarlyStoppingClient:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _with_settings(experiment: api_pb2.Experiment, stored: Mapping[str, str]) -> api_pb2.Experiment:
+    merged = overlay_settings(settings_from_proto(experiment.spec.algorithm.algorithm_settings), stored)
+    out = api_pb2.Experiment()
+    out.CopyFrom(experiment)
+    del out.spec.algorithm.algorithm_settings[:]
+    out.spec.algorithm.algorithm_settings.extend(settings_to_proto(merged))
+    return out
 
 
 def _remaining(exc: grpc.RpcError) -> int:

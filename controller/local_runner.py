@@ -17,7 +17,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,14 @@ from controller.logic import (
     count_trials,
     experiment_outcome,
     experiment_seed,
+    may_ask,
     new_trial_name,
     optimal_trial,
+    overlay_settings,
+    suggestions_ended,
     trial_condition,
     trials_to_request,
+    wait_past,
 )
 from controller.progress import Progress
 from controller.report import (
@@ -87,6 +91,8 @@ _EOF_LIMIT_S = 30.0
 _PID_KEY = "trial-pid/"
 # Metrics files written by this experiment's trials: the only existing files kubenas removes.
 _METRICS_FILE_KEY = "metrics-file/"
+# The algorithm settings the suggestion server returned (hyperband's bracket state), as JSON.
+_ALGORITHM_SETTINGS_KEY = "algorithm-settings"
 # Output chunks (64 KiB each) queued between the trials' readers and the runner.
 _QUEUE_CHUNKS = 32
 # Longest time one pass of the loop spends on queued output before it looks at signals again.
@@ -170,6 +176,11 @@ class LocalRunner:
         self.events: queue.Queue[TrialEvent] = queue.Queue(maxsize=_QUEUE_CHUNKS)
         self._suggesting: _Suggesting | None = None
         self.exhausted = False
+        # What replies returned in `algorithm` (sent back merged, as Katib's Suggestion status
+        # keeps it); when to ask again after a short reply; (completed, active) at the last ask.
+        self.algorithm_settings: dict[str, str] = {}
+        self._wait_past: int | None = None
+        self._asked = (0, 0)
         self.stop_signal: int | None = None
         self.base_env = trial_environment()
         self.metric_names = self.objective.metric_names
@@ -230,11 +241,12 @@ class LocalRunner:
             return
         counts = count_trials(records)
         current, total = trials_to_request(self.parallel, self.max_trials, counts.completed, counts.active)
-        if current <= 0:
+        if current <= 0 or not may_ask(self._wait_past, counts.completed):
             return
         history = [trial_to_proto(r, self.objective) for r in records]
+        self._asked, stored = (counts.completed, counts.active), dict(self.algorithm_settings)
         # self.client is read when the call runs: a retry after a restart uses the new server
-        self._suggesting = _Suggesting(lambda: self.client.suggest(self.proto, history, current, total),
+        self._suggesting = _Suggesting(lambda: self.client.suggest(self.proto, history, current, total, stored),
                                        current, self.events)
 
     def _take_suggestions(self) -> None:
@@ -258,7 +270,9 @@ class LocalRunner:
                            f"the trials so far are kept; see {self.workdir / 'suggestion-server.log'}, then resume "
                            f"with: kubenas run {self.file} --workdir {self.workdir} --resume")
         reply, current = call.reply, call.current
-        if reply.exhausted or not reply.assignments:
+        self._keep_algorithm_settings(reply.algorithm_settings)
+        self._wait_past = wait_past(current, len(reply.assignments), self._asked[0])
+        if suggestions_ended(reply.exhausted, len(reply.assignments), self._asked[1]):
             if not reply.exhausted:
                 log.warning("the algorithm returned no assignments for %d requested; treating it as done", current)
             self.exhausted = True
@@ -268,6 +282,12 @@ class LocalRunner:
                            labels=dict(item.labels), condition=TrialCondition.CREATED, seed=self.seed,
                            workdir=str(self.workdir / "trials" / name))
             self._save(row)
+
+    def _keep_algorithm_settings(self, returned: Sequence[tuple[str, str]]) -> None:
+        merged = overlay_settings(self.algorithm_settings, returned)
+        if merged != self.algorithm_settings:
+            self.algorithm_settings = merged
+            self.store.put_meta(self.name, _ALGORITHM_SETTINGS_KEY, json.dumps(merged))
 
     def _new_name(self) -> str:
         return new_trial_name(self.name, self.rows, self.seed)
@@ -590,6 +610,8 @@ class LocalRunner:
         self.store.upsert_trial(self.name, row)
 
     def _reload(self) -> None:
+        kept = json.loads(self.store.get_meta(self.name, _ALGORITHM_SETTINGS_KEY) or "{}")
+        self.algorithm_settings = {str(k): str(v) for k, v in kept.items()} if isinstance(kept, dict) else {}
         for row in self.store.list_trials(self.name):
             if row.condition is TrialCondition.RUNNING:
                 stop_orphan(row.name, self.store.get_meta(self.name, _PID_KEY + row.name))

@@ -38,11 +38,16 @@ __all__ = [
     "count_trials",
     "experiment_outcome",
     "experiment_seed",
+    "may_ask",
     "new_trial_name",
     "optimal_trial",
+    "overlay_settings",
+    "returned_changes",
+    "suggestions_ended",
     "trial_condition",
     "trial_names",
     "trials_to_request",
+    "wait_past",
 ]
 
 
@@ -140,6 +145,43 @@ def trials_to_request(parallel: int, max_trials: int | None, completed: int, act
         raise ValueError(f"completed/active: invalid values {completed!r}/{active!r}: must be >= 0")
     current = max(0, active_limit(parallel, max_trials, completed) - active)
     return current, completed + active + current
+
+
+def overlay_settings(base: Mapping[str, str], updates: Mapping[str, str] | Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Katib's merge of algorithm settings, both ways round: before GetSuggestions the
+    Suggestion's stored settings over the Experiment's (appendAlgorithmSettingsFromSuggestion),
+    after it the reply's `algorithm` settings over the stored ones (updateAlgorithmSettings).
+    A name already present takes the new value in its place; a new name is appended."""
+    out = dict(base)
+    out.update(updates)
+    return out
+
+
+def returned_changes(sent: Mapping[str, str], returned: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """What a reply's `algorithm` settings change or add to those its request carried: what the
+    controller keeps (and `overlay_settings` merges). A server that echoes the request (kubenas's
+    does, for every algorithm) adds nothing, so an echo never pins a setting the Experiment may
+    change later (a resumed local run); Katib's hyperband state always differs, so it is kept."""
+    return {name: value for name, value in returned if sent.get(name) != value}
+
+
+def suggestions_ended(exhausted: bool, received: int, active_when_asked: int) -> bool:
+    """Whether a GetSuggestions answer ends the search: the algorithm said so (OUT_OF_RANGE,
+    nothing remains), or it answered nothing while no trial was active (asking again would get
+    the same answer; Katib's hyperband ends so). Nothing while trials run means: wait for them."""
+    return exhausted or (received == 0 and active_when_asked == 0)
+
+
+def wait_past(requested: int, received: int, completed_when_asked: int) -> int | None:
+    """After an answer with fewer assignments than asked for (hyperband waits for a rung), the
+    completed-trial count to wait past before asking again: the answer cannot change before a
+    trial completes. None: ask whenever a slot is free."""
+    return completed_when_asked if received < requested else None
+
+
+def may_ask(waiting_past: int | None, completed: int) -> bool:
+    """Whether to call GetSuggestions now, given `wait_past`'s answer to the last call."""
+    return waiting_past is None or completed > waiting_past
 
 
 def optimal_trial(objective: Objective, trials: Sequence[TrialRecord]) -> TrialRecord | None:

@@ -78,7 +78,8 @@ def _settings_error(base: str, exc: InvalidSettings, given: Iterable[str]) -> Fi
     from kubenas.experiment import FieldError
 
     field = exc.setting
-    if field not in given and field.split(".", 1)[0].split("[", 1)[0] in ("nasConfig", "parameters"):
+    if field not in given and field.split(".", 1)[0].split("[", 1)[0] in ("nasConfig", "parameters",
+                                                                         "parallelTrialCount"):
         return FieldError(f"spec.{field}", exc.value, exc.allowed)
     return FieldError(f"{base}[{field}]", exc.value, exc.allowed)
 
@@ -95,7 +96,8 @@ def _check_algorithm(exp: Experiment) -> list[FieldError]:
         cls = algorithm_class(name)
     except UnknownAlgorithm:
         return [FieldError("spec.algorithm.algorithmName", name, f"must be one of: {', '.join(algorithm_names())}")]
-    problem = Problem(exp.name, exp.search_space(), exp.objective(), exp.algorithm_settings())
+    problem = Problem(exp.name, exp.search_space(), exp.objective(), exp.algorithm_settings(),
+                      parallel_trial_count=exp.parallel_trial_count)
     try:
         cls().validate(problem)
     except InvalidSettings as exc:

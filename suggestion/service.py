@@ -30,6 +30,7 @@ from kubenas.proto_convert import (
     objective_from_proto,
     search_space_from_proto,
     settings_from_proto,
+    settings_to_proto,
 )
 from kubenas.space import SpaceError
 from suggestion.algorithms.base import (
@@ -137,12 +138,16 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         history = self.converter.history(
             problem.experiment, request.experiment.spec.objective, problem.objective, request.trials
         )
-        suggestions = self.algorithm.suggest(problem, history, n)
-        if len(suggestions) != n:
+        proposal = self.algorithm.propose(problem, history, n)
+        suggestions = proposal.suggestions
+        if len(suggestions) > n or (len(suggestions) < n and not self.algorithm.may_return_fewer):
             raise _WrongCount(
                 f"algorithm {self.algorithm.name!r} returned {len(suggestions)} suggestions for {n} requested"
             )
         reply.parameter_assignments.extend(_assignment_set(s) for s in suggestions)
+        if proposal.settings is not None:
+            del reply.algorithm.algorithm_settings[:]
+            reply.algorithm.algorithm_settings.extend(settings_to_proto(proposal.settings))
         return reply
 
     def _problem(
@@ -163,6 +168,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             space=search_space_from_proto(experiment.spec),
             objective=objective_from_proto(experiment.spec.objective),
             settings=settings_from_proto(experiment.spec.algorithm.algorithm_settings),
+            parallel_trial_count=experiment.spec.parallel_trial_count or None,
             # True once the client's deadline passed or it cancelled: long loops stop then.
             cancelled=lambda: not context.is_active(),
         )

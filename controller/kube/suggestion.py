@@ -29,7 +29,7 @@ from controller.kube.context import (
     load_experiment,
     ns_name,
 )
-from controller.logic import experiment_seed, trial_names
+from controller.logic import experiment_seed, overlay_settings, suggestions_ended, trial_names
 from kubenas import proto_convert
 from kubenas.api.v1beta1 import api_pb2
 from kubenas.early_stopping import rule_to_dict
@@ -61,6 +61,10 @@ class SuggestionRequest:
     history: list[api_pb2.Trial]
     current: int
     total: int
+    # Katib's round trip: what earlier replies returned as algorithm settings (hyperband's
+    # state) goes back over the spec's settings.
+    stored: dict[str, str]
+    running: int  # trials of the history not finished yet
 
 
 def requests_open(suggestion: Mapping[str, Any]) -> int:
@@ -80,15 +84,30 @@ def suggestion_request(experiment: api_pb2.Experiment, objective: Objective, sug
     records = status.suggestion_history(trials, old.get("suggestions") or [], objective)
     history = [proto_convert.trial_to_proto(r, objective) for r in records]
     return SuggestionRequest(experiment, history, requests_open(suggestion),
-                             int(suggestion["spec"].get("requests", 0)))
+                             int(suggestion["spec"].get("requests", 0)), stored_settings(old),
+                             sum(not r.condition.finished for r in records))
+
+
+def stored_settings(old: Mapping[str, Any]) -> dict[str, str]:
+    """The algorithm settings the Suggestion's status keeps (Katib's status.algorithmSettings)."""
+    return {s["name"]: str(s.get("value", "")) for s in old.get("algorithmSettings") or []}
+
+
+def reply_changes_nothing(old: Mapping[str, Any], reply: SuggestionReply, running: int) -> bool:
+    """An empty reply that keeps the settings while trials run: the algorithm waits for them
+    (hyperband's rung), so nothing is written and no step is spent."""
+    stored = stored_settings(old)
+    return (not reply.assignments and not suggestions_ended(reply.exhausted, 0, running)
+            and overlay_settings(stored, reply.algorithm_settings) == stored)
 
 
 def status_after_reply(exp: Experiment, old: Mapping[str, Any], reply: SuggestionReply, made: set[str],
-                       rules: list[dict[str, Any]] | None) -> dict[str, Any]:
+                       rules: list[dict[str, Any]] | None, running: int = 0) -> dict[str, Any]:
     """The Suggestion status patch a GetSuggestions reply makes: the new assignments named (as
     the local runtime names them, so seeded experiments get the same names on a rerun) and
     recorded. `made`: the names of the Trials that exist; `rules`: the early-stopping rules
-    to keep (None: the previous ones stay)."""
+    to keep (None: the previous ones stay); `running`: trials not finished (an empty reply ends
+    the search only when none runs)."""
     recorded = old.get("suggestions") or []
     names = trial_names(exp.name, (a.trial_name for a in reply.assignments),
                         made | {a["name"] for a in recorded}, experiment_seed(exp.algorithm_settings()))
@@ -101,8 +120,9 @@ def status_after_reply(exp: Experiment, old: Mapping[str, Any], reply: Suggestio
         # Suggestion stays small however many trials the experiment runs.
         "suggestions": [a for a in recorded if a["name"] not in made] + new,
         "suggestionCount": status.suggestion_count(old) + len(new),
-        "exhausted": reply.exhausted,
-        "algorithmSettings": [{"name": k, "value": v} for k, v in exp.algorithm_settings().items()],
+        "exhausted": suggestions_ended(reply.exhausted, len(reply.assignments), running),
+        "algorithmSettings": [{"name": k, "value": v} for k, v in
+                              overlay_settings(stored_settings(old), reply.algorithm_settings).items()],
         **({"earlyStoppingRules": rules} if rules is not None else {}),
     }
 
@@ -225,16 +245,18 @@ def _get_suggestions(ctx: Context, suggestion: Mapping[str, Any], exp: Experimen
     ns, name = ns_name(suggestion)
     client = ctx.suggestion_client(ctx.address_of(service, ns))
     try:
-        reply = client.suggest(request.experiment, request.history, request.current, request.total)
+        reply = client.suggest(request.experiment, request.history, request.current, request.total, request.stored)
     except SuggestionServerError as exc:
         if exc.code is not grpc.StatusCode.INVALID_ARGUMENT:
             raise
         _condition(ctx, suggestion, "Failed", True, "SuggestionFailed", f"GetSuggestions: {exc}")
         return
     old = suggestion.get("status") or {}
+    if reply_changes_nothing(old, reply, request.running):
+        return
     rules = _early_stopping_rules(ctx, exp, request, service, ns, old)
     made = {t["metadata"]["name"] for t in trials}
-    ctx.api.patch_status("Suggestion", ns, name, status_after_reply(exp, old, reply, made, rules))
+    ctx.api.patch_status("Suggestion", ns, name, status_after_reply(exp, old, reply, made, rules, request.running))
 
 
 def _early_stopping_rules(ctx: Context, exp: Experiment, request: SuggestionRequest, service: str,

@@ -20,7 +20,7 @@ from kubenas.trials import Objective, TrialRecord
 if TYPE_CHECKING:
     from suggestion.state import StateStore
 
-__all__ = ["Algorithm", "Cancelled", "InvalidSettings", "Problem", "SearchSpaceExhausted", "Suggestion"]
+__all__ = ["Algorithm", "Cancelled", "InvalidSettings", "Problem", "Proposal", "SearchSpaceExhausted", "Suggestion"]
 
 
 class InvalidSettings(ValueError):
@@ -63,6 +63,8 @@ class Problem:
     objective: Objective
     settings: Mapping[str, str] = field(default_factory=dict)
     cancelled: Callable[[], bool] = field(default=_never, compare=False, repr=False)
+    # spec.parallelTrialCount when known (hyperband checks Katib's rule on it); None: unknown.
+    parallel_trial_count: int | None = None
 
     def check_cancelled(self) -> None:
         """Raise Cancelled if the caller gave up; cheap enough to call every loop step."""
@@ -79,11 +81,23 @@ class Suggestion:
     trial_name: str = ""
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """What one GetSuggestions call answers: the suggestions and, when the algorithm keeps
+    state in its settings (Katib's hyperband), the settings the controller must send back on
+    the next call (GetSuggestionsReply.algorithm); None leaves the request's settings as they are."""
+
+    suggestions: list[Suggestion]
+    settings: Mapping[str, str] | None = None
+
+
 class Algorithm(ABC):
     name: ClassVar[str]
     supports_hpo: ClassVar[bool] = True
     supports_nas: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    # True: `propose` may return fewer than `n` (none while it waits for running trials).
+    may_return_fewer: ClassVar[bool] = False
 
     def __init__(self, state: StateStore | None = None) -> None:
         from suggestion.state import MemoryStateStore
@@ -104,3 +118,8 @@ class Algorithm(ABC):
         `history` is the full list the controller sent; must work when it is empty or
         when no trial has succeeded. Must not mutate `history`.
         """
+
+    def propose(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> Proposal:
+        """What the server answers: `suggest`'s suggestions, settings unchanged. Algorithms whose
+        state travels in the settings override this; the same rules as `suggest` apply."""
+        return Proposal(self.suggest(problem, history, n))

@@ -9,11 +9,16 @@ from controller.logic import (
     active_limit,
     count_trials,
     experiment_outcome,
+    may_ask,
     new_trial_name,
     optimal_trial,
+    overlay_settings,
+    returned_changes,
+    suggestions_ended,
     trial_condition,
     trial_names,
     trials_to_request,
+    wait_past,
 )
 from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
 
@@ -163,3 +168,41 @@ def test_counts() -> None:
 )
 def test_trial_condition(exit_code, observation, killed, expected) -> None:
     assert trial_condition(exit_code, observation, MIN, killed=killed) is expected
+
+
+def test_overlay_settings_updates_in_place_and_appends_new_names_as_katib() -> None:
+    spec = {"resource_name": "epochs", "eta": "3", "r_l": "9"}
+    returned = [("eta", "3.0"), ("current_s", "2"), ("r_l", "9.0"), ("evaluating_trials", "9")]
+    merged = overlay_settings(spec, returned)
+    assert list(merged.items()) == [("resource_name", "epochs"), ("eta", "3.0"), ("r_l", "9.0"),
+                                    ("current_s", "2"), ("evaluating_trials", "9")]
+    assert spec == {"resource_name": "epochs", "eta": "3", "r_l": "9"}  # input not mutated
+    # The next reply moves the state on; a name returned twice keeps its first place.
+    again = overlay_settings(merged, {"current_s": "1", "evaluating_trials": "0"})
+    assert list(again) == list(merged) and again["current_s"] == "1" and again["evaluating_trials"] == "0"
+    assert overlay_settings(spec, []) == spec
+
+
+def test_only_what_a_reply_changes_or_adds_is_kept() -> None:
+    sent = {"resource_name": "epochs", "eta": "3", "current_s": "2"}
+    assert returned_changes(sent, list(sent.items())) == {}  # an echo keeps nothing
+    returned = [("resource_name", "epochs"), ("eta", "3.0"), ("current_s", "1"), ("n", "5")]
+    assert returned_changes(sent, returned) == {"eta": "3.0", "current_s": "1", "n": "5"}
+    assert returned_changes(sent, []) == {}
+
+
+@pytest.mark.parametrize(("exhausted", "received", "active", "ended"), [
+    (True, 0, 3, True),     # the algorithm says so (OUT_OF_RANGE, nothing remains)
+    (False, 0, 0, True),    # nothing, and nothing running that could change the answer
+    (False, 0, 2, False),   # nothing while a rung runs: wait for it
+    (False, 1, 0, False),
+])
+def test_suggestions_ended(exhausted: bool, received: int, active: int, ended: bool) -> None:
+    assert suggestions_ended(exhausted, received, active) is ended
+
+
+def test_a_short_reply_waits_for_the_next_completed_trial() -> None:
+    assert wait_past(4, 4, 7) is None and may_ask(None, 7)
+    waiting = wait_past(9, 3, 7)
+    assert waiting == 7
+    assert not may_ask(waiting, 7) and may_ask(waiting, 8)

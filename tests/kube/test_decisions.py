@@ -14,6 +14,7 @@ from controller.kube.experiment import ExperimentPlan, cluster_problem, plan_exp
 from controller.kube.step import READY_POLL_S, next_step
 from controller.kube.suggestion import (
     failure_message,
+    reply_changes_nothing,
     requests_open,
     status_after_reply,
     suggestion_request,
@@ -174,7 +175,8 @@ def test_a_reply_is_named_and_recorded_and_the_made_ones_leave_the_status() -> N
                                        "labels": {"rung": "1"}}
     assert "labels" not in patch["suggestions"][2]
     assert patch["suggestionCount"] == 5 and patch["exhausted"] is False
-    assert patch["algorithmSettings"] == [{"name": "random_state", "value": "7"}]
+    # Katib's status.algorithmSettings: only what replies returned (this one returned none)
+    assert patch["algorithmSettings"] == []
     assert "earlyStoppingRules" not in patch  # None: the previous rules stay
 
 
@@ -225,3 +227,16 @@ def test_a_kill_stops_the_newest_active_trials() -> None:
 def test_next_step(writes: int, waiting: str | None, idle: bool, delay: float) -> None:
     step = next_step(3.0, writes, 7, waiting, idle)
     assert (step.delay, step.writes, step.calls, step.waiting) == (delay, writes, 7, waiting)
+
+
+def test_an_empty_reply_while_trials_run_writes_nothing_unless_it_moves_the_state() -> None:
+    old = {"algorithmSettings": [{"name": "current_i", "value": "0"}]}
+    assert reply_changes_nothing(old, _reply(), running=2)  # hyperband waits for its rung
+    assert not reply_changes_nothing(old, _reply(), running=0)  # nothing runs: the search ended
+    assert not reply_changes_nothing(old, _reply(exhausted=True), running=2)
+    assert not reply_changes_nothing(old, _reply("x"), running=2)
+    moved = SuggestionReply((), exhausted=False, algorithm_settings=(("current_i", "1"),))
+    assert not reply_changes_nothing(old, moved, running=2)
+    patch = status_after_reply(_exp(), old, moved, set(), None, running=2)
+    assert patch["algorithmSettings"] == [{"name": "current_i", "value": "1"}] and patch["exhausted"] is False
+    assert status_after_reply(_exp(), old, _reply(), set(), None, running=0)["exhausted"] is True

@@ -93,7 +93,7 @@ def test_examples_validate(path: Path) -> None:
 def test_katib_examples_are_present() -> None:
     assert [p.stem for p in KATIB_EXAMPLES] == [
         "bayesian-optimization", "cma-es", "darts-cpu", "darts-gpu", "enas-cpu", "enas-gpu", "grid",
-        "multivariate-tpe", "random", "sobol", "tpe"]
+        "hyperband", "multivariate-tpe", "random", "sobol", "tpe"]
 
 
 def test_random_example_reads_as_katib_means_it() -> None:

@@ -308,9 +308,13 @@ class AlgorithmContract:
     """Shared tests; not collected itself (no `Test` prefix)."""
 
     algorithms: ClassVar[Sequence[str]] = ()
+    returns_fewer = False
     rejected: ClassVar[dict[str, dict[str, str]]] = {}
     spaces: ClassVar[dict[str, SearchSpace]] = CONTRACT_SPACES
     space_settings: ClassVar[dict[str, dict[str, str]]] = SPACE_SETTINGS
+    # Settings an algorithm needs in a space ({algorithm: {space name: settings}}), e.g. the
+    # parameter hyperband treats as the budget.
+    algorithm_settings: ClassVar[dict[str, dict[str, dict[str, str]]]] = {}
 
     @classmethod
     def is_supported(cls, algorithm: str, space_name: str) -> bool:
@@ -341,6 +345,7 @@ class AlgorithmContract:
     # ---- derived fixtures -----------------------------------------------------------
     @pytest.fixture
     def algorithm_cls(self, algorithm_name: str) -> type[Algorithm]:
+        self.returns_fewer = algorithm_class(algorithm_name).may_return_fewer
         return algorithm_class(algorithm_name)
 
     @pytest.fixture
@@ -348,8 +353,9 @@ class AlgorithmContract:
         return self.spaces[space_name]
 
     @pytest.fixture
-    def settings(self, space_name: str, base_settings: dict[str, str]) -> dict[str, str]:
-        return {**self.space_settings.get(space_name, {}), **base_settings}
+    def settings(self, algorithm_name: str, space_name: str, base_settings: dict[str, str]) -> dict[str, str]:
+        own = self.algorithm_settings.get(algorithm_name, {}).get(space_name, {})
+        return {**self.space_settings.get(space_name, {}), **own, **base_settings}
 
     def problem(self, space: SearchSpace, settings: Mapping[str, str]) -> Problem:
         return Problem("contract-exp", space, OBJECTIVE, dict(settings))
@@ -359,8 +365,13 @@ class AlgorithmContract:
 
     def check(self, space: SearchSpace, suggestions: Sequence[Suggestion], n: int,
               settings: Mapping[str, str] | None = None) -> None:
-        """`n` suggestions in `space`; architectures in the `search_mode` of `settings`."""
-        assert isinstance(suggestions, list) and len(suggestions) == n, (n, suggestions)
+        """`n` suggestions in `space` (an algorithm that `may_return_fewer` gives 1 to `n` while
+        it has work to hand out); architectures in the `search_mode` of `settings`."""
+        assert isinstance(suggestions, list), suggestions
+        if self.returns_fewer:
+            assert 1 <= len(suggestions) <= n or n == 0 == len(suggestions), (n, suggestions)
+        else:
+            assert len(suggestions) == n, (n, suggestions)
         expected_mode = (settings or {}).get("search_mode", "macro")
         for s in suggestions:
             assert isinstance(s, Suggestion)

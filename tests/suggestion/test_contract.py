@@ -23,6 +23,12 @@ class TestRegisteredAlgorithm(AlgorithmContract):
         # One-shot ENAS has macro and micro supernets; a NAS-Bench-201 cell has no supernet here.
         "enas-oneshot": {"nas_nb201": "search_mode"},
     }
+    # Hyperband's budget parameter, with r_l and eta whose budgets (int(r_l * eta^-k)) lie in
+    # its feasible space: 1 and 3 layers; depth 2, 6 and 18.
+    algorithm_settings: ClassVar[dict[str, dict[str, dict[str, str]]]] = {
+        "hyperband": {"hpo_grid": {"resource_name": "num_layers", "r_l": "3", "eta": "3"},
+                      "hpo_continuous": {"resource_name": "depth", "r_l": "18", "eta": "3"}},
+    }
 
 
 def test_every_registered_algorithm_names_itself() -> None:
