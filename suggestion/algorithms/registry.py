@@ -26,6 +26,7 @@ ALGORITHMS: dict[str, str] = {
     "multivariate-tpe": "suggestion.algorithms.tpe:MultivariateTpe",
     "cmaes": "suggestion.algorithms.cmaes:CmaEs",
     "sobol": "suggestion.algorithms.sobol:Sobol",
+    "pbt": "suggestion.algorithms.pbt:Pbt",
 }
 
 

@@ -23,6 +23,11 @@ class TestRegisteredAlgorithm(AlgorithmContract):
         # One-shot ENAS has macro and micro supernets; a NAS-Bench-201 cell has no supernet here.
         "enas-oneshot": {"nas_nb201": "search_mode"},
     }
+    # Katib's pbt service refuses to start without these three.
+    required_settings: ClassVar[dict[str, dict[str, str]]] = {
+        "pbt": {"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "5",
+                "truncation_threshold": "0.2"},
+    }
 
 
 def test_every_registered_algorithm_names_itself() -> None:
