@@ -206,11 +206,21 @@ def test_perturbing_a_list_value_moves_to_a_neighbour_wrapping_round() -> None:
     assert {perturb(dim, 0, Random(seed)) for seed in range(20)} == {1, 2}
 
 
-def test_the_grpc_reply_carries_trial_names_and_labels() -> None:
+def test_the_grpc_round_trip_carries_trial_names_and_labels_both_ways() -> None:
     from kubenas.api.v1beta1 import api_pb2
+    from kubenas.proto_convert import trial_to_proto
 
     with suggestion_stub("pbt") as stub:
-        reply = stub.GetSuggestions(api_pb2.GetSuggestionsRequest(
-            experiment=experiment(SPACE, "pbt", SETTINGS), current_request_number=2), timeout=30)
-    assert [a.labels[GENERATION_LABEL] for a in reply.parameter_assignments] == ["0", "0"]
-    assert all(a.trial_name.startswith("exp-") for a in reply.parameter_assignments)
+        def ask(trials: list[TrialRecord], n: int) -> list[Suggestion]:
+            reply = stub.GetSuggestions(api_pb2.GetSuggestionsRequest(
+                experiment=experiment(SPACE, "pbt", SETTINGS), current_request_number=n,
+                trials=[trial_to_proto(t, OBJECTIVE) for t in trials]), timeout=30)
+            return [Suggestion(dict((a.name, a.value) for a in p.assignments), dict(p.labels), p.trial_name)
+                    for p in reply.parameter_assignments]
+
+        first = ask([], 5)
+        assert [s.labels[GENERATION_LABEL] for s in first] == ["0"] * 5
+        assert all(s.trial_name.startswith("exp-") for s in first)
+        children = ask([ended(s, 0.1 * i, i) for i, s in enumerate(first)], 5)
+    assert {s.labels[GENERATION_LABEL] for s in children} == {"1"}
+    assert {s.labels[PARENT_LABEL] for s in children} <= {s.trial_name for s in first}
