@@ -43,7 +43,9 @@ import logging
 import shutil
 import string
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -107,14 +109,10 @@ class _Step:
     member: int
     generation: int
     parent: str | None
-    point: Point
-    order: int  # position in the history: the last tie-break
-
-    @property
-    def key(self) -> tuple[Any, int]:
-        """Which of a member's trials is later: by completion, then history order (not by
-        generation: a member that exploits a member behind it goes back in generations)."""
-        return rfc3339.parse_or_earliest(self.trial.completion_time), self.order
+    # Which of a member's trials is later: by completion, then position in the history (not
+    # by generation: a member that exploits a member behind it goes back in generations).
+    key: tuple[datetime, int]
+    point: Point = ()  # read only for the trials a call uses (a head, a latest valued one)
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,7 @@ class Pbt(Algorithm):
     def _parse(self, problem: Problem) -> tuple[dict[str, Any], HpoPoints]:
         for name, example in REQUIRED.items():
             if name not in problem.settings:
-                raise InvalidSettings(name, None, f"required by pbt (as in Katib), e.g. {example}")
+                raise InvalidSettings(name, None, f"missing; pbt requires it (as Katib does), e.g. {example}")
         settings = parse_settings(problem.settings, SETTINGS)
         if problem.space.nas_config is not None:
             raise SpaceError("nasConfig", "a NAS search space",
@@ -207,7 +205,7 @@ class Pbt(Algorithm):
 
 def _placeholder(index: int) -> _Member:
     # A member started by this call: busy, so it is neither ready nor ranked.
-    return _Member(index, _Step(TrialRecord("", {}), index, 0, None, (), -1), None, None)
+    return _Member(index, _Step(TrialRecord("", {}), index, 0, None, (rfc3339.EARLIEST, -1)), None, None)
 
 
 def _free_index(members: Mapping[int, _Member]) -> int:
@@ -222,26 +220,54 @@ def _label_int(labels: Mapping[str, str], key: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
+@lru_cache(maxsize=1 << 16)
+def _completion(text: str | None) -> datetime:
+    # Every call sees the whole history again: each time is parsed once per process.
+    return rfc3339.parse_or_earliest(text)
+
+
 def _members(points: HpoPoints, problem: Problem, history: Sequence[TrialRecord]) -> dict[int, _Member]:
-    """Each member's head and latest valued trial; trials without pbt's labels are not members'."""
+    """Each member's head and latest valued trial; trials without pbt's labels, or whose
+    assignments do not fit the space, are not members'."""
     steps: dict[int, list[_Step]] = {}
     for order, trial in enumerate(history):
         member, generation = _label_int(trial.labels, MEMBER_LABEL), _label_int(trial.labels, GENERATION_LABEL)
-        point = points.decode(trial.assignments)
-        if member is None or generation is None or point is None:
+        if member is None or generation is None:
             continue
         parent = trial.labels.get(PARENT_LABEL) or None
-        steps.setdefault(member, []).append(_Step(trial, member, generation, parent, point, order))
+        key = (_completion(trial.completion_time), order)
+        steps.setdefault(member, []).append(_Step(trial, member, generation, parent, key))
     out: dict[int, _Member] = {}
     for index, chain in steps.items():
-        running = [s for s in chain if not s.trial.condition.finished]
-        head = max(running or chain, key=lambda s: s.key)
-        valued = [(s, v) for s in chain if (v := reward(s.trial, problem.objective)) is not None]
-        scored, score = max(valued, key=lambda sv: sv[0].key) if valued else (None, None)
-        if head.trial.condition.finished and head.trial.condition not in _RETRY and scored is not head:
-            score = _NO_VALUE  # its last step ended without a value: it ranks last
-        out[index] = _Member(index, head, scored, score)
+        found = _member(index, chain, points, problem)
+        if found is not None:
+            out[index] = found
     return out
+
+
+def _member(index: int, chain: list[_Step], points: HpoPoints, problem: Problem) -> _Member | None:
+    chain = sorted(chain, key=lambda s: s.key, reverse=True)  # latest first
+    readable: dict[int, _Step | None] = {}
+
+    def read(i: int) -> _Step | None:  # decoding is the costly part: only what is looked at
+        if i not in readable:
+            point = points.decode(chain[i].trial.assignments)
+            readable[i] = replace(chain[i], point=point) if point is not None else None
+        return readable[i]
+
+    running = [i for i, s in enumerate(chain) if not s.trial.condition.finished]
+    head = next((s for i in (running or range(len(chain))) if (s := read(i)) is not None), None)
+    if head is None:
+        return None
+    scored, score = None, None
+    for i, step in enumerate(chain):
+        value = reward(step.trial, problem.objective)
+        if value is not None and (scored := read(i)) is not None:
+            score = value
+            break
+    if head.trial.condition.finished and head.trial.condition not in _RETRY and scored is not head:
+        score = _NO_VALUE  # its last step ended without a value: it ranks last
+    return _Member(index, head, scored, score)
 
 
 def _bounds(values: Sequence[float], threshold: float) -> tuple[float, float]:

@@ -53,3 +53,17 @@ def test_corrected_simple_pbt_validates_and_runs(cli, write_experiment, run_expe
         state = json.loads((run.workdir / "suggestion-state" / "simple-pbt" / trial["name"] / "state.json").read_text())
         assert state["lineage"] == [trial["name"]]
         assert 0.0001 <= float(trial["assignments"]["lr"]) <= 0.02
+
+
+def test_kubenas_validate_names_a_missing_or_bad_pbt_setting(cli, write_experiment) -> None:
+    doc = yaml.safe_load(KATIB.read_text())
+    doc["spec"]["maxFailedTrialCount"] = 2
+    settings = doc["spec"]["algorithm"]["algorithmSettings"]
+    doc["spec"]["algorithm"]["algorithmSettings"] = [s for s in settings if s["name"] != "n_population"]
+    done = cli("validate", str(write_experiment(doc)))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "spec.algorithm.algorithmSettings[n_population]" in done.stderr and "pbt requires it" in done.stderr
+    doc["spec"]["algorithm"]["algorithmSettings"] = [*settings, {"name": "resample_probability", "value": "1.2"}]
+    done = cli("validate", str(write_experiment(doc)))
+    assert done.returncode == 2
+    assert "spec.algorithm.algorithmSettings[resample_probability]: '1.2' — must be a number in [0, 1]" in done.stderr

@@ -48,7 +48,7 @@ def test_katibs_required_settings_are_required(missing: str) -> None:
     with pytest.raises(InvalidSettings) as info:
         Pbt().validate(Problem("exp", SPACE, OBJECTIVE, settings))
     assert info.value.setting == missing
-    assert str(info.value).startswith(f"{missing}: ") and "required" in str(info.value)
+    assert str(info.value).startswith(f"{missing}: ") and "missing; pbt requires it" in str(info.value)
 
 
 @pytest.mark.parametrize(("name", "value", "allowed"), [
