@@ -3,7 +3,8 @@
 The trial program (tests/programs/pbt_step.py) keeps a score and the list of trials that
 wrote its checkpoint; a child's list must be its parent's plus itself, which only holds if
 the run handed the child a copy of the parent's directory at the path the experiment's
-`suggestion_trial_dir` names.
+`suggestion_trial_dir` names. The trial also reads its generation label through a trialParameter
+`${trialSpec.Labels[...]}`: the algorithm's labels are the trial's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ def test_children_resume_from_their_parents_checkpoints(run_experiment, make_exp
                   "random_state": "4"},
         parameters=[{"name": "lr", "parameterType": "double",
                      "feasibleSpace": {"min": "0.0001", "max": "1", "distribution": "logUniform"}}],
-        command=[sys.executable, str(STEP), "--lr=${trialParameters.lr}", f"--checkpoint={MOUNT}/"])
+        command=[sys.executable, str(STEP), "--lr=${trialParameters.lr}", f"--checkpoint={MOUNT}/",
+                 "--generation=${trialParameters.generation}"],
+        # Katib's metadata reference: the trial's own label, here the one pbt gave it.
+        trial_parameters=[{"name": "lr", "reference": "lr"},
+                          {"name": "generation", "reference": f"${{trialSpec.Labels[{GENERATION_LABEL}]}}"}])
 
     run = run_experiment(doc, timeout=180.0)
 
@@ -43,9 +48,11 @@ def test_children_resume_from_their_parents_checkpoints(run_experiment, make_exp
         parent = trial["labels"].get(PARENT_LABEL)
         if parent is None:
             assert trial["labels"][GENERATION_LABEL] == "0" and state["lineage"] == [name]
+            assert state["generations"] == ["0"]
             continue
         parent_state = json.loads((root / parent / "state.json").read_text())
         assert state["lineage"] == [*parent_state["lineage"], name]
+        assert state["generations"] == [*parent_state["generations"], trial["labels"][GENERATION_LABEL]]
         assert int(trial["labels"][GENERATION_LABEL]) == int(trials[parent]["labels"][GENERATION_LABEL]) + 1
         assert state["score"] > parent_state["score"]
         assert trial["observation"]["score"] == state["score"]

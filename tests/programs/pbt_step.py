@@ -20,6 +20,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, required=True)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--metric", default="score", help="the name the total is printed under")
+    parser.add_argument("--generation", help="the trial's generation label, kept in the state when given")
     args = parser.parse_args()
     path = Path(args.checkpoint) / "state.json"
     state = json.loads(path.read_text()) if path.exists() else {"score": 0.0, "lineage": []}
@@ -27,6 +28,8 @@ def main() -> int:
         print(f"resumed from {state['lineage'][-1]}")
     state["score"] += 1.0 / (1.0 + abs(math.log10(args.lr / 0.01)))
     state["lineage"].append(os.environ["KATIB_TRIAL_NAME"])
+    if args.generation is not None:
+        state.setdefault("generations", []).append(args.generation)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state))
     print(f"{args.metric}={state['score']}")
