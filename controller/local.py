@@ -37,10 +37,12 @@ log = logging.getLogger(__name__)
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 DB_FILE = "kubenas.db"
 LOCK_FILE = ".kubenas-run.lock"
+#: The suggestion server's state directory in the work directory (pbt's trial directories too).
+SUGGESTION_STATE_DIR = "suggestion-state"
 LOCAL_COLLECTORS = ("StdOut", "File", "Push", "None")
 # Files of the work directory (README.md); found as directories they would fail the run at its end.
 _WORKDIR_FILES = ("results.json", "progress.png", "experiment.json", "suggestion-server.log", LOCK_FILE)
-_WORKDIR_DIRS = ("trials", "suggestion-state")
+_WORKDIR_DIRS = ("trials", SUGGESTION_STATE_DIR)
 # Kubernetes' rule for env names (C_IDENTIFIER relaxed with '-' and '.'); '=' or NUL would
 # otherwise reach the process environment and fail every trial at start.
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
@@ -267,7 +269,7 @@ def run_experiment(
             marker.with_name(marker.name + ".tmp").write_text(json.dumps(
                 {"experiment": experiment.name, "file": str(Path(file).resolve()), "pid": os.getpid()}) + "\n")
             os.replace(marker.with_name(marker.name + ".tmp"), marker)  # never half-written
-            server = LocalSuggestionServer(experiment.algorithm_name, workdir / "suggestion-state",
+            server = LocalSuggestionServer(experiment.algorithm_name, workdir / SUGGESTION_STATE_DIR,
                                            workdir / "suggestion-server.log")
             server.start()  # it boots while we import the runner; wait_ready below
             stack.callback(server.stop)

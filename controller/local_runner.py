@@ -32,7 +32,14 @@ from controller.collector import (
     observation_from_log,
 )
 from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
-from controller.local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
+from controller.local import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_SUCCEEDED,
+    SUGGESTION_STATE_DIR,
+    RunError,
+    TrialPlan,
+)
 from controller.local_observation import ObservationFold
 from controller.local_trials import (
     GpuPool,
@@ -70,7 +77,14 @@ from controller.report import (
     write_results,
 )
 from controller.store import MetricLog, ObservationStore, TrialRow
-from controller.template import TemplateError, meta_values, substitute, trial_parameter_values
+from controller.template import (
+    TemplateError,
+    meta_values,
+    remap_path,
+    substitute,
+    trial_parameter_values,
+)
+from kubenas import trial_dirs
 from kubenas.early_stopping import StopRule, StopWatch
 from kubenas.metrics import MetricPoint, metrics_path_problem, now_rfc3339
 from kubenas.printable import printable
@@ -312,6 +326,11 @@ class LocalRunner:
             metrics_file = substitute(plan.file_path, values, meta) if plan.file_path else ""
         except TemplateError as exc:
             raise RunError(f"{exc} (assignments from the algorithm: {', '.join(row.assignments) or 'none'})") from None
+        mount = trial_dirs.mount_path(self.experiment.algorithm_settings())
+        if mount is not None:  # suggestion_trial_dir: the trial's directory, as a pod sees it mounted
+            local = trial_dirs.trial_dir((self.workdir / SUGGESTION_STATE_DIR).resolve(), self.name, row.name)
+            local.mkdir(parents=True, exist_ok=True)
+            container, env_values = remap_path(container, mount, str(local)), remap_path(env_values, mount, str(local))
         argv = tuple(str(v) for v in [*(container.get("command") or []), *(container.get("args") or [])])
         env = {**self.base_env, **env_values, "KATIB_TRIAL_NAME": row.name}
         gpu = self.gpus.acquire(row.name)

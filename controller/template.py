@@ -17,6 +17,7 @@ __all__ = [
     "TemplateError",
     "meta_values",
     "placeholders",
+    "remap_path",
     "substitute",
     "trial_parameter_values",
 ]
@@ -145,3 +146,24 @@ def placeholders(obj: Any) -> set[str]:
         for item in obj:
             found |= placeholders(item)
     return found
+
+
+def remap_path(obj: Any, path: str, target: str) -> Any:
+    """A new JSON-like structure where the absolute `path` (no trailing /), wherever a string
+    holds it as a whole path or a path's start (`--checkpoint=/ckpt/`, `/ckpt/model.pt`), reads
+    `target` instead: what a volume mounted at `path` looks like to a local process.
+
+    `/ckpt` is not touched inside `/data/ckpt` or `/ckpt2`. `obj` is not mutated.
+    """
+    pattern = re.compile(r"(?<![^\s=:,;'\"])" + re.escape(path) + r"(?=/|$|[\s:,;'\"])")
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return pattern.sub(lambda _m: target, item)
+        if isinstance(item, Mapping):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(obj)

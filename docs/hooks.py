@@ -48,7 +48,9 @@ def _settings_page() -> str:
             settings_module = importlib.import_module(cls.__module__.rsplit(".", 1)[0] + ".settings")
             specs = settings_module.SETTINGS
         out += [f"## `{name}`", "", "| setting | default | allowed |", "| --- | --- | --- |"]
-        out += [f"| `{s.name}` | `{_cell(s.default)}` | {_cell(s.allowed) or 'any'} |" for s in specs]
+        required = getattr(module, "REQUIRED", {})  # settings without a default (pbt's, as Katib's)
+        out += [f"| `{s.name}` | {'required' if s.name in required else f'`{_cell(s.default)}`'} | "
+                f"{_cell(s.allowed) or 'any'} |" for s in specs]
         out.append("")
     return "\n".join(out)
 

@@ -58,6 +58,12 @@ class StateStore(ABC):
     @abstractmethod
     def save(self, key: str, data: bytes) -> None: ...
 
+    @property
+    def directory(self) -> Path | None:
+        """A directory on disk where algorithms may keep files (pbt's trial directories);
+        None when state lives in memory only."""
+        return None
+
     def lock(self, key: str) -> threading.Lock:
         """A process-wide lock per key, for read-modify-write of one experiment's state.
 
@@ -110,6 +116,10 @@ class DirectoryStateStore(StateStore):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def directory(self) -> Path | None:
+        return self.root
 
     def path(self, key: str) -> Path:
         return self.root / state_file_name(key)

@@ -13,6 +13,7 @@ from typing import Any
 
 from controller.kube.config import SuggestionConfig
 from controller.kube.crd import GROUP, VERSION
+from kubenas import trial_dirs
 
 __all__ = [
     "API_VERSION",
@@ -22,6 +23,7 @@ __all__ = [
     "SUGGESTION_LABEL",
     "SUGGESTION_PORT",
     "TRIAL_LABEL",
+    "mount_trial_dir",
     "owner_reference",
     "pod_templates",
     "render_run",
@@ -43,6 +45,8 @@ EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 TRIAL_LABEL = "katib.kubeflow.org/trial"
 SUGGESTION_LABEL = "katib.kubeflow.org/suggestion"
 _STATE_VOLUME = "suggestion-state"
+#: Katib's name of the suggestion's volume in a trial's pod.
+_TRIAL_DIR_VOLUME = "suggestion-volume"
 _MANAGED_BY = {"app.kubernetes.io/managed-by": "kubenas"}
 
 
@@ -213,7 +217,7 @@ def render_trial(
     trial_spec: dict[str, Any] = {
         "objective": copy.deepcopy(spec.get("objective", {})),
         "parameterAssignments": [{"name": k, "value": v} for k, v in assignments],
-        "runSpec": copy.deepcopy(dict(run_spec)),
+        "runSpec": mount_trial_dir(run_spec, experiment, name),
         "metricsCollector": copy.deepcopy(spec.get("metricsCollectorSpec", {"collector": {"kind": "StdOut"}})),
         "retainRun": bool(template.get("retain", False)),
     }
@@ -235,6 +239,31 @@ def render_trial(
         },
         "spec": trial_spec,
     }
+
+
+def mount_trial_dir(run_spec: Mapping[str, Any], experiment: Mapping[str, Any], trial: str) -> dict[str, Any]:
+    """A copy of `run_spec` whose primary container sees the trial's directory at
+    `suggestion_trial_dir`, as Katib's pod webhook mounts it: the suggestion's PVC with subPath
+    `<experiment>/<trial>`. Only with resumePolicy FromVolume (otherwise there is no PVC)."""
+    run = copy.deepcopy(dict(run_spec))
+    spec = experiment.get("spec", {})
+    settings = {s.get("name"): s.get("value") for s in (spec.get("algorithm") or {}).get("algorithmSettings") or []}
+    path = trial_dirs.mount_path({k: v for k, v in settings.items() if isinstance(k, str) and isinstance(v, str)})
+    if path is None or spec.get("resumePolicy") != "FromVolume":
+        return run
+    name = experiment["metadata"]["name"]
+    claim = suggestion_service_name(name, spec["algorithm"]["algorithmName"])
+    primary = (spec.get("trialTemplate") or {}).get("primaryContainerName")
+    mount = {"name": _TRIAL_DIR_VOLUME, "mountPath": path, "subPath": trial_dirs.trial_subpath(name, trial)}
+    for template in pod_templates(run.get("spec", {})):
+        pod = template["spec"]
+        containers = [c for c in pod["containers"] if not primary or c.get("name") == primary]
+        for container in containers:
+            container["volumeMounts"] = [*container.get("volumeMounts", []), mount]
+        if containers:
+            pod["volumes"] = [*pod.get("volumes", []),
+                              {"name": _TRIAL_DIR_VOLUME, "persistentVolumeClaim": {"claimName": claim}}]
+    return run
 
 
 def pod_templates(obj: Any) -> Iterator[dict[str, Any]]:
@@ -270,6 +299,7 @@ def render_run(trial: Mapping[str, Any], db_manager_address: str) -> dict[str, A
     run = copy.deepcopy(spec["runSpec"])
     experiment = meta.get("labels", {}).get(EXPERIMENT_LABEL, "")
     labels = {EXPERIMENT_LABEL: experiment, TRIAL_LABEL: meta["name"]}
+    pod_labels = {**meta.get("labels", {}), **labels}  # as Katib's pod webhook: the Trial's labels too
     run_meta = run.setdefault("metadata", {})
     run_meta["name"] = meta["name"]
     run_meta["namespace"] = meta["namespace"]
@@ -278,7 +308,7 @@ def render_run(trial: Mapping[str, Any], db_manager_address: str) -> dict[str, A
     primary = spec.get("primaryContainerName")
     for template in pod_templates(run.get("spec", {})):
         template_meta = template.setdefault("metadata", {})
-        template_meta["labels"] = {**template_meta.get("labels", {}), **labels}
+        template_meta["labels"] = {**template_meta.get("labels", {}), **pod_labels}
         for container in template["spec"]["containers"]:
             if primary and container.get("name") != primary:
                 continue

@@ -27,6 +27,7 @@ ALGORITHMS: dict[str, str] = {
     "cmaes": "suggestion.algorithms.cmaes:CmaEs",
     "sobol": "suggestion.algorithms.sobol:Sobol",
     "hyperband": "suggestion.algorithms.hyperband:Hyperband",
+    "pbt": "suggestion.algorithms.pbt:Pbt",
 }
 
 

@@ -11,6 +11,7 @@ from controller.template import (
     TemplateError,
     meta_values,
     placeholders,
+    remap_path,
     substitute,
     trial_parameter_values,
 )
@@ -84,3 +85,14 @@ def test_substitute_meta_directly_and_unknown_placeholder() -> None:
 def test_placeholders_lists_every_reference() -> None:
     obj = {"a": ["${trialParameters.x} ${trialSpec.Name}"], "${trialParameters.y}": 1}
     assert placeholders(obj) == {"${trialParameters.x}", "${trialSpec.Name}", "${trialParameters.y}"}
+
+
+def test_remap_path_moves_a_mount_path_and_what_is_below_it_only() -> None:
+    argv = {"command": ["python", "--checkpoint=/ckpt/", "/ckpt", "/ckpt/model.pt", "--x=/ckpt:/other",
+                        "/data/ckpt", "/ckpt2", "/ckpt-old/a", "a,/ckpt"]}
+    out = remap_path(argv, "/ckpt", "/work/exp/t1")
+    assert out == {"command": ["python", "--checkpoint=/work/exp/t1/", "/work/exp/t1", "/work/exp/t1/model.pt",
+                               "--x=/work/exp/t1:/other", "/data/ckpt", "/ckpt2", "/ckpt-old/a", "a,/work/exp/t1"]}
+    assert argv["command"][1] == "--checkpoint=/ckpt/"  # not mutated
+    assert remap_path({"env": "${x}/ckpt"}, "/ckpt", "/t") == {"env": "${x}/ckpt"}
+    assert remap_path("/ckpt", "/ckpt", r"C:\a\1") == r"C:\a\1"  # the target is inserted verbatim

@@ -11,7 +11,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+from controller.template import remap_path
 
 Key = tuple[str, str, str, str]
 
@@ -109,9 +112,12 @@ class FakeKubeApi:
             if kind == "Deployment":
                 obj["status"] = {"readyReplicas": 1}
 
-    def run_jobs(self, env: dict[str, str] | None = None, limit: int | None = None) -> int:
+    def run_jobs(self, env: dict[str, str] | None = None, limit: int | None = None,
+                 claims: dict[str, Path] | None = None) -> int:
         """Run each unstarted Job's primary container to completion (at most `limit` of them,
-        oldest first); return how many ran."""
+        oldest first); return how many ran. `claims` maps PVC names to local directories: a
+        volumeMount of such a claim is the directory `<dir>/<subPath>`, which the process sees
+        where its command, args and env name the mountPath (no mounts without a kubelet)."""
         ran = 0
         for (_, kind, ns, name), job in list(self.objects.items()):
             if kind != "Job" or job.get("status"):
@@ -121,7 +127,9 @@ class FakeKubeApi:
             template = job["spec"]["template"]
             container = template["spec"]["containers"][0]
             argv = [sys.executable if a == "python" else a for a in container.get("command", []) + container.get("args", [])]
-            environment = {**os.environ, **(env or {}), **{e["name"]: e["value"] for e in container.get("env", [])}}
+            container_env = {e["name"]: e["value"] for e in container.get("env", [])}
+            argv, container_env = _mounted(template["spec"], container, claims or {}, argv, container_env)
+            environment = {**os.environ, **(env or {}), **container_env}
             done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60, env=environment)
             pod = {"apiVersion": "v1", "kind": "Pod",
                    "metadata": {"name": f"{name}-pod", "namespace": ns, "labels": dict(template["metadata"]["labels"]),
@@ -133,6 +141,18 @@ class FakeKubeApi:
             job["status"] = {"conditions": [{"type": kind_, "status": "True"}]}
             ran += 1
         return ran
+
+
+def _mounted(pod: dict[str, Any], container: dict[str, Any], claims: dict[str, Path], argv: list[str],
+             env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    volumes = {v["name"]: claims[v["persistentVolumeClaim"]["claimName"]] for v in pod.get("volumes", [])
+               if v.get("persistentVolumeClaim", {}).get("claimName") in claims}
+    for mount in container.get("volumeMounts", []):
+        if mount["name"] in volumes:
+            local = volumes[mount["name"]] / mount.get("subPath", "")
+            local.mkdir(parents=True, exist_ok=True)  # as the kubelet makes a missing subPath
+            argv, env = remap_path(argv, mount["mountPath"], str(local)), remap_path(env, mount["mountPath"], str(local))
+    return argv, env
 
 
 def start_pod(api: FakeKubeApi, job_name: str, namespace: str, log_so_far: str) -> None:

@@ -115,6 +115,37 @@ def test_suggestion_deployment_probes_and_state_volume() -> None:
         "containers"][0]["args"]
 
 
+def _pbt_experiment(policy: str) -> dict[str, Any]:
+    return {"apiVersion": render.API_VERSION, "kind": "Experiment",
+            "metadata": {"name": "simple-pbt", "namespace": "ns", "uid": "u"},
+            "spec": {"resumePolicy": policy, "algorithm": {"algorithmName": "pbt", "algorithmSettings": [
+                {"name": "suggestion_trial_dir", "value": "/var/log/katib/checkpoints/"},
+                {"name": "n_population", "value": "5"}]},
+                "trialTemplate": {"primaryContainerName": "training-container"}}}
+
+
+def test_a_pbt_trial_sees_its_directory_on_the_suggestion_volume_as_katib_mounts_it() -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [
+        {"name": "training-container", "image": "x"}, {"name": "side", "image": "y"}]}}}}
+    labels = {"pbt.suggestion.katib.kubeflow.org/generation": "1",
+              "pbt.suggestion.katib.kubeflow.org/parent": "simple-pbt-abcdefgh"}
+    trial = render.render_trial(_pbt_experiment("FromVolume"), "simple-pbt-xyzxyzxy", [("lr", "0.01")], job, labels)
+    pod = trial["spec"]["runSpec"]["spec"]["template"]["spec"]
+    primary, side = pod["containers"]
+    assert primary["volumeMounts"] == [{"name": "suggestion-volume", "mountPath": "/var/log/katib/checkpoints",
+                                        "subPath": "simple-pbt/simple-pbt-xyzxyzxy"}]
+    assert "volumeMounts" not in side
+    assert pod["volumes"] == [{"name": "suggestion-volume", "persistentVolumeClaim": {"claimName": "simple-pbt-pbt"}}]
+    assert "volumes" not in job["spec"]["template"]["spec"]  # input not mutated
+    # The trial's pods carry the Trial's labels (pbt's generation and parent), as Katib's webhook gives them.
+    trial["metadata"]["uid"] = "t"
+    run = render.render_run(trial, "db:6789")
+    assert labels.items() <= run["spec"]["template"]["metadata"]["labels"].items()
+    # Without FromVolume there is no suggestion PVC: nothing is mounted.
+    never = render.render_trial(_pbt_experiment("Never"), "simple-pbt-xyzxyzxy", [("lr", "0.01")], job, labels)
+    assert "volumes" not in never["spec"]["runSpec"]["spec"]["template"]["spec"]
+
+
 def test_operator_puts_a_finalizer_only_on_experiments() -> None:
     """The real kopf registry (no cluster needed to register handlers): kopf adds its finalizer
     for daemons and mandatory deletion handlers, and those exist for Experiments only; Trials,

@@ -29,6 +29,9 @@ from kubenas.trials import MetricStrategy, ObjectiveType
 ROOT = Path(__file__).resolve().parents[2]
 KATIB = ROOT / "tests" / "data" / "katib"
 KATIB_EXAMPLES = sorted(KATIB.glob("*.yaml"))
+# Katib's own webhook refuses simple-pbt.yaml (maxFailedTrialCount 3 > maxTrialCount 2); so do we.
+KATIB_REFUSED = {"simple-pbt.yaml": "spec.maxFailedTrialCount"}
+KATIB_VALID = [p for p in KATIB_EXAMPLES if p.name not in KATIB_REFUSED]
 OUR_EXAMPLES = [ROOT / "examples" / "random-hpo.yaml", ROOT / "examples" / "grid-hpo.yaml"]
 JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
@@ -82,7 +85,8 @@ def only_error(data: dict[str, Any]) -> FieldError:
 # --- Katib's own examples and ours -----------------------------------------------------
 
 
-@pytest.mark.parametrize("path", KATIB_EXAMPLES + OUR_EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", KATIB_VALID + OUR_EXAMPLES,
+                         ids=lambda p: p.name)
 def test_examples_validate(path: Path) -> None:
     exp = load_experiment_file(path)
     assert exp.name == yaml.safe_load(path.read_text())["metadata"]["name"]
@@ -93,7 +97,14 @@ def test_examples_validate(path: Path) -> None:
 def test_katib_examples_are_present() -> None:
     assert [p.stem for p in KATIB_EXAMPLES] == [
         "bayesian-optimization", "cma-es", "darts-cpu", "darts-gpu", "enas-cpu", "enas-gpu", "grid",
-        "hyperband", "multivariate-tpe", "random", "sobol", "tpe"]
+        "hyperband", "multivariate-tpe", "random", "simple-pbt", "sobol", "tpe"]
+
+
+@pytest.mark.parametrize("name", sorted(KATIB_REFUSED))
+def test_katib_examples_that_break_katibs_rules_are_refused(name: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_experiment_file(KATIB / name)
+    assert KATIB_REFUSED[name] in str(info.value)
 
 
 def test_random_example_reads_as_katib_means_it() -> None:
@@ -459,7 +470,7 @@ def _wire(msg: api_pb2.Experiment) -> bytes:
     return msg.SerializeToString(deterministic=True)
 
 
-@pytest.mark.parametrize("path", KATIB_EXAMPLES + OUR_EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", KATIB_VALID + OUR_EXAMPLES, ids=lambda p: p.name)
 def test_yaml_model_proto_model_proto_is_identical(path: Path) -> None:
     exp = load_experiment_file(path)
     first = exp.to_proto()
@@ -503,7 +514,7 @@ def test_from_proto_rejects_unknown_enums() -> None:
     assert info.value.paths == ["spec.parameters[1].parameterType"]
 
 
-@pytest.mark.parametrize("path", KATIB_EXAMPLES + OUR_EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", KATIB_VALID + OUR_EXAMPLES, ids=lambda p: p.name)
 def test_to_dict_reloads_to_the_same_experiment(path: Path) -> None:
     exp = load_experiment_file(path)
     data = exp.to_dict()

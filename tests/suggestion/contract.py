@@ -15,7 +15,8 @@ in `rejected`, the contract spaces each must refuse ({algorithm: {space name: th
 InvalidSettings or SpaceError must name}}). Tests are parametrised over (algorithm, space)
 pairs at collection: each test runs only on the pairs it applies to (`applies_to`), so the
 contract skips nothing by design and an algorithm module that fails to import fails
-collection. Overridable fixtures: `base_settings` (settings every call gets, e.g. to keep a
+collection. `required_settings` ({algorithm: settings}) holds what an algorithm refuses to
+run without (pbt's, as Katib's). Overridable fixtures: `base_settings` (settings every call gets, e.g. to keep a
 controller small) and `seed_setting` (name of the seed setting). The spaces themselves are
 `CONTRACT_SPACES`; a subclass may replace the `spaces` class attribute. A space may come with settings of its own
 (`SPACE_SETTINGS`: the micro and NB201 spaces name their `search_mode`); each call gets
@@ -315,6 +316,7 @@ class AlgorithmContract:
     # Settings an algorithm needs in a space ({algorithm: {space name: settings}}), e.g. the
     # parameter hyperband treats as the budget.
     algorithm_settings: ClassVar[dict[str, dict[str, dict[str, str]]]] = {}
+    required_settings: ClassVar[dict[str, dict[str, str]]] = {}
 
     @classmethod
     def is_supported(cls, algorithm: str, space_name: str) -> bool:
@@ -355,7 +357,8 @@ class AlgorithmContract:
     @pytest.fixture
     def settings(self, algorithm_name: str, space_name: str, base_settings: dict[str, str]) -> dict[str, str]:
         own = self.algorithm_settings.get(algorithm_name, {}).get(space_name, {})
-        return {**self.space_settings.get(space_name, {}), **own, **base_settings}
+        return {**self.space_settings.get(space_name, {}), **self.required_settings.get(algorithm_name, {}), **own,
+                **base_settings}
 
     def problem(self, space: SearchSpace, settings: Mapping[str, str]) -> Problem:
         return Problem("contract-exp", space, OBJECTIVE, dict(settings))

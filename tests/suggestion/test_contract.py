@@ -29,6 +29,11 @@ class TestRegisteredAlgorithm(AlgorithmContract):
         "hyperband": {"hpo_grid": {"resource_name": "num_layers", "r_l": "3", "eta": "3"},
                       "hpo_continuous": {"resource_name": "depth", "r_l": "18", "eta": "3"}},
     }
+    # Katib's pbt service refuses to start without these three.
+    required_settings: ClassVar[dict[str, dict[str, str]]] = {
+        "pbt": {"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "5",
+                "truncation_threshold": "0.2"},
+    }
 
 
 def test_every_registered_algorithm_names_itself() -> None:
