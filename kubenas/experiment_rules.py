@@ -19,11 +19,11 @@ from kubenas.experiment_model import (
     FileFormat,
     FileSystemKind,
     ObjectMeta,
-    ParameterSpec,
 )
 from kubenas.metrics import MetricFormatError, compile_filters, filter_problem, metrics_path_problem
-from kubenas.space import GraphConfig as DomainGraph
-from kubenas.space import NasConfig, Operation, SpaceError
+from kubenas.space.errors import SpaceError
+from kubenas.space.nas import GraphConfig, NasConfig
+from kubenas.space.parameters import ParameterSpec
 
 __all__ = ["INT32_MAX", "MAX_NAME_LENGTH", "META_KEYS", "RULES", "check_spec", "placeholders"]
 
@@ -149,7 +149,7 @@ def _space_error(exc: SpaceError, prefix: str = "spec.") -> FieldError:
 
 def _check_parameter(i: int, p: ParameterSpec) -> Iterator[FieldError]:
     try:
-        p.to_domain().check(f"parameters[{i}].")
+        p.normalized().check(f"parameters[{i}].")
     except SpaceError as exc:
         yield _space_error(exc)
 
@@ -173,18 +173,18 @@ def check_search_space(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[Field
 
 def _check_nas(spec: ExperimentSpec) -> Iterator[FieldError]:
     assert spec.nas_config is not None
-    config = spec.nas_config.to_domain()
+    config = spec.nas_config.normalized()
     # Check the graph and each operation apart so one bad operation does not hide the rest.
     try:
-        NasConfig(config.graph_config, (Operation("probe"),)).check()
+        config.check_graph()
     except SpaceError as exc:
         yield _space_error(exc)
     if not config.operations:
         yield FieldError("spec.nasConfig.operations", [], "must list at least one operation")
-    probe_graph = DomainGraph(1, (1,), (1,))
+    probe_graph = GraphConfig(num_layers=1, input_sizes=(1,), output_sizes=(1,))
     for i, op in enumerate(config.operations):
         try:
-            NasConfig(probe_graph, (op,)).check(where="")
+            NasConfig(graph_config=probe_graph, operations=(op,)).check(where="")
         except SpaceError as exc:
             yield FieldError(f"spec.nasConfig.operations[{i}]{exc.field.removeprefix('operations[0]')}", exc.value, exc.allowed)
         seen: set[str] = set()
