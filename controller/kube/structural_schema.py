@@ -61,23 +61,24 @@ def _structural(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Schema:
             raise ValueError(f"a union has no structural schema: {node['anyOf']}")
         return _structural(present[0], defs)
     kind = node.get("type")
-    if kind == "object" and "properties" in node:
-        out: Schema = {"type": "object", "properties": {k: _structural(v, defs) for k, v in node["properties"].items()}}
-        if node.get("required"):
-            out["required"] = list(node["required"])
-        return out
     if kind == "object":
-        values = node.get("additionalProperties", True)
-        if values is True or values == {}:
-            return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-        return {"type": "object", "additionalProperties": _structural(values, defs)}
+        return _object(node, defs)
     if kind == "array":
         return {"type": "array", "items": _structural(node["items"], defs)}
     if kind == "integer":
         return {"type": "integer", "format": "int32"}
     if kind in ("string", "number", "boolean"):
-        out = {"type": kind}
-        if "enum" in node:
-            out["enum"] = list(node["enum"])
-        return out
+        return {"type": kind, **({"enum": list(node["enum"])} if "enum" in node else {})}
     raise ValueError(f"no structural schema for {dict(node)}")
+
+
+def _object(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Schema:
+    if "properties" in node:
+        out: Schema = {"type": "object", "properties": {k: _structural(v, defs) for k, v in node["properties"].items()}}
+        if node.get("required"):
+            out["required"] = list(node["required"])
+        return out
+    values = node.get("additionalProperties", True)
+    if values is True or values == {}:
+        return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return {"type": "object", "additionalProperties": _structural(values, defs)}
