@@ -6,6 +6,7 @@ As `parameters.py`, each class is both the YAML model and the domain object.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from kubenas.space.errors import SpaceError
 from kubenas.space.operation_expansion import ExpandedOp, expand_operations
@@ -42,22 +43,40 @@ class NasConfig(SpecModel):
         return self if ops == self.operations else self.model_copy(update={"operations": ops})
 
     def check(self, where: str = "nasConfig.") -> None:
-        self.check_graph(where)
+        """Raise the first of `problems` (a SpaceError), if any."""
+        for problem in self.problems(where):
+            raise problem
+
+    def problems(self, where: str = "nasConfig.") -> Iterator[SpaceError]:
+        """Every problem, at most one per part: the graph, each operation, their total.
+
+        The spec rules report them all (`kubenas validate`); the services raise the first.
+        """
+        try:
+            self.check_graph(where)
+        except SpaceError as exc:
+            yield exc
         if not self.operations:
-            raise SpaceError(f"{where}operations", [], "must list at least one operation")
+            yield SpaceError(f"{where}operations", [], "must list at least one operation")
+        broken = set()
         for i, op in enumerate(self.operations):
-            _check_operation(op, f"{where}operations[{i}]")
+            try:
+                _check_operation(op, f"{where}operations[{i}]")
+            except SpaceError as exc:
+                broken.add(i)
+                yield exc
         # Counted, not built: an int parameter over 1..10**8 would otherwise be expanded
         # into a hundred million operations by the first suggestion.
-        counts = [math.prod(p.value_count() for p in op.parameters) for op in self.operations]
-        for i, count in enumerate(counts):
+        counts = {i: math.prod(p.value_count() for p in op.parameters)
+                  for i, op in enumerate(self.operations) if i not in broken}
+        for i, count in counts.items():
             if count > MAX_EXPANDED_OPERATIONS:
-                raise SpaceError(f"{where}operations[{i}]", f"{count} operations once expanded",
+                yield SpaceError(f"{where}operations[{i}]", f"{count} operations once expanded",
                                  f"at most {MAX_EXPANDED_OPERATIONS}: an operation is expanded over the product of "
                                  "its parameters' values; narrow their ranges or raise their step")
-        total = sum(counts)
-        if total > MAX_EXPANDED_OPERATIONS:
-            raise SpaceError(f"{where}operations", f"{total} operations once expanded",
+        total = sum(counts.values())
+        if not broken and total > MAX_EXPANDED_OPERATIONS >= max(counts.values(), default=0):
+            yield SpaceError(f"{where}operations", f"{total} operations once expanded",
                              f"at most {MAX_EXPANDED_OPERATIONS}: each operation is expanded over the product of its "
                              "parameters' values; narrow their ranges or raise their step")
 

@@ -74,3 +74,31 @@ def test_nas_config_normalised_only_where_katib_uniform_is_meaningless() -> None
     config.normalized().check()
     plain = NasConfig(GraphConfig(2, (8,), (10,)), (Operation("none"),))
     assert plain.normalized() is plain
+
+
+def _int_op(kind: str, high: int) -> dict:
+    return {"operationType": kind, "parameters": [
+        {"name": "units", "parameterType": "int", "feasibleSpace": {"min": "1", "max": str(high)}}]}
+
+
+def test_spec_rules_and_services_apply_the_same_space_checks() -> None:
+    """One place per check: `kubenas validate` reports what a suggestion service would refuse."""
+    from kubenas.experiment import SpecError
+    from kubenas.proto_convert import search_space_from_proto, search_space_to_proto
+
+    nas = {"graphConfig": {"numLayers": 2, "inputSizes": [8], "outputSizes": [10]},
+           "operations": [_int_op("dense", 6000), _int_op("wide", 6000)]}  # 12,000 once expanded
+    with pytest.raises(SpecError) as info:
+        load_experiment_dict(_experiment({"nasConfig": nas}))
+    assert [(e.path, e.value) for e in info.value.errors] == [("spec.nasConfig.operations", "12000 operations once expanded")]
+    wire = search_space_to_proto(space.SearchSpace(nas_config=NasConfig.model_validate(nas)))
+    with pytest.raises(space.SpaceError) as refused:
+        search_space_from_proto(wire)  # what a suggestion service does with a request
+    assert (refused.value.field, refused.value.allowed) == ("nasConfig.operations", info.value.errors[0].allowed)
+
+    twice = {"name": "x", "parameterType": "int", "feasibleSpace": {"min": "0", "max": "1"}}
+    with pytest.raises(SpecError) as info:
+        load_experiment_dict(_experiment({"parameters": [twice, twice]}))
+    with pytest.raises(space.SpaceError) as direct:
+        space.SearchSpace((ParameterSpec.model_validate(twice),) * 2).check()
+    assert info.value.errors[0].allowed == direct.value.allowed and info.value.paths == [f"spec.{direct.value.field}"]
