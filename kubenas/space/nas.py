@@ -53,35 +53,36 @@ class NasConfig(SpecModel):
         The spec rules report them all (`kubenas validate`); the services raise the first.
         """
         try:
-            self.check_graph(where)
+            self._check_graph(where)
         except SpaceError as exc:
             yield exc
         if not self.operations:
             yield SpaceError(f"{where}operations", [], "must list at least one operation")
-        broken = set()
+        broken: set[int] = set()
         for i, op in enumerate(self.operations):
             try:
                 _check_operation(op, f"{where}operations[{i}]")
             except SpaceError as exc:
                 broken.add(i)
                 yield exc
+        yield from self._expansion_problems(where, broken)
+
+    def _expansion_problems(self, where: str, broken: set[int]) -> Iterator[SpaceError]:
         # Counted, not built: an int parameter over 1..10**8 would otherwise be expanded
         # into a hundred million operations by the first suggestion.
         counts = {i: math.prod(p.value_count() for p in op.parameters)
                   for i, op in enumerate(self.operations) if i not in broken}
-        for i, count in counts.items():
-            if count > MAX_EXPANDED_OPERATIONS:
-                yield SpaceError(f"{where}operations[{i}]", f"{count} operations once expanded",
-                                 f"at most {MAX_EXPANDED_OPERATIONS}: an operation is expanded over the product of "
-                                 "its parameters' values; narrow their ranges or raise their step")
-        total = sum(counts.values())
-        if not broken and total > MAX_EXPANDED_OPERATIONS >= max(counts.values(), default=0):
-            yield SpaceError(f"{where}operations", f"{total} operations once expanded",
+        too_many = [(i, count) for i, count in counts.items() if count > MAX_EXPANDED_OPERATIONS]
+        for i, count in too_many:
+            yield SpaceError(f"{where}operations[{i}]", f"{count} operations once expanded",
+                             f"at most {MAX_EXPANDED_OPERATIONS}: an operation is expanded over the product of "
+                             "its parameters' values; narrow their ranges or raise their step")
+        if not broken and not too_many and sum(counts.values()) > MAX_EXPANDED_OPERATIONS:
+            yield SpaceError(f"{where}operations", f"{sum(counts.values())} operations once expanded",
                              f"at most {MAX_EXPANDED_OPERATIONS}: each operation is expanded over the product of its "
                              "parameters' values; narrow their ranges or raise their step")
 
-    def check_graph(self, where: str = "nasConfig.") -> None:
-        """The graphConfig's part of `check`, apart so a spec check can report both parts."""
+    def _check_graph(self, where: str) -> None:
         gc = self.graph_config
         if not 1 <= gc.num_layers <= MAX_NUM_LAYERS:
             # An ENAS architecture has numLayers**2 / 2 skip bits: 100,000 layers would be a

@@ -102,3 +102,18 @@ def test_spec_rules_and_services_apply_the_same_space_checks() -> None:
     with pytest.raises(space.SpaceError) as direct:
         space.SearchSpace((ParameterSpec.model_validate(twice),) * 2).check()
     assert info.value.errors[0].allowed == direct.value.allowed and info.value.paths == [f"spec.{direct.value.field}"]
+
+
+def test_one_bad_operation_does_not_hide_the_others() -> None:
+    from kubenas.experiment import SpecError
+
+    bad = {"operationType": "conv", "parameters": [
+        {"name": "k", "parameterType": "int", "feasibleSpace": {"min": "5", "max": "3"}}]}
+    nas = {"graphConfig": {"numLayers": 0}, "operations": [bad, _int_op("wide", 20_000), {"operationType": ""}]}
+    with pytest.raises(SpecError) as info:
+        load_experiment_dict(_experiment({"nasConfig": nas}))
+    assert info.value.paths == ["spec.nasConfig.graphConfig.numLayers", "spec.nasConfig.operations[0].parameters[0].feasibleSpace.max",
+                                "spec.nasConfig.operations[2].operationType", "spec.nasConfig.operations[1]"]
+    with pytest.raises(space.SpaceError) as first:
+        NasConfig.model_validate(nas).check()
+    assert first.value.field == "nasConfig.graphConfig.numLayers"
