@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kubenas import rfc3339
+from kubenas.errors import InvalidValue
 from kubenas.metrics import UNAVAILABLE, MetricPoint, now_rfc3339
 from kubenas.trials import TrialCondition
 
@@ -51,14 +52,10 @@ class StoreError(Exception):
     a missing driver. The message names the URL or path."""
 
 
-class InvalidLogError(ValueError):
+class InvalidLogError(InvalidValue):
     """A metric log or a query is malformed; the DBManager maps it to INVALID_ARGUMENT.
 
     `field` names the offending field (e.g. `metric_logs[2].time_stamp`)."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
 
 
 class MetricLog(NamedTuple):

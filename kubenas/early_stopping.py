@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from kubenas.api.v1beta1 import api_pb2
-from kubenas.error_text import invalid_value
+from kubenas.errors import InvalidValue
 from kubenas.trials import Objective, ObjectiveType
 
 __all__ = [
@@ -38,12 +38,8 @@ __all__ = [
 ]
 
 
-class RuleError(ValueError):
+class RuleError(InvalidValue):
     """A rule that cannot be applied (a value that is not a number, an unknown comparison)."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(invalid_value(field, value, allowed))
 
 
 class Comparison(str, Enum):

@@ -28,15 +28,15 @@ from kubenas.experiment_model import (
     AlgorithmSpec,
     EarlyStoppingSpec,
     ExperimentSpec,
-    NasConfig,
     ObjectiveSpec,
     ObjectMeta,
-    ParameterSpec,
     apply_defaults,
 )
 from kubenas.experiment_rules import check_spec
 from kubenas.experiment_yaml import MAX_YAML_BYTES, YamlInputError, load_yaml_documents, source_line
-from kubenas.space import SearchSpace, SpaceError
+from kubenas.space.errors import SpaceError
+from kubenas.space.parameters import ParameterSpec
+from kubenas.space.search_space import SearchSpace
 from kubenas.trials import Objective
 
 __all__ = [
@@ -104,8 +104,8 @@ class Experiment(BaseModel):
     def search_space(self) -> SearchSpace:
         """The HPO parameters or the nasConfig as domain data (`kubenas.space`)."""
         return SearchSpace(
-            parameters=tuple(p.to_domain() for p in self.spec.parameters),
-            nas_config=self.spec.nas_config.to_domain() if self.spec.nas_config else None,
+            parameters=tuple(p.normalized() for p in self.spec.parameters),
+            nas_config=self.spec.nas_config.normalized() if self.spec.nas_config else None,
         )
 
     def objective(self) -> Objective:
@@ -185,9 +185,9 @@ def _spec_dict_from_proto(spec: api_pb2.ExperimentSpec) -> dict[str, Any]:
         out["maxTrialCount"] = spec.max_trial_count
     space = proto_convert.search_space_from_proto(spec, check=False)
     if space.parameters:
-        out["parameters"] = [ParameterSpec.from_domain(p) for p in space.parameters]
+        out["parameters"] = list(space.parameters)
     if space.nas_config is not None:
-        out["nasConfig"] = NasConfig.from_domain(space.nas_config)
+        out["nasConfig"] = space.nas_config
     if spec.HasField("objective"):
         obj = proto_convert.objective_from_proto(spec.objective)
         out["objective"] = ObjectiveSpec(

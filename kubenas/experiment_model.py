@@ -1,19 +1,21 @@
 """Typed Katib v1beta1 Experiment spec (pydantic v2), its defaults, and its domain objects.
 
-Field names are the YAML's camelCase names (aliases); unknown fields are errors. Values a
-cross-field rule must judge (counts, names, ranges) are accepted here and checked in
-`experiment_rules`, so one bad value never hides the others.
+Field names are the YAML's camelCase names (aliases); unknown fields are errors. The search
+space's parts (`parameters`, `nasConfig`) are `kubenas.space`'s classes, models and domain
+objects at once. Values a cross-field rule must judge (counts, names, ranges) are accepted
+here and checked in `experiment_rules`, so one bad value never hides the others.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field
 
-from kubenas import space
+from kubenas.space.nas import NasConfig
+from kubenas.space.parameters import Distribution, ParameterSpec, ParameterType
+from kubenas.spec_model import Float, Int, SpecModel, Text
 from kubenas.trials import MetricStrategy, Objective, ObjectiveType
 
 __all__ = [
@@ -30,19 +32,14 @@ __all__ = [
     "ConfigMapSource",
     "EarlyStoppingSpec",
     "ExperimentSpec",
-    "FeasibleSpace",
     "FileFormat",
     "FileSystemKind",
     "FileSystemPath",
     "FilterSpec",
-    "GraphConfig",
     "MetricStrategySpec",
     "MetricsCollectorSpec",
-    "NasConfig",
     "ObjectMeta",
     "ObjectiveSpec",
-    "Operation",
-    "ParameterSpec",
     "ResumePolicy",
     "SourceSpec",
     "TrialParameter",
@@ -93,28 +90,6 @@ class ResumePolicy(str, Enum):
     FROM_VOLUME = "FromVolume"
 
 
-def _as_text(value: Any) -> Any:
-    """Katib writes numbers as strings ("0.01"); YAML numbers are taken as their text."""
-    if isinstance(value, bool):
-        # YAML 1.1 reads yes/no/on/off/true/false as booleans; the user almost surely meant text.
-        # ValueError, not TypeError: pydantic turns only ValueError into a field error.
-        raise ValueError("a YAML boolean is ambiguous here; quote the value (e.g. \"true\")")
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    return value
-
-
-Text = Annotated[str, BeforeValidator(_as_text)]
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict()]
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, use_enum_values=False
-    )
-
-
 class ObjectMeta(BaseModel):
     """Kubernetes metadata: only name and namespace matter here; other keys are kept as given."""
 
@@ -126,12 +101,12 @@ class ObjectMeta(BaseModel):
     annotations: dict[str, str] | None = None
 
 
-class MetricStrategySpec(_Spec):
+class MetricStrategySpec(SpecModel):
     name: str
     value: MetricStrategy
 
 
-class ObjectiveSpec(_Spec):
+class ObjectiveSpec(SpecModel):
     type: ObjectiveType
     goal: Float | None = None
     objective_metric_name: str
@@ -148,103 +123,34 @@ class ObjectiveSpec(_Spec):
         )
 
 
-class AlgorithmSetting(_Spec):
+class AlgorithmSetting(SpecModel):
     name: str
     value: Text = ""
 
 
-class AlgorithmSpec(_Spec):
+class AlgorithmSpec(SpecModel):
     algorithm_name: str
     algorithm_settings: tuple[AlgorithmSetting, ...] = ()
 
 
-class EarlyStoppingSpec(_Spec):
+class EarlyStoppingSpec(SpecModel):
     algorithm_name: str
     algorithm_settings: tuple[AlgorithmSetting, ...] = ()
 
 
-class FeasibleSpace(_Spec):
-    min: Text | None = None
-    max: Text | None = None
-    list: tuple[Text, ...] = ()
-    step: Text | None = None
-    distribution: space.Distribution | None = None
-
-
-class ParameterSpec(_Spec):
-    name: str
-    parameter_type: space.ParameterType
-    feasible_space: FeasibleSpace
-
-    def to_domain(self) -> space.ParameterSpec:
-        fs = self.feasible_space
-        distribution = fs.distribution
-        # Newer Katib defaults every parameter to uniform, list types too; there it means nothing.
-        listed = self.parameter_type in (space.ParameterType.DISCRETE, space.ParameterType.CATEGORICAL)
-        if listed and distribution is space.Distribution.UNIFORM:
-            distribution = None
-        feasible = space.FeasibleSpace(
-            min=fs.min, max=fs.max, list=tuple(fs.list), step=fs.step, distribution=distribution
-        )
-        return space.ParameterSpec(self.name, self.parameter_type, feasible)
-
-    @classmethod
-    def from_domain(cls, spec: space.ParameterSpec) -> ParameterSpec:
-        fs = spec.feasible
-        return cls(
-            name=spec.name,
-            parameter_type=spec.type,
-            feasible_space=FeasibleSpace(min=fs.min, max=fs.max, list=fs.list, step=fs.step, distribution=fs.distribution),
-        )
-
-
-class GraphConfig(_Spec):
-    num_layers: Int
-    input_sizes: tuple[Int, ...] = ()
-    output_sizes: tuple[Int, ...] = ()
-
-
-class Operation(_Spec):
-    operation_type: str
-    parameters: tuple[ParameterSpec, ...] = ()
-
-
-class NasConfig(_Spec):
-    graph_config: GraphConfig
-    operations: tuple[Operation, ...] = ()
-
-    def to_domain(self) -> space.NasConfig:
-        gc = self.graph_config
-        return space.NasConfig(
-            space.GraphConfig(gc.num_layers, gc.input_sizes, gc.output_sizes),
-            tuple(space.Operation(op.operation_type, tuple(p.to_domain() for p in op.parameters)) for op in self.operations),
-        )
-
-    @classmethod
-    def from_domain(cls, config: space.NasConfig) -> NasConfig:
-        gc = config.graph_config
-        return cls(
-            graph_config=GraphConfig(num_layers=gc.num_layers, input_sizes=gc.input_sizes, output_sizes=gc.output_sizes),
-            operations=tuple(
-                Operation(operation_type=op.operation_type, parameters=tuple(ParameterSpec.from_domain(p) for p in op.parameters))
-                for op in config.operations
-            ),
-        )
-
-
-class TrialParameter(_Spec):
+class TrialParameter(SpecModel):
     name: str
     description: str = ""
     reference: str = ""
 
 
-class ConfigMapSource(_Spec):
+class ConfigMapSource(SpecModel):
     config_map_name: str = ""
     config_map_namespace: str = ""
     template_path: str = ""
 
 
-class TrialTemplate(_Spec):
+class TrialTemplate(SpecModel):
     retain: bool = False
     primary_container_name: str = DEFAULT_PRIMARY_CONTAINER
     primary_pod_labels: dict[str, str] | None = None
@@ -261,28 +167,28 @@ class TrialTemplate(_Spec):
         return kind if isinstance(kind, str) else ""
 
 
-class FileSystemPath(_Spec):
+class FileSystemPath(SpecModel):
     path: str = ""
     kind: FileSystemKind | None = None
     format: FileFormat | None = None
 
 
-class FilterSpec(_Spec):
+class FilterSpec(SpecModel):
     metrics_format: tuple[str, ...] = ()
 
 
-class SourceSpec(_Spec):
+class SourceSpec(SpecModel):
     http_get: dict[str, Any] | None = None
     file_system_path: FileSystemPath | None = None
     filter: FilterSpec | None = None
 
 
-class CollectorSpec(_Spec):
+class CollectorSpec(SpecModel):
     kind: CollectorKind = CollectorKind.STDOUT
     custom_collector: dict[str, Any] | None = None
 
 
-class MetricsCollectorSpec(_Spec):
+class MetricsCollectorSpec(SpecModel):
     source: SourceSpec | None = None
     collector: CollectorSpec = Field(default_factory=CollectorSpec)
 
@@ -294,7 +200,7 @@ class MetricsCollectorSpec(_Spec):
         return self.source.filter.metrics_format
 
 
-class ExperimentSpec(_Spec):
+class ExperimentSpec(SpecModel):
     """`spec` of a Katib v1beta1 Experiment. Presence rules live in `experiment_rules`."""
 
     objective: ObjectiveSpec | None = None
@@ -361,11 +267,11 @@ def _default_collector(mc: MetricsCollectorSpec) -> MetricsCollectorSpec:
 
 def _default_parameter(p: ParameterSpec) -> ParameterSpec:
     # Katib defaults every distribution to uniform; for list types it means nothing, so only ranges get it.
-    numeric = p.parameter_type in (space.ParameterType.DOUBLE, space.ParameterType.INT)
-    if not numeric or p.feasible_space.distribution is not None:
+    numeric = p.type in (ParameterType.DOUBLE, ParameterType.INT)
+    if not numeric or p.feasible.distribution is not None:
         return p
-    fs = p.feasible_space.model_copy(update={"distribution": space.Distribution.UNIFORM})
-    return p.model_copy(update={"feasible_space": fs})
+    fs = p.feasible.model_copy(update={"distribution": Distribution.UNIFORM})
+    return p.model_copy(update={"feasible": fs})
 
 
 def apply_defaults(spec: ExperimentSpec) -> ExperimentSpec:

@@ -19,11 +19,12 @@ from kubenas.experiment_model import (
     FileFormat,
     FileSystemKind,
     ObjectMeta,
-    ParameterSpec,
 )
 from kubenas.metrics import MetricFormatError, compile_filters, filter_problem, metrics_path_problem
-from kubenas.space import GraphConfig as DomainGraph
-from kubenas.space import NasConfig, Operation, SpaceError
+from kubenas.space.errors import SpaceError
+from kubenas.space.nas import NasConfig
+from kubenas.space.parameters import ParameterSpec
+from kubenas.space.search_space import name_problem, presence_problem
 
 __all__ = ["INT32_MAX", "MAX_NAME_LENGTH", "META_KEYS", "RULES", "check_spec", "placeholders"]
 
@@ -149,44 +150,30 @@ def _space_error(exc: SpaceError, prefix: str = "spec.") -> FieldError:
 
 def _check_parameter(i: int, p: ParameterSpec) -> Iterator[FieldError]:
     try:
-        p.to_domain().check(f"parameters[{i}].")
+        p.normalized().check(f"parameters[{i}].")
     except SpaceError as exc:
         yield _space_error(exc)
 
 
 def check_search_space(meta: ObjectMeta, spec: ExperimentSpec) -> Iterator[FieldError]:
-    if spec.parameters and spec.nas_config is not None:
-        yield FieldError("spec.nasConfig", "nasConfig", "only one of spec.parameters (HPO) and spec.nasConfig (NAS) may be set")
-    if not spec.parameters and spec.nas_config is None:
-        yield FieldError("spec.parameters", [], "one of spec.parameters (HPO) or spec.nasConfig (NAS) must be set")
+    problem = presence_problem(spec.parameters, spec.nas_config)
+    if problem is not None:
+        yield _space_error(problem)
     seen: set[str] = set()
     for i, p in enumerate(spec.parameters):
-        if not p.name:
-            yield FieldError(f"spec.parameters[{i}].name", p.name, "must be a non-empty parameter name")
-        elif p.name in seen:
-            yield FieldError(f"spec.parameters[{i}].name", p.name, "parameter names must be unique")
-        seen.add(p.name)
+        problem = name_problem(i, p.name, seen)
+        if problem is not None:
+            yield _space_error(problem)
         yield from _check_parameter(i, p)
     if spec.nas_config is not None:
-        yield from _check_nas(spec)
+        yield from _check_nas(spec.nas_config)
 
 
-def _check_nas(spec: ExperimentSpec) -> Iterator[FieldError]:
-    assert spec.nas_config is not None
-    config = spec.nas_config.to_domain()
-    # Check the graph and each operation apart so one bad operation does not hide the rest.
-    try:
-        NasConfig(config.graph_config, (Operation("probe"),)).check()
-    except SpaceError as exc:
-        yield _space_error(exc)
-    if not config.operations:
-        yield FieldError("spec.nasConfig.operations", [], "must list at least one operation")
-    probe_graph = DomainGraph(1, (1,), (1,))
+def _check_nas(config: NasConfig) -> Iterator[FieldError]:
+    # Every part apart, so one bad operation does not hide the rest.
+    for problem in config.normalized().problems():
+        yield _space_error(problem)
     for i, op in enumerate(config.operations):
-        try:
-            NasConfig(probe_graph, (op,)).check(where="")
-        except SpaceError as exc:
-            yield FieldError(f"spec.nasConfig.operations[{i}]{exc.field.removeprefix('operations[0]')}", exc.value, exc.allowed)
         seen: set[str] = set()
         for j, p in enumerate(op.parameters):
             if p.name in seen:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubenas.error_text import invalid_value
+from kubenas.errors import InvalidValue
 
 __all__ = ["GENOTYPE_LINE", "Genotype", "GenotypeError"]
 
@@ -24,10 +24,8 @@ GENOTYPE_LINE = re.compile(r"([\w-]+)=(Genotype.*)")
 Edge = tuple[str, int]
 
 
-class GenotypeError(ValueError):
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(invalid_value(field, value, allowed))
+class GenotypeError(InvalidValue):
+    """A genotype that cannot describe a cell (DARTS, NAS-Bench-201)."""
 
 
 def _edges(raw: Any, field: str) -> tuple[Edge, ...]:

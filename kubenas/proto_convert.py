@@ -17,18 +17,11 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from kubenas.api.v1beta1 import api_pb2
-from kubenas.space import (
-    Distribution,
-    FeasibleSpace,
-    GraphConfig,
-    NasConfig,
-    Operation,
-    ParameterSpec,
-    ParameterType,
-    SearchSpace,
-    SpaceError,
-    format_value,
-)
+from kubenas.space.errors import SpaceError
+from kubenas.space.nas import GraphConfig, NasConfig, Operation
+from kubenas.space.number_text import format_value
+from kubenas.space.parameters import Distribution, FeasibleSpace, ParameterSpec, ParameterType
+from kubenas.space.search_space import SearchSpace
 from kubenas.trials import MetricStrategy, Objective, ObjectiveType, TrialCondition, TrialRecord
 
 __all__ = [
@@ -133,7 +126,7 @@ def parameter_spec_from_proto(msg: api_pb2.ParameterSpec, where: str = "") -> Pa
         step=_text(fs.step),
         distribution=distribution,
     )
-    return ParameterSpec(msg.name, ptype, feasible)
+    return ParameterSpec(name=msg.name, type=ptype, feasible=feasible)
 
 
 def parameter_spec_to_proto(spec: ParameterSpec) -> api_pb2.ParameterSpec:
@@ -156,9 +149,9 @@ def nas_config_from_proto(msg: api_pb2.NasConfig, where: str = "nasConfig.") -> 
             parameter_spec_from_proto(p, f"{where}operations[{i}].parameters[{j}].")
             for j, p in enumerate(op.parameter_specs.parameters)
         )
-        operations.append(Operation(op.operation_type, params))
-    graph = GraphConfig(gc.num_layers, tuple(gc.input_sizes), tuple(gc.output_sizes))
-    return NasConfig(graph, tuple(operations))
+        operations.append(Operation(operation_type=op.operation_type, parameters=params))
+    graph = GraphConfig(num_layers=gc.num_layers, input_sizes=tuple(gc.input_sizes), output_sizes=tuple(gc.output_sizes))
+    return NasConfig(graph_config=graph, operations=tuple(operations))
 
 
 def nas_config_to_proto(config: NasConfig) -> api_pb2.NasConfig:

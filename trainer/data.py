@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kubenas.errors import InvalidValue
+
 __all__ = [
     "CIFAR10_URL",
     "DATASETS",
@@ -51,12 +53,8 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidValue):
     """A dataset cannot be loaded; names the flag or file, the value and what is expected."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
 
 
 @dataclass(frozen=True)

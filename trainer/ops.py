@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from kubenas.errors import InvalidValue
+
 __all__ = [
     "OPS",
     "DepthwiseConv",
@@ -49,12 +51,8 @@ __all__ = [
 ]
 
 
-class OpError(ValueError):
+class OpError(InvalidValue):
     """An op name or its parameters cannot be built; names the field, value and what is allowed."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
 
 
 Params = Mapping[str, Any]

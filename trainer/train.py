@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kubenas.errors import InvalidValue
 from kubenas.metrics import format_metrics, now_rfc3339
 from trainer.data import Split, Splits, batches
 
@@ -42,12 +43,8 @@ log = logging.getLogger(__name__)
 Reporter = Callable[[int, Mapping[str, float]], None]
 
 
-class TrainError(ValueError):
+class TrainError(InvalidValue):
     """A training flag is unusable; names the flag, the value and what is allowed."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
 
 
 def _sgd(params: Iterable[nn.Parameter], lr: float, wd: float) -> torch.optim.Optimizer:

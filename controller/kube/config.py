@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from kubenas.errors import InvalidValue
+
 __all__ = [
     "DEFAULT_DB_MANAGER_ADDRESS",
     "DEFAULT_MOUNT_PATH",
@@ -48,12 +50,10 @@ _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidValue):
     """The ConfigMap is malformed, or names no image for an algorithm."""
 
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"katib-config {field}: invalid value {value!r}: {allowed}")
+    where = "katib-config "
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The schemas are structural and spell Katib's field names exactly, so existing Katib YAML is
 accepted while a misspelled field or a wrong type is rejected by the API server at
-`kubectl apply`. Only what is free-form in Katib stays free-form: the trial's `trialSpec`
+`kubectl apply`. Experiment.spec (and the parts Trials and Suggestions share with it) is
+derived from the pydantic models `kubenas run` validates with (`structural_schema`). Only what is free-form in Katib stays free-form: the trial's `trialSpec`
 / `runSpec`, a custom collector container, and `status` (written by the controller).
 
 `python -m controller.kube.crd DIR` writes one YAML per CRD; a test checks the committed
@@ -17,13 +18,19 @@ from typing import Any
 
 import yaml
 
+from controller.kube.structural_schema import Schema, structural_schema
+from kubenas.experiment_model import (
+    AlgorithmSpec,
+    EarlyStoppingSpec,
+    ExperimentSpec,
+    MetricsCollectorSpec,
+    ObjectiveSpec,
+)
+
 __all__ = ["GROUP", "VERSION", "crds", "experiment_spec_schema", "write_crds"]
 
 GROUP = "kubeflow.org"
 VERSION = "v1beta1"
-
-Schema = dict[str, Any]
-
 
 def _s(description: str = "", enum: list[str] | None = None) -> Schema:
     out: Schema = {"type": "string"}
@@ -68,97 +75,41 @@ def _name_value() -> Schema:
     return _obj({"name": _s(), "value": _s()}, required=["name"])
 
 
-def _parameter_spec() -> Schema:
-    # Katib keeps feasible-space bounds as strings (they travel as strings in the proto).
-    feasible = _obj({
-        "min": _s(), "max": _s(), "step": _s(),
-        "list": _arr(_s()),
-        "distribution": _s(enum=["uniform", "logUniform", "normal", "logNormal"]),
-    })
-    return _obj({
-        "name": _s(),
-        "parameterType": _s(enum=["unknown", "double", "int", "discrete", "categorical"]),
-        "feasibleSpace": feasible,
-    }, required=["name", "parameterType"])
-
-
-def _algorithm_spec() -> Schema:
-    return _obj({"algorithmName": _s(), "algorithmSettings": _arr(_name_value())})
-
-
-def _objective_spec() -> Schema:
-    return _obj({
-        "type": _s(enum=["minimize", "maximize"]),
-        "goal": {"type": "number"},
-        "objectiveMetricName": _s(),
-        "additionalMetricNames": _arr(_s()),
-        "metricStrategies": _arr(_obj({"name": _s(), "value": _s(enum=["min", "max", "latest"])}, required=["name"])),
-    })
-
-
-def _metrics_collector_spec() -> Schema:
-    http_get = _obj({
+# What the models cannot say: minimums their rules check later (so a spec still gets every
+# error at once locally), descriptions, and the HTTPGetAction Katib spells out where the
+# model keeps it free-form.
+_COLLECTOR_EXTRAS: dict[str, Schema] = {
+    "source.httpGet": _obj({
         "path": _s(), "host": _s(), "scheme": _s(enum=["HTTP", "HTTPS"]),
         "port": {"x-kubernetes-int-or-string": True},
         "httpHeaders": _arr(_obj({"name": _s(), "value": _s()}, required=["name", "value"])),
-    })
-    source = _obj({
-        "fileSystemPath": _obj({"path": _s(), "kind": _s(enum=["File", "Directory"]), "format": _s(enum=["TEXT", "JSON"])}),
-        "filter": _obj({"metricsFormat": _arr(_s())}),
-        "httpGet": http_get,
-    })
-    collector = _obj({
-        "kind": _s(enum=["StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "None", "Push"]),
-        "customCollector": _free("a Kubernetes Container for the Custom collector"),
-    })
-    return _obj({"source": source, "collector": collector})
-
-
-def _trial_template() -> Schema:
-    return _obj({
-        "retain": {"type": "boolean"},
-        "trialSpec": _free("the trial's Kubernetes object (Job or any kind); ${trialParameters.x} is substituted"),
-        "configMap": _obj({"configMapName": _s(), "configMapNamespace": _s(), "templatePath": _s()}),
-        "trialParameters": _arr(_obj({"name": _s(), "description": _s(), "reference": _s()}, required=["name"])),
-        "primaryPodLabels": _string_map(),
-        "primaryContainerName": _s(),
-        "successCondition": _s(),
-        "failureCondition": _s(),
-    })
-
-
-def _nas_config() -> Schema:
-    return _obj({
-        "graphConfig": _obj({
-            "numLayers": _int(minimum=1),
-            "inputSizes": _arr(_int()),
-            "outputSizes": _arr(_int()),
-        }),
-        "operations": _arr(_obj({"operationType": _s(), "parameters": _arr(_parameter_spec())}, required=["operationType"])),
-    })
+    }),
+    "collector.customCollector": {"description": "a Kubernetes Container for the Custom collector"},
+}
+_EXPERIMENT_EXTRAS: dict[str, Schema] = {
+    "parallelTrialCount": {"minimum": 1},
+    "maxTrialCount": {"minimum": 1},
+    "maxFailedTrialCount": {"minimum": 0},
+    "nasConfig.graphConfig.numLayers": {"minimum": 1},
+    "trialTemplate.trialSpec": {
+        "description": "the trial's Kubernetes object (Job or any kind); ${trialParameters.x} is substituted"},
+    **{f"metricsCollectorSpec.{path}": extra for path, extra in _COLLECTOR_EXTRAS.items()},
+}
 
 
 def experiment_spec_schema() -> Schema:
-    """The structural schema of Experiment.spec (Katib v1beta1 field names)."""
-    return _obj({
-        "parameters": _arr(_parameter_spec()),
-        "objective": _objective_spec(),
-        "algorithm": _algorithm_spec(),
-        "earlyStopping": _algorithm_spec(),
-        "trialTemplate": _trial_template(),
-        "parallelTrialCount": _int(minimum=1),
-        "maxTrialCount": _int(minimum=1),
-        "maxFailedTrialCount": _int(minimum=0),
-        "metricsCollectorSpec": _metrics_collector_spec(),
-        "nasConfig": _nas_config(),
-        "resumePolicy": _s(enum=["Never", "LongRunning", "FromVolume"]),
-    })
+    """The structural schema of Experiment.spec, derived from the model `kubenas run` validates."""
+    return structural_schema(ExperimentSpec, _EXPERIMENT_EXTRAS)
+
+
+def _metrics_collector_spec() -> Schema:
+    return structural_schema(MetricsCollectorSpec, _COLLECTOR_EXTRAS)
 
 
 def _suggestion_spec() -> Schema:
     return _obj({
-        "algorithm": _algorithm_spec(),
-        "earlyStopping": _algorithm_spec(),
+        "algorithm": structural_schema(AlgorithmSpec),
+        "earlyStopping": structural_schema(EarlyStoppingSpec),
         "requests": _int(minimum=0, description="how many assignments the experiment has asked for in total"),
         "resumePolicy": _s(enum=["Never", "LongRunning", "FromVolume"]),
     })
@@ -166,7 +117,7 @@ def _suggestion_spec() -> Schema:
 
 def _trial_spec() -> Schema:
     return _obj({
-        "objective": _objective_spec(),
+        "objective": structural_schema(ObjectiveSpec),
         "parameterAssignments": _arr(_name_value()),
         "earlyStoppingRules": _arr(_obj({
             "name": _s(), "value": _s(),

@@ -32,18 +32,18 @@ _NUM_LAYERS, _INPUT_SIZES, _OUTPUT_SIZES = 5, (32, 32, 3), (10,)
 
 
 def _categorical(name: str, *values: str) -> ParameterSpec:
-    return ParameterSpec(name, ParameterType.CATEGORICAL, FeasibleSpace(list=values))
+    return ParameterSpec(name=name, type=ParameterType.CATEGORICAL, feasible=FeasibleSpace(list=values))
 
 
 def nb201_search_space() -> SearchSpace:
     """none, skip_connect, nor_conv 1x1/3x3, avg_pool 3x3: NB201's five primitives."""
     return SearchSpace(nas_config=NasConfig(
-        GraphConfig(_NUM_LAYERS, _INPUT_SIZES, _OUTPUT_SIZES),
-        (
-            Operation("none"),
-            Operation("skip_connect"),
-            Operation("nor_conv", (_categorical("filter_size", "1", "3"),)),
-            Operation("avg_pool", (_categorical("pool_size", "3"),)),
+        graph_config=GraphConfig(num_layers=_NUM_LAYERS, input_sizes=_INPUT_SIZES, output_sizes=_OUTPUT_SIZES),
+        operations=(
+            Operation(operation_type="none"),
+            Operation(operation_type="skip_connect"),
+            Operation(operation_type="nor_conv", parameters=(_categorical("filter_size", "1", "3"),)),
+            Operation(operation_type="avg_pool", parameters=(_categorical("pool_size", "3"),)),
         ),
     ))
 

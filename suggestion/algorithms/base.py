@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from kubenas.error_text import invalid_value
+from kubenas.errors import InvalidValue
 from kubenas.space import SearchSpace
 from kubenas.trials import Objective, TrialRecord
 
@@ -23,12 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["Algorithm", "Cancelled", "InvalidSettings", "Problem", "Proposal", "SearchSpaceExhausted", "Suggestion"]
 
 
-class InvalidSettings(ValueError):
+class InvalidSettings(InvalidValue):
     """Settings or search space unusable by this algorithm; becomes INVALID_ARGUMENT."""
 
-    def __init__(self, setting: str, value: object, allowed: str) -> None:
-        self.setting, self.value, self.allowed = setting, value, allowed
-        super().__init__(invalid_value(setting, value, allowed))
+    @property
+    def setting(self) -> str:
+        """The name of the setting (or the search-space path) refused."""
+        return self.field
 
 
 class SearchSpaceExhausted(Exception):

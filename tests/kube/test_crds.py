@@ -143,3 +143,77 @@ def test_cluster_examples_fit_the_crd_and_the_rules(path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     assert list(_validator("Experiment").iter_errors(doc)) == []
     assert load_experiment_dict(doc).name == doc["metadata"]["name"]
+
+
+def _model_node(annotation: Any) -> dict[str, Any]:
+    """What the CRD must say for a model field, read from the Python types (not from pydantic's
+    JSON schema, which the CRD generator itself uses): type, enum, properties, required."""
+    import enum
+    import typing
+
+    from pydantic import BaseModel
+
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _model_node(args[0])
+    if origin in (typing.Union, __import__("types").UnionType):
+        present = [a for a in args if a is not type(None)]
+        assert len(present) == 1, annotation
+        return _model_node(present[0])
+    if origin is tuple:
+        return {"type": "array", "items": _model_node(args[0])}
+    if origin is dict:
+        return {"type": "object", "free": args[1] is Any}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        fields = annotation.model_fields
+        return {"type": "object",
+                "properties": {(f.alias or n): _model_node(f.annotation) for n, f in fields.items()},
+                "required": sorted((f.alias or n) for n, f in fields.items() if f.is_required())}
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return {"type": "string", "enum": [m.value for m in annotation]}
+    kinds = {bool: "boolean", str: "string", int: "integer", float: "number"}
+    return {"type": kinds[annotation]}
+
+
+# Where the CRD spells out what the model keeps free-form (Kubernetes' HTTPGetAction).
+SPELLED_OUT = {".metricsCollectorSpec.source.httpGet"}
+
+
+def _compare(model: dict[str, Any], crd: dict[str, Any], path: str) -> Iterator[str]:
+    if model["type"] == "object" and model.get("free"):
+        if path not in SPELLED_OUT and not crd.get("x-kubernetes-preserve-unknown-fields"):
+            yield f"{path}: free-form in the model, not in the CRD"
+        return
+    if crd.get("type") != model["type"]:
+        yield f"{path}: type {crd.get('type')} in the CRD, {model['type']} in the model"
+        return
+    if model.get("enum") != crd.get("enum"):
+        yield f"{path}: enum {crd.get('enum')} in the CRD, {model.get('enum')} in the model"
+    if "items" in model:
+        yield from _compare(model["items"], crd["items"], f"{path}[]")
+    if "properties" in model:
+        if set(model["properties"]) != set(crd.get("properties", {})):
+            yield f"{path}: fields {sorted(crd.get('properties', {}))} in the CRD, {sorted(model['properties'])} in the model"
+        if model["required"] != sorted(crd.get("required", [])):
+            yield f"{path}: required {sorted(crd.get('required', []))} in the CRD, {model['required']} in the model"
+        for name in set(model["properties"]) & set(crd.get("properties", {})):
+            yield from _compare(model["properties"][name], crd["properties"][name], f"{path}.{name}")
+    if model["type"] == "object" and "properties" not in model and "additionalProperties" in crd:
+        assert crd["additionalProperties"] == {"type": "string"}, path
+
+
+def test_schema_matches_the_experiment_model_at_every_depth() -> None:
+    """Field names, types, enums and required fields of Experiment.spec, all the way down."""
+    drift = list(_compare(_model_node(ExperimentSpec), experiment_spec_schema(), ""))
+    assert drift == []
+
+
+def test_trial_and_suggestion_share_the_experiment_model_parts() -> None:
+    by_kind = {c["spec"]["names"]["kind"]: c["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for c in crds()}
+    experiment = experiment_spec_schema()["properties"]
+    trial = by_kind["Trial"]["properties"]["spec"]["properties"]
+    suggestion = by_kind["Suggestion"]["properties"]["spec"]["properties"]
+    assert trial["objective"] == experiment["objective"]
+    assert trial["metricsCollector"] == experiment["metricsCollectorSpec"]
+    assert suggestion["algorithm"] == experiment["algorithm"]
+    assert suggestion["earlyStopping"] == experiment["earlyStopping"]

@@ -148,7 +148,7 @@ def test_katib_defaults_are_applied() -> None:
     assert spec.trial_template.primary_container_name == "training-container"
     assert (spec.trial_template.success_condition, spec.trial_template.failure_condition) == (JOB_SUCCESS, JOB_FAILURE)
     assert [(s.name, s.value) for s in spec.objective.metric_strategies] == [("loss", MetricStrategy.MIN)]
-    assert all(p.feasible_space.distribution is Distribution.UNIFORM for p in spec.parameters)
+    assert all(p.feasible.distribution is Distribution.UNIFORM for p in spec.parameters)
     assert exp.namespace == "default" and exp.max_failed_trial_count is None
 
 
@@ -193,7 +193,7 @@ def test_katib_exported_uniform_on_a_categorical_is_accepted() -> None:
     data["spec"]["parameters"].append(
         {"name": "opt", "parameterType": "categorical", "feasibleSpace": {"list": ["sgd"], "distribution": "uniform"}})
     exp = load_experiment_dict(data)
-    assert exp.spec.parameters[2].feasible_space.distribution is Distribution.UNIFORM  # kept as written
+    assert exp.spec.parameters[2].feasible.distribution is Distribution.UNIFORM  # kept as written
     assert exp.search_space().parameters[2].feasible.distribution is None  # means nothing for a list
     data["spec"]["parameters"][2]["feasibleSpace"]["distribution"] = "normal"
     error = errors_of(data)[0]
@@ -204,7 +204,7 @@ def test_numbers_may_be_yaml_numbers_or_text() -> None:
     text = yaml.safe_dump(base())
     as_numbers = text.replace("min: '-1'", "min: -1").replace("max: '1'", "max: 1.0")
     assert as_numbers != text
-    feasible = load_experiment_text(as_numbers).spec.parameters[0].feasible_space
+    feasible = load_experiment_text(as_numbers).spec.parameters[0].feasible
     assert (feasible.min, feasible.max) == ("-1", "1.0")
     assert load_experiment_text(as_numbers).search_space().parameters[0].high == 1.0
 

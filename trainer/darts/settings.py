@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from kubenas.errors import InvalidValue
 from kubenas.space import SpaceError, loads_lenient
 
 __all__ = ["EDGE_NORMALIZATION_VALUES", "ConfigError", "DartsSettings", "parse_algorithm_settings", "parse_num_layers", "parse_search_space"]
@@ -22,12 +23,8 @@ __all__ = ["EDGE_NORMALIZATION_VALUES", "ConfigError", "DartsSettings", "parse_a
 EDGE_NORMALIZATION_VALUES = ("auto", "true", "false")
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidValue):
     """A flag or setting the trainer cannot use; the entry point prints it and exits 2."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: invalid value {value!r}: {allowed}")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kubenas.errors import InvalidValue
 from kubenas.genotype import Genotype, GenotypeError
 from kubenas.space import ExpandedOp, MacroArchitecture, SpaceError, loads_lenient
 from trainer.cells import CellNetwork, check_cell_shapes
@@ -38,13 +39,8 @@ __all__ = [
 ]
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(InvalidValue):
     """The architecture or nn_config cannot describe a network; names field, value, allowed."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        shown = value if not isinstance(value, str) or len(value) < 200 else value[:200] + "..."
-        super().__init__(f"{field}: invalid value {shown!r}: {allowed}")
 
 
 def strip_quotes(text: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from kubenas.errors import InvalidValue
 from kubenas.space import ExpandedOp, SpaceError, loads_lenient
 
 __all__ = ["SAMPLERS", "SCHEDULES", "SEARCH_MODES", "ConfigError", "OneshotSettings", "SpaceSpec",
@@ -28,13 +29,8 @@ SAMPLERS = ("enas", "random")
 SCHEDULES = ("cosine", "constant")
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidValue):
     """A flag, setting or search space the trainer cannot use; the entry point exits 2."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        shown = value if not isinstance(value, str) or len(value) < 200 else value[:200] + "..."
-        super().__init__(f"{field}: invalid value {shown!r}: {allowed}")
 
 
 @dataclass(frozen=True)
