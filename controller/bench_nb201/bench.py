@@ -28,7 +28,7 @@ from controller.bench_nb201.plot import plot_anytime
 from controller.bench_nb201.summary import markdown_table, rich_table, summarize
 from controller.bench_nb201.tabular import Nb201Table, load_table
 from controller.grpc_clients import SuggestionClient, SuggestionServerError
-from controller.local_suggestion import LocalSuggestionServer
+from controller.local.suggestion_server import LocalSuggestionServer
 from controller.report import print_unsqueezed, provenance, write_results
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
 

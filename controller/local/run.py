@@ -25,8 +25,8 @@ import grpc
 from rich.console import Console
 
 from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
-from controller.local_suggestion import LocalSuggestionServer
-from controller.local_trials import GpuPool, detect_gpus
+from controller.local.processes import GpuPool, detect_gpus
+from controller.local.suggestion_server import LocalSuggestionServer
 from controller.template import placeholders
 from kubenas.printable import printable
 
@@ -271,7 +271,7 @@ def run_experiment(
                                            workdir / "suggestion-server.log")
             server.start()  # it boots while we import the runner; wait_ready below
             stack.callback(server.stop)
-            from controller.local_runner import LocalRunner
+            from controller.local.runner import LocalRunner
             from controller.store import StoreError, open_store
 
             early.check()

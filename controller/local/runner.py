@@ -32,9 +32,8 @@ from controller.collector import (
     observation_from_log,
 )
 from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
-from controller.local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
-from controller.local_observation import ObservationFold
-from controller.local_trials import (
+from controller.local.observation_fold import ObservationFold
+from controller.local.processes import (
     GpuPool,
     LaunchError,
     LaunchSpec,
@@ -45,6 +44,7 @@ from controller.local_trials import (
     stop_orphan,
     trial_environment,
 )
+from controller.local.run import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
 from controller.logic import (
     Outcome,
     count_trials,
