@@ -32,7 +32,9 @@ from controller.collector import (
     observation_from_log,
 )
 from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
+from controller.local.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError
 from controller.local.observation_fold import ObservationFold
+from controller.local.plan import TrialPlan
 from controller.local.processes import (
     GpuPool,
     LaunchError,
@@ -44,7 +46,6 @@ from controller.local.processes import (
     stop_orphan,
     trial_environment,
 )
-from controller.local.run import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError, TrialPlan
 from controller.logic import (
     Outcome,
     count_trials,
