@@ -37,6 +37,7 @@ __all__ = [
     "experiment_seed",
     "new_trial_name",
     "optimal_trial",
+    "suggested_trial_name",
     "trial_condition",
     "trials_to_request",
 ]
@@ -247,3 +248,9 @@ def new_trial_name(experiment: str, taken: Collection[str], seed: int | None = N
         name = f"{experiment}-{''.join(pick.choice(string.ascii_lowercase) for _ in range(TRIAL_SUFFIX_LENGTH))}"
         if name not in taken:
             return name
+
+
+def suggested_trial_name(experiment: str, suggested: str, taken: Collection[str], seed: int | None = None) -> str:
+    """The name of a trial made from a suggestion: the algorithm's own name for it when it
+    gave one that is free, else `new_trial_name` (both runtimes name trials with it)."""
+    return suggested if suggested and suggested not in taken else new_trial_name(experiment, taken, seed)

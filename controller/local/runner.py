@@ -9,7 +9,6 @@ whatever the trials print.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import grpc
 from rich.console import Console
 
 from controller.collector import (
@@ -34,6 +32,7 @@ from controller.collector import (
 from controller.grpc_clients import EarlyStoppingClient, SuggestionClient, SuggestionServerError
 from controller.local.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED, RunError
 from controller.local.observation_fold import ObservationFold
+from controller.local.persistence import TrialLedger
 from controller.local.plan import TrialPlan
 from controller.local.processes import (
     GpuPool,
@@ -43,18 +42,16 @@ from controller.local.processes import (
     TrialProcess,
     stop_all,
     stop_escaped,
-    stop_orphan,
     trial_environment,
 )
+from controller.local.suggestion_feed import SuggestionFeed
 from controller.logic import (
     Outcome,
     count_trials,
     experiment_outcome,
     experiment_seed,
-    new_trial_name,
     optimal_trial,
     trial_condition,
-    trials_to_request,
 )
 from controller.progress import Progress
 from controller.report import (
@@ -85,14 +82,10 @@ _EOF_GRACE_S = 2.0
 # ... unless output read before it is still queued; but a leftover child that keeps printing
 # does not keep the trial open longer than this after the main process exited.
 _EOF_LIMIT_S = 30.0
-_PID_KEY = "trial-pid/"
-# Metrics files written by this experiment's trials: the only existing files kubenas removes.
-_METRICS_FILE_KEY = "metrics-file/"
 # Output chunks (64 KiB each) queued between the trials' readers and the runner.
 _QUEUE_CHUNKS = 32
 # Longest time one pass of the loop spends on queued output before it looks at signals again.
 _PUMP_BUDGET_S = 0.5
-_RERUN = (TrialCondition.CREATED, TrialCondition.RUNNING, TrialCondition.KILLED, TrialCondition.UNKNOWN)
 
 
 @dataclass
@@ -114,30 +107,6 @@ class _Active:
     observed: ObservationFold | None = None  # its observation so far, folded as metrics arrive
 
 
-class _Suggesting:
-    """One GetSuggestions call in a daemon thread; wakes the runner through its event queue."""
-
-    def __init__(self, call: Callable[[], Any], current: int, events: queue.Queue[TrialEvent]) -> None:
-        self.call, self.current = call, current
-        self.reply: Any = None
-        self.error: SuggestionServerError | None = None
-        self._done = threading.Event()
-
-        def work() -> None:
-            try:
-                self.reply = call()
-            except SuggestionServerError as exc:
-                self.error = exc
-            finally:
-                self._done.set()
-                events.put(TrialEvent("", None))  # no trial: only wakes the loop
-
-        threading.Thread(target=work, name="get-suggestions", daemon=True).start()
-
-    def done(self) -> bool:
-        return self._done.is_set()
-
-
 class LocalRunner:
     """Drives one experiment to its outcome (or to an interrupt). Call `run` once."""
 
@@ -147,13 +116,11 @@ class LocalRunner:
                  on_loop_end: Callable[[], None] = lambda: None,
                  restart_suggestion: Callable[[], SuggestionClient] | None = None,
                  early_stopping: EarlyStoppingClient | None = None) -> None:
-        self.experiment, self.plan, self.proto, self.client = experiment, plan, proto, client
+        self.experiment, self.plan, self.proto = experiment, plan, proto
         # Asked for rules at start and whenever a trial completes; None: no spec.earlyStopping.
         self.early_stopping = early_stopping
         self.rules: tuple[StopRule, ...] = ()
         self._rules_stale = early_stopping is not None
-        # Called once if the suggestion server is lost (UNAVAILABLE); returns a client of a new one.
-        self.restart_suggestion = restart_suggestion
         self.store, self.workdir, self.gpus, self.console, self.cwd, self.file = store, workdir, gpus, console, cwd, file
         self.db_address = db_address
         self.on_loop_end = on_loop_end
@@ -166,16 +133,19 @@ class LocalRunner:
             log.info("%d GPUs: running at most %d trials at once (one GPU each)", len(gpus.ids), len(gpus.ids))
             self.parallel = len(gpus.ids)
         self.seed = experiment_seed(experiment.algorithm_settings())
-        self.rows: dict[str, TrialRow] = {}
+        self.ledger = TrialLedger(store, self.name, workdir)
+        self.rows = self.ledger.rows
         self.active: dict[str, _Active] = {}
         self.events: queue.Queue[TrialEvent] = queue.Queue(maxsize=_QUEUE_CHUNKS)
-        self._suggesting: _Suggesting | None = None
-        self.exhausted = False
         self.stop_signal: int | None = None
         self.base_env = trial_environment()
         self.metric_names = self.objective.metric_names
         self._mentions = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in self.metric_names) + r")\s*=")
         self.progress = Progress(console, self.name, self.objective, self.max_trials)
+        self.resume_command = f"kubenas run {self.file} --workdir {self.workdir} --resume"
+        self.feed = SuggestionFeed(client, proto, self.objective, self.ledger, self.seed, self.events,
+                                   resume_command=self.resume_command, restart=restart_suggestion,
+                                   note=self.progress.note)
 
     # --- the loop ---------------------------------------------------------------------------
     def run(self, resume: bool) -> int:
@@ -199,7 +169,7 @@ class LocalRunner:
             self.on_loop_end()
             self._write_results(outcome)
         if outcome is None:
-            self.console.print(f"interrupted; resume with: kubenas run {self.file} --workdir {self.workdir} --resume",
+            self.console.print(f"interrupted; resume with: {self.resume_command}",
                                soft_wrap=True, markup=False)
             return EXIT_INTERRUPTED
         self._summary(outcome)
@@ -207,74 +177,22 @@ class LocalRunner:
 
     def _loop(self) -> Outcome | None:
         while self.stop_signal is None:
-            self._take_suggestions()
+            self.feed.take()
             records = [record_of(r) for r in self.rows.values()]
-            outcome = experiment_outcome(self.objective, self.max_trials, self.max_failed, records, self.exhausted)
+            outcome = experiment_outcome(self.objective, self.max_trials, self.max_failed, records, self.feed.exhausted)
             self.progress.status(count_trials(records), self._best_row(records))
             if outcome is not None:
                 return outcome
             self._refresh_rules(records)
-            self._request_more(records)
+            self.feed.request(records, self.parallel, self.max_trials)
             self._start_pending()
-            if not self.active and not self._pending() and self._suggesting is None:
+            if not self.active and not self.ledger.pending() and not self.feed.in_flight:
                 continue  # nothing left to wait for: the next round decides the outcome
             self._pump(_TICK_S)
         return None
 
-    def _pending(self) -> list[TrialRow]:
-        return [r for r in self.rows.values() if r.condition is TrialCondition.CREATED]
-
-    def _request_more(self, records: list[Any]) -> None:
-        """Start a GetSuggestions call if more trials are wanted and none is in flight; its
-        reply is taken by `_take_suggestions` while the loop goes on collecting."""
-        if self.exhausted or self._suggesting is not None:
-            return
-        counts = count_trials(records)
-        current, total = trials_to_request(self.parallel, self.max_trials, counts.completed, counts.active)
-        if current <= 0:
-            return
-        history = [trial_to_proto(r, self.objective) for r in records]
-        # self.client is read when the call runs: a retry after a restart uses the new server
-        self._suggesting = _Suggesting(lambda: self.client.suggest(self.proto, history, current, total),
-                                       current, self.events)
-
-    def _take_suggestions(self) -> None:
-        call = self._suggesting
-        if call is None or not call.done():
-            return
-        self._suggesting = None
-        if call.error is not None:
-            exc = call.error
-            if exc.code is grpc.StatusCode.UNAVAILABLE and self.restart_suggestion is not None:
-                # The server process died (OOM killer, a crash): its state is on disk
-                # (suggestion-state), so a new one continues where it stopped. Once per run; from
-                # this thread, since the server is set to die with the thread that started it.
-                restart, self.restart_suggestion = self.restart_suggestion, None
-                log.warning("the suggestion server is unavailable (%s); starting a new one", exc)
-                self.progress.note("suggestion server lost; restarted it")
-                self.client = restart()
-                self._suggesting = _Suggesting(call.call, call.current, self.events)
-                return
-            raise RunError(f"GetSuggestions failed ({exc.code.name if exc.code else 'error'}): {printable(str(exc))}",
-                           f"the trials so far are kept; see {self.workdir / 'suggestion-server.log'}, then resume "
-                           f"with: kubenas run {self.file} --workdir {self.workdir} --resume")
-        reply, current = call.reply, call.current
-        if reply.exhausted or not reply.assignments:
-            if not reply.exhausted:
-                log.warning("the algorithm returned no assignments for %d requested; treating it as done", current)
-            self.exhausted = True
-        for item in reply.assignments[:current]:
-            name = item.trial_name if item.trial_name and item.trial_name not in self.rows else self._new_name()
-            row = TrialRow(name=name, assignments={a.name: a.value for a in item.assignments},
-                           labels=dict(item.labels), condition=TrialCondition.CREATED, seed=self.seed,
-                           workdir=str(self.workdir / "trials" / name))
-            self._save(row)
-
-    def _new_name(self) -> str:
-        return new_trial_name(self.name, self.rows, self.seed)
-
     def _start_pending(self) -> None:
-        for row in self._pending():
+        for row in self.ledger.pending():
             if len(self.active) >= self.parallel or self.stop_signal is not None:
                 return
             free = self.gpus.available()
@@ -318,7 +236,7 @@ class LocalRunner:
                                f"create its directory here ({exc.strerror}); use a path this user can write, "
                                f"e.g. metrics/${{trialSpec.Name}}.log") from None
             file_collector = FileCollector(path, self.metric_names, plan.metrics_format or None, plan.file_format)
-            self.store.put_meta(self.name, _METRICS_FILE_KEY + str(path), json.dumps(row.name))
+            self.ledger.remember_metrics_file(path, row.name)
         started = now_rfc3339()
         try:
             process = TrialProcess.start(row.name, spec, self.events)
@@ -326,18 +244,17 @@ class LocalRunner:
             self.gpus.release(row.name)
             failed = replace(row, condition=TrialCondition.FAILED, start_time=started, completion_time=started,
                              message=str(exc), duration_s=0.0)
-            self._save(failed)
+            self.ledger.save(failed)
             self.progress.started(failed, gpu)
             self.progress.finished(failed)
             return
         stdout = StdoutCollector(self.metric_names, plan.metrics_format or None) if plan.collector == "StdOut" else None
-        # remembered so that a --resume after a hard crash of this runner can stop the orphan
-        self.store.put_meta(self.name, _PID_KEY + row.name, str(process.pid))
+        self.ledger.remember_pid(row.name, process.pid)
         running = replace(row, condition=TrialCondition.RUNNING, start_time=started)
         self.active[row.name] = _Active(process, running, stdout, file_collector, gpu,
                                         watch=StopWatch(self.rules, self.objective) if self.rules else None,
                                         observed=ObservationFold(self.objective) if plan.collector != "Push" else None)
-        self._save(running)
+        self.ledger.save(running)
         self.progress.started(running, gpu)
 
     def _clear_metrics_file(self, path: Path, named: str, trial: str) -> None:
@@ -347,7 +264,7 @@ class LocalRunner:
         if not os.path.lexists(path):
             return
         field_name = "spec.metricsCollectorSpec.source.fileSystemPath.path"
-        ours = self.store.get_meta(self.name, _METRICS_FILE_KEY + str(path)) is not None
+        ours = self.ledger.wrote_metrics_file(path)
         if not ours or not (path.is_symlink() or path.is_file()):
             # Never unlink (or read) a file the user has there, /dev/null, a FIFO or a directory.
             what = "exists and is not a regular file" if not (path.is_symlink() or path.is_file()) \
@@ -521,7 +438,7 @@ class LocalRunner:
                        message=self._message(condition, code, act))
         self.gpus.release(row.name)
         del self.active[row.name]
-        self._save(done)
+        self.ledger.save(done)
         self.progress.finished(done)
         self._rules_stale = self.early_stopping is not None
 
@@ -586,31 +503,10 @@ class LocalRunner:
         for act in list(self.active.values()):
             self._finish(act)
 
-    def _save(self, row: TrialRow) -> None:
-        self.rows[row.name] = row
-        self.store.upsert_trial(self.name, row)
-
     def _reload(self) -> None:
-        for row in self.store.list_trials(self.name):
-            if row.condition is TrialCondition.RUNNING:
-                stop_orphan(row.name, self.store.get_meta(self.name, _PID_KEY + row.name))
-            if row.condition in _RERUN:
-                self.store.delete(row.name)
-                old_log = self.workdir / "trials" / row.name / "stdout.log"
-                if old_log.exists():
-                    kept = _free_name(old_log.with_name("stdout.interrupted.log"))
-                    old_log.replace(kept)
-                    for n in (1, 2):  # its rotated parts (see CappedLog) go with it
-                        part = old_log.with_name(f"stdout.log.{n}")
-                        if part.exists():
-                            part.replace(kept.with_name(f"{kept.name}.{n}"))
-                row = TrialRow(name=row.name, assignments=row.assignments, labels=row.labels, seed=row.seed,
-                               workdir=row.workdir, condition=TrialCondition.CREATED)
-                self.store.upsert_trial(self.name, row)
-            self.rows[row.name] = row
-        pending = len(self._pending())
-        self.progress.note(f"resuming {self.name}: {len(self.rows) - pending} finished trials kept, "
-                           f"{pending} to run again")
+        rerun = self.ledger.reload()
+        self.progress.note(f"resuming {self.name}: {len(self.rows) - rerun} finished trials kept, "
+                           f"{rerun} to run again")
 
     def _best_row(self, records: list[Any]) -> TrialRow | None:
         best = optimal_trial(self.objective, records)
@@ -664,13 +560,3 @@ def _describe(rule: StopRule) -> str:
     """`acc < 0.6 from report 4` (for the objective, its best value so far is compared)."""
     op = {"less": "<", "greater": ">", "equal": "=="}[rule.comparison.value]
     return f"{rule.metric} {op} {rule.value:.6g} from report {max(rule.start_step, 1)}"
-
-
-def _free_name(path: Path) -> Path:
-    """`path`, or `stem.2.suffix`, `stem.3.suffix`, ... if taken: a trial interrupted twice
-    keeps the output of both runs."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
-    return candidate

@@ -11,17 +11,21 @@ CONTAINER: dict[str, Any] = {"name": "training-container", "image": "python:3.11
                              "command": ["python", "train.py"], "args": ["--lr=${trialParameters.lr}"]}
 
 
+LR = {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}}
+
+
 def experiment_doc(name: str = "unit", *, container: dict[str, Any] | None = None, max_trials: int = 4,
-                   parallel: int = 2, settings: dict[str, str] | None = None, goal: float | None = None,
-                   collector: dict[str, Any] | None = None) -> dict[str, Any]:
+                   parallel: int = 2, algorithm: str = "random", settings: dict[str, str] | None = None,
+                   goal: float | None = None, collector: dict[str, Any] | None = None,
+                   lr: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Katib v1beta1 Experiment (minimize `loss` over `lr`) whose trial is a batch/v1 Job."""
     spec: dict[str, Any] = {
         "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-        "algorithm": {"algorithmName": "random",
+        "algorithm": {"algorithmName": algorithm,
                       "algorithmSettings": [{"name": k, "value": v} for k, v in (settings or {}).items()]},
         "parallelTrialCount": parallel,
         "maxTrialCount": max_trials,
-        "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}}],
+        "parameters": [lr or LR],
         "trialTemplate": {
             "primaryContainerName": "training-container",
             "trialParameters": [{"name": "lr", "reference": "lr"}],
