@@ -62,7 +62,7 @@ def run_experiment(
                                            workdir / "suggestion-server.log")
             server.start()  # it boots while we import the runner; wait_ready below
             stack.callback(server.stop)
-            from controller.local.runner import LocalRunner
+            from controller.local.runner import LocalRunner, RunServices, RunSetup
 
             early.check()
             address = _wait_ready(server, experiment)
@@ -89,18 +89,19 @@ def run_experiment(
                 fresh = SuggestionClient(server.wait_ready())
                 stack.callback(fresh.close)
                 if stopper is not None:  # the same process serves early stopping
-                    runner.early_stopping = EarlyStoppingClient(server.address, stopper.db_address)
-                    stack.callback(runner.early_stopping.close)
+                    again = EarlyStoppingClient(server.address, stopper.db_address)
+                    stack.callback(again.close)
+                    runner.early_stopping.client = again
                 return fresh
 
-            runner = LocalRunner(
-                experiment=experiment, plan=plan, proto=proto, client=client, store=store, workdir=workdir,
-                parallel=parallel or experiment.parallel_trial_count, gpus=GpuPool(detect_gpus()), console=console,
-                cwd=os.getcwd(), file=Path(file), db_address=db_address if plan.collector == "Push" else None,
-                early_stopping=stopper,
+            setup = RunSetup(experiment=experiment, plan=plan, proto=proto, workdir=workdir, file=Path(file),
+                             cwd=os.getcwd(), parallel=parallel or experiment.parallel_trial_count)
+            services = RunServices(
+                suggestion=client, restart_suggestion=restart_suggestion, early_stopping=stopper,
+                db_address=db_address if plan.collector == "Push" else None,
                 on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
-                restart_suggestion=restart_suggestion,
             )
+            runner = LocalRunner(setup, services, store, GpuPool(detect_gpus()), console)
             early.check()
             return runner.run(resume=resume)
     except KeyboardInterrupt:

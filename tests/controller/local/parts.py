@@ -1,10 +1,14 @@
-"""Shared pieces of the local runtime's unit tests: a real Experiment from a small dict."""
+"""Shared pieces of the local runtime's unit tests: a real Experiment from a small dict, and a
+fake child process (the one part they do not start)."""
 
 from __future__ import annotations
 
 import copy
+import queue
+import time
 from typing import Any
 
+from controller.local.processes import LaunchSpec, TrialEvent
 from kubenas.experiment import Experiment, load_experiment_dict
 
 CONTAINER: dict[str, Any] = {"name": "training-container", "image": "python:3.11",
@@ -17,7 +21,7 @@ LR = {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", 
 def experiment_doc(name: str = "unit", *, container: dict[str, Any] | None = None, max_trials: int = 4,
                    parallel: int = 2, algorithm: str = "random", settings: dict[str, str] | None = None,
                    goal: float | None = None, collector: dict[str, Any] | None = None,
-                   lr: dict[str, Any] | None = None) -> dict[str, Any]:
+                   lr: dict[str, Any] | None = None, extra_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Katib v1beta1 Experiment (minimize `loss` over `lr`) whose trial is a batch/v1 Job."""
     spec: dict[str, Any] = {
         "objective": {"type": "minimize", "objectiveMetricName": "loss"},
@@ -38,6 +42,7 @@ def experiment_doc(name: str = "unit", *, container: dict[str, Any] | None = Non
         spec["objective"]["goal"] = goal
     if collector is not None:
         spec["metricsCollectorSpec"] = collector
+    spec.update(extra_spec or {})
     return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name}, "spec": spec}
 
 
@@ -54,3 +59,44 @@ def with_container(exp: Experiment, container: dict[str, Any]) -> Experiment:
     trial_spec["spec"]["template"]["spec"]["containers"] = [container]
     spec = exp.spec.model_copy(update={"trial_template": template.model_copy(update={"trial_spec": trial_spec})})
     return exp.model_copy(update={"spec": spec})
+
+
+class FakeChildProcess:
+    """A fake for the one part these unit tests do not start: the trial's child process.
+
+    It has the surface of `controller.local.processes.TrialProcess` the runtime uses; the test
+    decides when it prints (`emit`), when its output ends (`end_output`) and how it exits
+    (`exit`). Signals are recorded, not sent."""
+
+    def __init__(self, name: str, spec: LaunchSpec, events: queue.Queue[TrialEvent], pid: int = 4242) -> None:
+        self.name, self.spec, self.events, self.pid = name, spec, events, pid
+        self.started, self.ended = time.time(), None
+        self.stop_requested = False
+        self.posted, self.waiting_for_room = 0, False
+        self.signals: list[int] = []
+        self.code: int | None = None
+        self._output_open = True
+
+    def emit(self, text: str) -> None:
+        self.events.put(TrialEvent(self.name, text))
+        self.posted += 1
+
+    def end_output(self) -> None:
+        self.events.put(TrialEvent(self.name, None))
+        self.posted += 1
+        self._output_open = False
+
+    def exit(self, code: int) -> None:
+        self.code, self.ended = code, time.time()
+
+    def returncode(self) -> int | None:
+        return self.code
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.code
+
+    def join_output(self, timeout: float) -> bool:
+        return not self._output_open
+
+    def signal_group(self, sig: int) -> None:
+        self.signals.append(sig)
