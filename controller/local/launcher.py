@@ -20,7 +20,7 @@ from controller.template import TemplateError, meta_values, substitute, trial_pa
 from kubenas.metrics import metrics_path_problem, now_rfc3339
 from kubenas.trials import TrialCondition
 
-__all__ = ["Launch", "TrialLauncher"]
+__all__ = ["Launch", "StartProcess", "TrialLauncher"]
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,17 @@ from controller.local.collection import MetricCollection
 from controller.local.early_stopping import EarlyStopping
 from controller.local.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED
 from controller.local.interrupts import SignalFlag
-from controller.local.launcher import TrialLauncher
+from controller.local.launcher import StartProcess, TrialLauncher
 from controller.local.persistence import TrialLedger
 from controller.local.plan import TrialPlan
-from controller.local.processes import GpuPool, TrialEvent, stop_all, trial_environment
+from controller.local.processes import (
+    GpuPool,
+    TrialEvent,
+    TrialProcess,
+    stop_all,
+    trial_environment,
+)
+from controller.local.results import best_row, print_summary, write_result_files
 from controller.local.running_trial import STOP_GRACE_S, RunningTrial
 from controller.local.suggestion_feed import SuggestionFeed
 from controller.logic import (
@@ -37,22 +44,12 @@ from controller.logic import (
     count_trials,
     experiment_outcome,
     experiment_seed,
-    optimal_trial,
     trial_condition,
 )
 from controller.progress import Progress
-from controller.report import (
-    plot_progress,
-    print_unsqueezed,
-    provenance,
-    record_of,
-    results_document,
-    results_table,
-    write_results,
-)
+from controller.report import record_of
 from controller.store import ObservationStore, TrialRow
 from kubenas.metrics import now_rfc3339
-from kubenas.printable import printable
 
 __all__ = ["LocalRunner", "RunServices", "RunSetup"]
 
@@ -95,7 +92,7 @@ class LocalRunner:
     """Drives one experiment to its outcome (or to an interrupt). Call `run` once."""
 
     def __init__(self, setup: RunSetup, services: RunServices, store: ObservationStore, gpus: GpuPool,
-                 console: Console) -> None:
+                 console: Console, start_process: StartProcess = TrialProcess.start) -> None:
         experiment = setup.experiment
         self.setup, self.experiment, self.plan, self.workdir = setup, experiment, setup.plan, setup.workdir
         self.store, self.gpus, self.console = store, gpus, console
@@ -122,7 +119,8 @@ class LocalRunner:
         self.early_stopping = EarlyStopping(services.early_stopping, setup.proto, self.objective, store,
                                             note=self.progress.note)
         self.launcher = TrialLauncher(experiment, setup.plan, self.ledger, gpus, self.events, cwd=setup.cwd,
-                                      base_env=trial_environment(), db_address=services.db_address)
+                                      base_env=trial_environment(), db_address=services.db_address,
+                                      start=start_process)
         self.collection = MetricCollection(self.events, self.active, setup.plan, self.objective, store,
                                            self.progress)
 
@@ -146,12 +144,13 @@ class LocalRunner:
                 self._stop_active()
             self.signals.restore()
             self.on_loop_end()
-            self._write_results(outcome)
+            write_result_files(self.workdir, self.experiment, self.seed, outcome, list(self.rows.values()),
+                               self.started_at, self.console, self.progress.note)
         if outcome is None:
             self.console.print(f"interrupted; resume with: {self.resume_command}",
                                soft_wrap=True, markup=False)
             return EXIT_INTERRUPTED
-        self._summary(outcome)
+        print_summary(self.console, self.name, self.objective, self.workdir, outcome, self.rows)
         return EXIT_SUCCEEDED if outcome.succeeded else EXIT_FAILED
 
     def _interrupted(self) -> bool:
@@ -162,7 +161,7 @@ class LocalRunner:
             self.feed.take()
             records = [record_of(r) for r in self.rows.values()]
             outcome = experiment_outcome(self.objective, self.max_trials, self.max_failed, records, self.feed.exhausted)
-            self.progress.status(count_trials(records), self._best_row(records))
+            self.progress.status(count_trials(records), best_row(self.objective, self.rows, records))
             if outcome is not None:
                 return outcome
             self.early_stopping.refresh(records, self.active.values())
@@ -235,46 +234,3 @@ class LocalRunner:
         rerun = self.ledger.reload()
         self.progress.note(f"resuming {self.name}: {len(self.rows) - rerun} finished trials kept, "
                            f"{rerun} to run again")
-
-    def _best_row(self, records: list[Any]) -> TrialRow | None:
-        best = optimal_trial(self.objective, records)
-        return None if best is None else self.rows.get(best.name)
-
-    def _write_results(self, outcome: Outcome | None) -> None:
-        rows = list(self.rows.values())
-        settings = self.experiment.algorithm_settings()
-        provenance_block = provenance({"random_state": self.seed}, settings, self.started_at,
-                                      time.time() - self.started_at)
-        document = results_document(self.name, self.experiment.algorithm_name, self.objective, outcome, rows,
-                                    interrupted=outcome is None, reproducibility=provenance_block)
-        # The trials are safe in the store already; a results file that cannot be written (disk
-        # full, a directory in its place) is reported, not raised after the whole run.
-        try:
-            write_results(self.workdir / "results.json", document)
-        except OSError as exc:
-            self.console.print(f"error: cannot write {self.workdir / 'results.json'}: {exc.strerror or exc}; "
-                               f"the trials are kept in {self.workdir / 'kubenas.db'}", soft_wrap=True, markup=False)
-        try:
-            note = plot_progress(self.workdir / "progress.png", self.objective, rows)
-        except OSError as exc:
-            note = f"progress.png skipped: {exc.strerror or exc}"
-        if note:
-            self.progress.note(note)
-
-    def _summary(self, outcome: Outcome) -> None:
-        rows = list(self.rows.values())
-        best = self._best_row([record_of(r) for r in rows])
-        print_unsqueezed(self.console, results_table(self.objective, rows, best.name if best else None))
-        status = "Succeeded" if outcome.succeeded else "Failed"
-        self.console.print(f"experiment {self.name} {status} ({outcome.reason.value}): {printable(outcome.message)}",
-                           soft_wrap=True, markup=False)
-        if best is not None:
-            value = best.observation.get(self.objective.metric_name)
-            self.console.print(f"best trial {best.name}: {self.objective.metric_name}={printable(repr(value))}",
-                               markup=False)
-            for key, val in best.assignments.items():
-                self.console.print(f"  {key} = {printable(val)}", soft_wrap=True, markup=False)
-        else:
-            self.console.print("no trial reported the objective metric", markup=False)
-        self.console.print(f"results: {self.workdir / 'results.json'}", soft_wrap=True, markup=False)
-

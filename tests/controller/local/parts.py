@@ -68,7 +68,8 @@ class FakeChildProcess:
     decides when it prints (`emit`), when its output ends (`end_output`) and how it exits
     (`exit`). Signals are recorded, not sent."""
 
-    def __init__(self, name: str, spec: LaunchSpec, events: queue.Queue[TrialEvent], pid: int = 4242) -> None:
+    def __init__(self, name: str, spec: LaunchSpec, events: queue.Queue[TrialEvent], pid: int = 4242,
+                 obeys_signals: bool = False) -> None:
         self.name, self.spec, self.events, self.pid = name, spec, events, pid
         self.started, self.ended = time.time(), None
         self.stop_requested = False
@@ -76,6 +77,7 @@ class FakeChildProcess:
         self.signals: list[int] = []
         self.code: int | None = None
         self._output_open = True
+        self.obeys_signals = obeys_signals  # SIGTERM/SIGKILL end it, as they would a real child
 
     def emit(self, text: str) -> None:
         self.events.put(TrialEvent(self.name, text))
@@ -100,3 +102,6 @@ class FakeChildProcess:
 
     def signal_group(self, sig: int) -> None:
         self.signals.append(sig)
+        if self.obeys_signals and self.code is None:
+            self.exit(-sig)
+            self.end_output()
