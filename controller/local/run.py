@@ -21,7 +21,7 @@ from controller.local.errors import EXIT_INTERRUPTED, RunError
 from controller.local.interrupts import SignalFlag
 from controller.local.plan import plan_trials
 from controller.local.processes import GpuPool, detect_gpus
-from controller.local.suggestion_server import LocalSuggestionServer
+from controller.local.suggestion_server import SuggestionServerProcess
 from controller.local.workdir import DB_FILE, lock_workdir, prepare_workdir, write_marker
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def run_experiment(
             stack.enter_context(lock_workdir(workdir))
             prepare_workdir(workdir, resume, experiment.name)
             write_marker(workdir, experiment.name, Path(file))
-            server = LocalSuggestionServer(experiment.algorithm_name, workdir / "suggestion-state",
+            server = SuggestionServerProcess(experiment.algorithm_name, workdir / "suggestion-state",
                                            workdir / "suggestion-server.log")
             server.start()  # it boots while we import the runner; wait_ready below
             stack.callback(server.stop)
@@ -138,7 +138,7 @@ def _make_workdir(workdir: Path) -> Path:
     return workdir
 
 
-def _wait_ready(server: LocalSuggestionServer, experiment: Any) -> str:
+def _wait_ready(server: SuggestionServerProcess, experiment: Any) -> str:
     try:
         return server.wait_ready()
     except SuggestionServerError as exc:
