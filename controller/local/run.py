@@ -21,10 +21,12 @@ from controller.local.errors import EXIT_INTERRUPTED, RunError
 from controller.local.interrupts import SignalFlag
 from controller.local.plan import plan_trials
 from controller.local.processes import GpuPool, detect_gpus
+from controller.local.setup import RunServices, RunSetup
 from controller.local.suggestion_server import SuggestionServerProcess
 from controller.local.workdir import DB_FILE, lock_workdir, prepare_workdir, write_marker
 
 if TYPE_CHECKING:
+    from controller.local.runner import LocalRunner
     from controller.store import ObservationStore
 
 __all__ = ["run_experiment"]
@@ -58,50 +60,9 @@ def run_experiment(
             stack.enter_context(lock_workdir(workdir))
             prepare_workdir(workdir, resume, experiment.name)
             write_marker(workdir, experiment.name, Path(file))
-            server = SuggestionServerProcess(experiment.algorithm_name, workdir / "suggestion-state",
-                                           workdir / "suggestion-server.log")
-            server.start()  # it boots while we import the runner; wait_ready below
-            stack.callback(server.stop)
-            from controller.local.runner import LocalRunner, RunServices, RunSetup
-
-            early.check()
-            address = _wait_ready(server, experiment)
-            early.check()
-            client = SuggestionClient(address)
-            stack.callback(client.close)
-            proto = experiment.to_proto()
-            _validate_algorithm(client, proto)
-            store = _open_store(workdir)
-            stack.callback(store.close)
-            early_stopping = experiment.spec.early_stopping is not None
-            db_address = None
-            if plan.collector == "Push" or early_stopping:
-                db_address = _start_dbmanager(stack, store)
-            stopper = None
-            if early_stopping and db_address is not None:
-                stopper = EarlyStoppingClient(address, db_address)
-                stack.callback(lambda: stopper.close() if stopper is not None else None)
-                _validate_early_stopping(stopper, proto)
-
-            def restart_suggestion() -> SuggestionClient:
-                server.stop()
-                server.start()
-                fresh = SuggestionClient(server.wait_ready())
-                stack.callback(fresh.close)
-                if stopper is not None:  # the same process serves early stopping
-                    again = EarlyStoppingClient(server.address, stopper.db_address)
-                    stack.callback(again.close)
-                    runner.early_stopping.client = again
-                return fresh
-
-            setup = RunSetup(experiment=experiment, plan=plan, proto=proto, workdir=workdir, file=Path(file),
-                             cwd=os.getcwd(), parallel=parallel or experiment.parallel_trial_count)
-            services = RunServices(
-                suggestion=client, restart_suggestion=restart_suggestion, early_stopping=stopper,
-                db_address=db_address if plan.collector == "Push" else None,
-                on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
-            )
-            runner = LocalRunner(setup, services, store, GpuPool(detect_gpus()), console)
+            setup = RunSetup(experiment=experiment, plan=plan, proto=experiment.to_proto(), workdir=workdir,
+                             file=Path(file), cwd=os.getcwd(), parallel=parallel or experiment.parallel_trial_count)
+            runner = _start_runner(stack, setup, console, early)
             early.check()
             return runner.run(resume=resume)
     except KeyboardInterrupt:
@@ -113,6 +74,54 @@ def run_experiment(
             console.print("interrupted during start-up; no trial ran", markup=False)
         return EXIT_INTERRUPTED
     raise AssertionError("unreachable")
+
+
+def _start_runner(stack: ExitStack, setup: RunSetup, console: Console, early: SignalFlag) -> LocalRunner:
+    """Start the services the run talks to (stopped with `stack`), check the experiment with
+    them, and build the runner; `early.check()` raises at the safe points between."""
+    experiment, plan, workdir, proto = setup.experiment, setup.plan, setup.workdir, setup.proto
+    server = SuggestionServerProcess(experiment.algorithm_name, workdir / "suggestion-state",
+                                     workdir / "suggestion-server.log")
+    server.start()  # it boots while we import the runner; wait_ready below
+    stack.callback(server.stop)
+    from controller.local.runner import LocalRunner
+
+    early.check()
+    address = _wait_ready(server, experiment)
+    early.check()
+    client = SuggestionClient(address)
+    stack.callback(client.close)
+    _validate_algorithm(client, proto)
+    store = _open_store(workdir)
+    stack.callback(store.close)
+    early_stopping = experiment.spec.early_stopping is not None
+    db_address = None
+    if plan.collector == "Push" or early_stopping:
+        db_address = _start_dbmanager(stack, store)
+    stopper = None
+    if early_stopping and db_address is not None:
+        stopper = EarlyStoppingClient(address, db_address)
+        stack.callback(lambda: stopper.close() if stopper is not None else None)
+        _validate_early_stopping(stopper, proto)
+
+    def restart_suggestion() -> SuggestionClient:
+        server.stop()
+        server.start()
+        fresh = SuggestionClient(server.wait_ready())
+        stack.callback(fresh.close)
+        if stopper is not None:  # the same process serves early stopping
+            again = EarlyStoppingClient(server.address, stopper.db_address)
+            stack.callback(again.close)
+            runner.early_stopping.client = again
+        return fresh
+
+    services = RunServices(
+        suggestion=client, restart_suggestion=restart_suggestion, early_stopping=stopper,
+        db_address=db_address if plan.collector == "Push" else None,
+        on_loop_end=server.terminate,  # no more suggestions needed: let it shut down meanwhile
+    )
+    runner = LocalRunner(setup, services, store, GpuPool(detect_gpus()), console)
+    return runner
 
 
 def _load(file: Path) -> Any:

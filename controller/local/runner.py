@@ -14,21 +14,16 @@ import logging
 import queue
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
 from rich.console import Console
 
-from controller.grpc_clients import EarlyStoppingClient, SuggestionClient
 from controller.local.collection import MetricCollection
 from controller.local.early_stopping import EarlyStopping
 from controller.local.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SUCCEEDED
 from controller.local.interrupts import SignalFlag
 from controller.local.launcher import StartProcess, TrialLauncher
 from controller.local.persistence import TrialLedger
-from controller.local.plan import TrialPlan
 from controller.local.processes import (
     GpuPool,
     TrialEvent,
@@ -38,6 +33,7 @@ from controller.local.processes import (
 )
 from controller.local.results import best_row, print_summary, write_result_files
 from controller.local.running_trial import STOP_GRACE_S, RunningTrial
+from controller.local.setup import RunServices, RunSetup
 from controller.local.suggestion_feed import SuggestionFeed
 from controller.logic import (
     Outcome,
@@ -51,41 +47,13 @@ from controller.report import record_of
 from controller.store import ObservationStore, TrialRow
 from kubenas.metrics import now_rfc3339
 
-__all__ = ["LocalRunner", "RunServices", "RunSetup"]
+__all__ = ["LocalRunner"]
 
 log = logging.getLogger(__name__)
 
 _TICK_S = 0.2
 # Output chunks (64 KiB each) queued between the trials' readers and the runner.
 _QUEUE_CHUNKS = 32
-
-
-@dataclass(frozen=True)
-class RunSetup:
-    """What one local run is: the experiment, how its trials start, where it keeps things."""
-
-    experiment: Any
-    plan: TrialPlan
-    proto: Any                # the Experiment message the services are asked about
-    workdir: Path
-    file: Path                # the Experiment YAML, for the --resume hint
-    cwd: str                  # where trial processes run
-    parallel: int
-
-
-@dataclass
-class RunServices:
-    """The services a local run talks to (`run.py` starts and stops them)."""
-
-    suggestion: SuggestionClient
-    # Called once if the suggestion server is lost (UNAVAILABLE); returns a client of a new one.
-    restart_suggestion: Callable[[], SuggestionClient] | None = None
-    # None: no spec.earlyStopping
-    early_stopping: EarlyStoppingClient | None = None
-    # Push trials report to this DBManager
-    db_address: str | None = None
-    # Called when no more suggestions are needed (the server may shut down meanwhile)
-    on_loop_end: Callable[[], None] = lambda: None
 
 
 class LocalRunner:

@@ -19,7 +19,8 @@ from controller.grpc_clients import SuggestionClient
 from controller.local.errors import EXIT_INTERRUPTED, EXIT_SUCCEEDED
 from controller.local.plan import plan_trials
 from controller.local.processes import GpuPool, LaunchSpec, TrialEvent
-from controller.local.runner import LocalRunner, RunServices, RunSetup
+from controller.local.runner import LocalRunner
+from controller.local.setup import RunServices, RunSetup
 from controller.store import ObservationStore, open_store
 from kubenas.trials import TrialCondition
 from suggestion.service import make_server
