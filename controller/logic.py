@@ -44,6 +44,7 @@ __all__ = [
     "overlay_settings",
     "returned_changes",
     "suggestions_ended",
+    "suggested_trial_name",
     "trial_condition",
     "trial_names",
     "trials_to_request",
@@ -302,6 +303,12 @@ def new_trial_name(experiment: str, taken: Collection[str], seed: int | None = N
             return name
 
 
+def suggested_trial_name(experiment: str, suggested: str, taken: Collection[str], seed: int | None = None) -> str:
+    """The name of a trial made from a suggestion: the algorithm's own name for it when it
+    gave one that is free, else `new_trial_name` (both runtimes name trials with it)."""
+    return suggested if suggested and suggested not in taken else new_trial_name(experiment, taken, seed)
+
+
 def trial_names(experiment: str, proposed: Iterable[str], taken: Collection[str], seed: int | None = None) -> list[str]:
     """Names for the assignments of one GetSuggestions reply, in order: the name the algorithm
     proposed when it gave one not taken yet (by an earlier trial or an earlier assignment of
@@ -309,7 +316,7 @@ def trial_names(experiment: str, proposed: Iterable[str], taken: Collection[str]
     used = set(taken)
     names = []
     for wish in proposed:
-        name = wish if wish and wish not in used else new_trial_name(experiment, used, seed)
+        name = suggested_trial_name(experiment, wish, used, seed)
         used.add(name)
         names.append(name)
     return names

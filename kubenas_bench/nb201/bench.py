@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from controller.grpc_clients import SuggestionClient, SuggestionServerError
-from controller.local_suggestion import LocalSuggestionServer
+from controller.local.suggestion_server import SuggestionServerProcess
 from controller.report import print_unsqueezed, provenance, write_results
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
 from kubenas_bench.nb201.config import BenchConfig, BenchError
@@ -110,7 +110,7 @@ def run_bench(config: BenchConfig, console: Console) -> list[RunResult]:
         state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kubenas-bench-")))
         servers = {}
         for algorithm in config.algorithms:
-            server = LocalSuggestionServer(algorithm, state / algorithm, config.out / "logs" / f"suggestion-{algorithm}.log")
+            server = SuggestionServerProcess(algorithm, state / algorithm, config.out / "logs" / f"suggestion-{algorithm}.log")
             stack.callback(server.stop)
             server.start()  # all start together; each is waited for before its first run
             servers[algorithm] = server
@@ -142,7 +142,7 @@ def run_bench(config: BenchConfig, console: Console) -> list[RunResult]:
     return runs
 
 
-def _run_all(config: BenchConfig, tables: dict[str, Nb201Table], servers: dict[str, LocalSuggestionServer],
+def _run_all(config: BenchConfig, tables: dict[str, Nb201Table], servers: dict[str, SuggestionServerProcess],
              clients: dict[str, SuggestionClient], runs: list[RunResult], started: float, console: Console) -> None:
     """Every (algorithm, dataset, seed) in turn; `runs` grows as they finish."""
     total = len(config.datasets) * len(config.algorithms) * len(config.seeds)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from controller.logic import TRIAL_SUFFIX_LENGTH, new_trial_name, trial_condition
+from controller.logic import TRIAL_SUFFIX_LENGTH, new_trial_name, suggested_trial_name, trial_condition
 from kubenas.trials import Objective, ObjectiveType, TrialCondition
 
 OBJ = Objective(ObjectiveType.MAXIMIZE, "accuracy")
@@ -55,3 +55,10 @@ def test_unseeded_names_are_random_and_avoid_taken_ones() -> None:
     # The seeded draw for position 1 is taken already: the next draw is used instead.
     drawn = new_trial_name("exp", ["placeholder"], seed=1)
     assert new_trial_name("exp", [drawn], seed=1) != drawn
+
+
+def test_a_suggested_name_is_kept_unless_empty_or_taken() -> None:
+    assert suggested_trial_name("exp", "exp-darts", ["exp-other"], seed=1) == "exp-darts"
+    # empty or taken: the name drawn for this history, as new_trial_name draws it
+    assert suggested_trial_name("exp", "", ["a"], seed=1) == new_trial_name("exp", ["a"], seed=1)
+    assert suggested_trial_name("exp", "a", ["a"], seed=1) == new_trial_name("exp", ["a"], seed=1)

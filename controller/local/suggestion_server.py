@@ -1,4 +1,4 @@
-"""The suggestion server of a local run: a real `kubenas suggestion serve` process.
+"""The suggestion server of a local run as a child process: a real `kubenas suggestion serve`.
 
 The controller reaches algorithms only over gRPC (the import contract forbids importing
 them), so `kubenas run` starts the same server a cluster runs in a pod, as a child process
@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from controller.grpc_clients import SuggestionServerError
 
-__all__ = ["LocalSuggestionServer"]
+__all__ = ["SuggestionServerProcess"]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,9 @@ def _last_error_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-class LocalSuggestionServer:
-    """`with LocalSuggestionServer("random", state_dir) as address:` — the server lives inside."""
+class SuggestionServerProcess:
+    """`with SuggestionServerProcess("random", state_dir, log_path) as address:` — the server lives inside.
+    The clients that talk to it are `controller.grpc_clients`."""
 
     def __init__(self, algorithm: str, state_dir: Path, log_path: Path) -> None:
         self.algorithm, self.state_dir, self.log_path = algorithm, state_dir, log_path

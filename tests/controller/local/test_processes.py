@@ -1,4 +1,4 @@
-"""controller.local_trials: real processes, real process groups, real pipes."""
+"""controller.local.processes: real processes, real process groups, real pipes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.local_trials import (
+from controller.local.processes import (
     CappedLog,
     GpuPool,
     LaunchError,
@@ -24,7 +24,7 @@ from controller.local_trials import (
     trial_environment,
 )
 
-PROGRAMS = Path(__file__).resolve().parents[1] / "programs"
+PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 
 
 def _spec(tmp_path: Path, *argv: str) -> LaunchSpec:

@@ -25,36 +25,44 @@ class ObservationFold:
         self._last = ""  # the latest time stamp seen, in now_rfc3339's form
 
     def feed(self, points: list[MetricPoint]) -> None:
-        if not self.in_order:
+        if not self.in_order or not self._still_in_order(points):
             return
-        for point in points:
-            key = point.timestamp
-            if key != self._last:
-                if len(key) != 27 or key[-1] != "Z":  # not now_rfc3339's form, in which text order is time order
-                    try:
-                        key = _canonical(parse_rfc3339(key))
-                    except InvalidLogError:
-                        self.in_order = False
-                        return
-                if key < self._last:
-                    self.in_order = False
-                    return
-                self._last = key
         by_name: dict[str, list[float | str]] = {}
         for point in points:
             if point.name in self._names:
                 by_name.setdefault(point.name, []).append(point.value)
         for name, values in by_name.items():
-            # observe's fold, a batch at once: min/max over numbers in C; with text, value by value
-            strategy = self.objective.strategy(name)
-            if strategy is not MetricStrategy.LATEST and not any(isinstance(v, str) for v in values):
-                values = [min(values) if strategy is MetricStrategy.MIN else max(values)]  # type: ignore[type-var]
-            elif strategy is MetricStrategy.LATEST:
-                values = values[-1:]
-            pairs = [(name, v) for v in values]
-            if name in self.value:
-                pairs.insert(0, (name, self.value[name]))
-            self.value.update(observe(self.objective, pairs))
+            self._fold(name, values)
+
+    def _still_in_order(self, points: list[MetricPoint]) -> bool:
+        """Advance the latest time stamp over `points`; False (for good) once one goes back."""
+        for point in points:
+            key = point.timestamp
+            if key == self._last:
+                continue
+            if len(key) != 27 or key[-1] != "Z":  # not now_rfc3339's form, in which text order is time order
+                try:
+                    key = _canonical(parse_rfc3339(key))
+                except InvalidLogError:
+                    self.in_order = False
+                    return False
+            if key < self._last:
+                self.in_order = False
+                return False
+            self._last = key
+        return True
+
+    def _fold(self, name: str, values: list[float | str]) -> None:
+        # observe's fold, a batch at once: min/max over numbers in C; with text, value by value
+        strategy = self.objective.strategy(name)
+        if strategy is not MetricStrategy.LATEST and not any(isinstance(v, str) for v in values):
+            values = [min(values) if strategy is MetricStrategy.MIN else max(values)]  # type: ignore[type-var]
+        elif strategy is MetricStrategy.LATEST:
+            values = values[-1:]
+        pairs = [(name, v) for v in values]
+        if name in self.value:
+            pairs.insert(0, (name, self.value[name]))
+        self.value.update(observe(self.objective, pairs))
 
 
 def _canonical(micros: int) -> str:

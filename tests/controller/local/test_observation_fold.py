@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from controller.local_observation import ObservationFold
+from controller.local.observation_fold import ObservationFold
 from kubenas.metrics import MetricPoint
 from kubenas.trials import MetricStrategy, Objective, ObjectiveType, observe
 
