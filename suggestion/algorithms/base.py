@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from kubenas.error_text import invalid_value
+from kubenas.algorithm_settings import AlgorithmSettings, InvalidSettings
 from kubenas.space import SearchSpace
 from kubenas.trials import Objective, TrialRecord
 
@@ -21,14 +21,6 @@ if TYPE_CHECKING:
     from suggestion.state import StateStore
 
 __all__ = ["Algorithm", "Cancelled", "InvalidSettings", "Problem", "SearchSpaceExhausted", "Suggestion"]
-
-
-class InvalidSettings(ValueError):
-    """Settings or search space unusable by this algorithm; becomes INVALID_ARGUMENT."""
-
-    def __init__(self, setting: str, value: object, allowed: str) -> None:
-        self.setting, self.value, self.allowed = setting, value, allowed
-        super().__init__(invalid_value(setting, value, allowed))
 
 
 class SearchSpaceExhausted(Exception):
@@ -84,6 +76,8 @@ class Algorithm(ABC):
     supports_hpo: ClassVar[bool] = True
     supports_nas: ClassVar[bool] = True
     description: ClassVar[str] = ""
+    # Its settings (kubenas.algorithm_settings): parsed with `parse_settings`, documented from it.
+    settings_model: ClassVar[type[AlgorithmSettings]]
 
     def __init__(self, state: StateStore | None = None) -> None:
         from suggestion.state import MemoryStateStore

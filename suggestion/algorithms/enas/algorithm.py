@@ -16,13 +16,14 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from kubenas.algorithm_settings.enas import EnasSettings
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
 from suggestion.algorithms.enas.macro import MacroMode
 from suggestion.algorithms.enas.micro import MicroMode
 from suggestion.algorithms.enas.mode import SearchMode
 from suggestion.algorithms.enas.nb201 import Nb201Mode
-from suggestion.algorithms.enas.settings import EnasSettings, parse_enas_settings
+from suggestion.algorithms.enas.settings import parse_enas_settings
 from suggestion.algorithms.enas.space_checks import checked_nas_config
 
 if TYPE_CHECKING:
@@ -69,9 +70,10 @@ class Enas(Algorithm):
     supports_hpo: ClassVar[bool] = False
     supports_nas: ClassVar[bool] = True
     description: ClassVar[str] = "ENAS: LSTM controller (PyTorch) trained with REINFORCE; search_mode macro, micro or nb201"
+    settings_model = EnasSettings
 
     def _prepare(self, problem: Problem) -> tuple[EnasSettings, SearchMode]:
-        settings = parse_enas_settings(problem.settings)
+        settings = parse_enas_settings(problem.settings, EnasSettings)
         nas = checked_nas_config(problem)
         return settings, MODES[settings.search_mode](nas, settings)
 
