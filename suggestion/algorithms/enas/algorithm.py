@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from kubenas.algorithm_settings.enas import EnasSettings
+from kubenas.registry import Registry
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
 from suggestion.algorithms.enas.macro import MacroMode
@@ -33,7 +34,9 @@ __all__ = ["MAX_DECISIONS_PER_CALL", "MODES", "Enas", "state_key"]
 
 log = logging.getLogger(__name__)
 
-MODES: dict[str, type[SearchMode]] = {"macro": MacroMode, "micro": MicroMode, "nb201": Nb201Mode}
+# ENAS's controller for each NAS encoding (the same names as `ENCODINGS`).
+MODES: Registry[type[SearchMode]] = Registry("ENAS search mode", [
+    ("macro", MacroMode), ("micro", MicroMode), ("nb201", Nb201Mode)])
 
 # Controller decisions sampled per call at most (architectures x decisions each): 10,000
 # architectures of 10 layers, or 198 of 100 layers.

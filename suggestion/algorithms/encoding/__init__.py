@@ -19,6 +19,7 @@ from kubenas.algorithm_settings.common import (
     EncodedSearchSettings,
     SeededSettings,
 )
+from kubenas.registry import Registry
 from kubenas.space import NasConfig, SearchSpace, SpaceError
 from suggestion.algorithms.base import InvalidSettings
 from suggestion.algorithms.encoding.base import (
@@ -61,11 +62,11 @@ __all__ = [
 ]
 
 # The one place that builds every mode (names: SEARCH_MODES): name -> builder from (nasConfig, num_nodes).
-ENCODINGS: dict[str, Callable[[NasConfig, int], NasEncoding]] = {
-    "macro": lambda nas, _nodes: MacroEncoding(nas),
-    "micro": MicroEncoding,
-    "nb201": lambda nas, _nodes: Nb201Encoding(nas),
-}
+ENCODINGS: Registry[Callable[[NasConfig, int], NasEncoding]] = Registry("search mode", [
+    ("macro", lambda nas, _nodes: MacroEncoding(nas)),
+    ("micro", MicroEncoding),
+    ("nb201", lambda nas, _nodes: Nb201Encoding(nas)),
+])
 # The settings that only a NAS search uses.
 NAS_SETTING_NAMES: tuple[str, ...] = tuple(
     name for name in EncodedSearchSettings.model_fields if name not in SeededSettings.model_fields)
