@@ -1,12 +1,14 @@
 """mkdocs hook: pages generated from the code, so they cannot drift from it.
 
 - reference/cli.md from the typer application (every command, option and default);
-- reference/settings.md from each registered algorithm's settings model (kubenas/algorithm_settings).
+- reference/settings.md from each registered algorithm's settings model (kubenas/algorithm_settings);
+- on any page, `<!-- settings: NAME -->` becomes algorithm NAME's settings table.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,8 @@ def _settings_table(model: Any) -> list[str]:
 
     rows = ["| setting | default | allowed | meaning |", "| --- | --- | --- | --- |"]
     for name, info in model.model_fields.items():
-        rows.append(f"| `{name}` | `{_cell(info.default)}` | {_cell(allowed_text(info))} | {_cell(info.description or '')} |")
+        default = f"{info.default:g}" if isinstance(info.default, float) else info.default
+        rows.append(f"| `{name}` | `{_cell(default)}` | {_cell(allowed_text(info))} | {_cell(info.description or '')} |")
     return rows
 
 
@@ -63,6 +66,15 @@ def _settings_page() -> str:
         model = early_stopping_class(name).settings_model
         out += [f"## Early stopping: `{name}`", "", _summary(model), "", *_settings_table(model), ""]
     return "\n".join(out)
+
+
+_SETTINGS_MARK = re.compile(r"<!-- settings: ([a-z0-9-]+) -->")
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    from suggestion.algorithms.registry import algorithm_class
+
+    return _SETTINGS_MARK.sub(lambda m: "\n".join(_settings_table(algorithm_class(m[1]).settings_model)), markdown)
 
 
 def on_files(files: Files, config: Any) -> Files:

@@ -47,17 +47,18 @@ class DartsSettings(AlgorithmSettings):
     num_workers: Annotated[Int, setting(
         "accepted for Katib; data lives on the device, no loader workers", ge=0)] = 4
     init_channels: Annotated[Int, setting("channels of the first cells (doubled at each reduction)", ge=1)] = 16
-    print_step: Annotated[Int, setting("log the training loss every N steps", ge=1)] = 50
+    print_step: Annotated[Int, setting("log the training loss every N steps (stderr)", ge=1)] = 50
     num_nodes: Annotated[Int, setting("intermediate nodes per cell", ge=1)] = 4
     stem_multiplier: Annotated[Int, setting("stem width = stem_multiplier * init_channels", ge=1)] = 3
     order: Annotated[Literal["first", "second"], setting(
         "first- or second-order (unrolled) architecture gradient")] = "second"
     partial_channels: Annotated[Int, setting(
-        "PC-DARTS: 1/k of the channels go through the candidates", ge=1,
+        "PC-DARTS: 1/k of the channels go through the candidates; must divide init_channels", ge=1,
         note="1 = off, k > 1 = PC-DARTS 1/k channels")] = 1
     # PC-DARTS' learned edge weights; "auto" turns them on exactly when partial_channels > 1.
     edge_normalization: Annotated[Literal["auto", "true", "false"], BeforeValidator(_switch), setting(
-        "PC-DARTS edge weights (betas)",
+        "PC-DARTS edge weights (betas); true also turns them on for plain DARTS, false off for partial "
+        "channels (any case; JSON booleans too)",
         allowed='"auto" (on when partial_channels > 1), "true" or "false"')] = "auto"
     dataset: DatasetName = "cifar10"
     random_state: Annotated[Int | None, setting(

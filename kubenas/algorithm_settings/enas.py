@@ -64,9 +64,10 @@ class EnasSettings(AlgorithmSettings):
         "policy-gradient steps per call", ge=1, le=MAX_TRAIN_STEPS)] = 50
     controller_log_every_steps: Annotated[Int, setting("log the controller's loss every N steps", ge=1)] = 10
     random_state: Annotated[Int | None, setting(
-        "seeds the controller's weights and sampling (unset: fresh entropy)",
+        "seeds the controller's weights and sampling (unset: random)",
         ge=0, lt=2**63, allowed="an integer in [0, 2^63)")] = None
-    search_mode: Annotated[SearchModeName, setting("the architecture encoding searched")] = "macro"
+    search_mode: Annotated[SearchModeName, setting(
+        "the architecture encoding: macro (Katib's), micro (cells) or nb201 (NAS-Bench-201 cell)")] = "macro"
     num_nodes: _NumNodes = DEFAULT_NUM_NODES
 
     def fingerprint(self) -> dict[str, Any]:

@@ -24,18 +24,7 @@ from pydantic.fields import FieldInfo
 
 from kubenas.error_text import invalid_value
 
-__all__ = [
-    "KATIB_NONE",
-    "AlgorithmSettings",
-    "Int",
-    "InvalidSettings",
-    "Number",
-    "allowed_text",
-    "none_spellings",
-    "parse_settings",
-    "setting",
-]
-
+# The public names are listed (and re-exported) in the package, kubenas/algorithm_settings/__init__.py.
 # Katib's text for "off" (its services compare the string to "None").
 KATIB_NONE: tuple[str, ...] = ("None",)
 

@@ -27,7 +27,7 @@ _AcqFunc = Annotated[AcqFunc, setting(
     note="EIps and PIps need trial run times: not supported")]
 _AcqOptimizer = Annotated[AcqOptimizer, setting(
     "how the acquisition is maximised: sampled candidates, then (lbfgs, or auto with GP) "
-    "L-BFGS-B along the continuous parameters")]
+    "L-BFGS-B along the continuous parameters; lbfgs only with base_estimator GP")]
 
 
 class BayesianSettings(EncodedSearchSettings):
@@ -83,9 +83,12 @@ class CmaEsSettings(SeededSettings):
     # In units of each parameter's range (the cube's side); 1/6 is Optuna's and goptuna's
     # default (a third of the range within two sigma of the centre).
     sigma: Annotated[Number, setting(
-        "the initial step", gt=0, le=1, note="a fraction of each range")] = 1 / 6
+        "the initial step, as a fraction of each parameter's range (Katib's goptuna takes it in raw "
+        "units; with mixed ranges that is not one number)", gt=0, le=1, note="a fraction of each range")] = 1 / 6
     # Katib accepts "none" as well as "None".
     restart_strategy: Annotated[RestartStrategy | None, setting(
-        "ipop: restart with twice the population; bipop: alternate large- and small-population restarts",
+        "restarts when the library's stopping tests fire (None: none); ipop: restart with twice the "
+        "population; bipop: alternate large-population restarts and short small-population ones, "
+        "whichever has used fewer trials",
         none=("None", "none"), allowed='one of "ipop", "bipop"')] = None
 
