@@ -41,7 +41,10 @@ def _number(value: Any) -> float:
     # JSON true/false are not numbers, though Python's bool is an int.
     if isinstance(value, bool):
         raise ValueError("not a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except (TypeError, OverflowError):  # a list, an object; an integer past float's range
+        raise ValueError("not a number") from None
     if not math.isfinite(number):
         raise ValueError("not finite")
     return number

@@ -60,6 +60,20 @@ def test_every_setting_refuses_a_bad_value_naming_it(name: str) -> None:
         assert err.value.allowed == f"must be {allowed_text(info_)}"
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_any_json_value_is_refused_or_accepted_never_a_crash(name: str) -> None:
+    # The trainers parse whatever JSON --algorithm-settings holds.
+    model = MODELS[name]
+    for field in model.model_fields:
+        for value in ([1], {"a": 1}, 10**400, -(10**400), True, 1e308 * 10, "", " ", "\x00"):
+            try:
+                settings = parse_settings({field: value}, model)
+            except InvalidSettings as err:
+                assert err.setting == field and len(str(err)) < 2000
+            else:  # accepted (a JSON boolean for a switch): then it is a value the trainer reads back
+                assert parse_settings(json.loads(json.dumps(settings.model_dump())), model) == settings
+
+
 def test_models_are_frozen() -> None:
     settings = parse_settings({}, MODELS["random"])
     with pytest.raises(ValueError):
