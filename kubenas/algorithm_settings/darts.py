@@ -14,9 +14,7 @@ from pydantic import BeforeValidator
 from kubenas.algorithm_settings.common import DatasetName
 from kubenas.algorithm_settings.model import KATIB_NONE, AlgorithmSettings, Int, Number, setting
 
-__all__ = ["EDGE_NORMALIZATION_VALUES", "DartsSettings"]
-
-EDGE_NORMALIZATION_VALUES = ("auto", "true", "false")
+__all__ = ["DartsSettings"]
 
 
 def _switch(value: Any) -> Any:

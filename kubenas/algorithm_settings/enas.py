@@ -8,7 +8,7 @@ trained child), `search_mode` limited to macro and micro, then the shared-weight
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from kubenas.algorithm_settings.common import DEFAULT_NUM_NODES, DatasetName, SearchModeName
 from kubenas.algorithm_settings.model import (
@@ -20,8 +20,7 @@ from kubenas.algorithm_settings.model import (
     setting,
 )
 
-__all__ = ["MAX_HIDDEN_SIZE", "MAX_TRAIN_STEPS", "ONESHOT_MODES", "SAMPLERS", "SCHEDULES", "EnasOneshotSettings",
-           "EnasSettings"]
+__all__ = ["MAX_HIDDEN_SIZE", "MAX_TRAIN_STEPS", "EnasOneshotSettings", "EnasSettings"]
 
 # Upper bounds far past any published ENAS configuration (Katib: 64 and 50); beyond them a
 # call allocates gigabytes or keeps a core busy for minutes.
@@ -31,9 +30,6 @@ MAX_TRAIN_STEPS = 1000
 OneshotMode = Literal["macro", "micro"]
 Sampler = Literal["enas", "random"]
 Schedule = Literal["cosine", "constant"]
-ONESHOT_MODES: tuple[str, ...] = get_args(OneshotMode)
-SAMPLERS: tuple[str, ...] = get_args(Sampler)
-SCHEDULES: tuple[str, ...] = get_args(Schedule)
 
 # The settings whose default enas-oneshot changes, declared once each.
 _TanhConst = Annotated[Number | None, setting(

@@ -7,8 +7,8 @@ from typing import Annotated, Literal, get_args
 from kubenas.algorithm_settings.common import EncodedSearchSettings, SeededSettings
 from kubenas.algorithm_settings.model import Int, InvalidSettings, Number, setting
 
-__all__ = ["ACQ_FUNCS", "ACQ_OPTIMIZERS", "ESTIMATORS", "RESTART_STRATEGIES", "BayesianSettings", "CmaEsSettings",
-           "KatibBayesianSettings", "MultivariateTpeSettings", "TpeSettings"]
+__all__ = ["ACQ_FUNCS", "ESTIMATORS", "BayesianSettings", "CmaEsSettings", "KatibBayesianSettings",
+           "MultivariateTpeSettings", "TpeSettings"]
 
 Estimator = Literal["GP", "RF", "ET", "GBRT"]
 AcqFunc = Literal["gp_hedge", "LCB", "EI", "PI"]
@@ -16,8 +16,6 @@ AcqOptimizer = Literal["auto", "sampling", "lbfgs"]
 RestartStrategy = Literal["ipop", "bipop"]
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 ACQ_FUNCS: tuple[str, ...] = get_args(AcqFunc)
-ACQ_OPTIMIZERS: tuple[str, ...] = get_args(AcqOptimizer)
-RESTART_STRATEGIES: tuple[str, ...] = get_args(RestartStrategy)
 
 _BaseEstimator = Annotated[Estimator, setting(
     "the surrogate: GP (Gaussian process, Matérn 5/2), RF (random forest), ET (extra trees), "

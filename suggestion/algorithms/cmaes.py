@@ -28,14 +28,14 @@ from random import Random
 from typing import Any
 
 from kubenas.algorithm_settings import parse_settings
-from kubenas.algorithm_settings.model_based import RESTART_STRATEGIES, CmaEsSettings
+from kubenas.algorithm_settings.model_based import CmaEsSettings
 from kubenas.space import SpaceError
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem, Suggestion
 from suggestion.algorithms.points import FLOAT, INT, Point, PointSpace, point_space, read_history
 from suggestion.algorithms.sampling import history_rng
 
-__all__ = ["RESTART_STRATEGIES", "CmaEs", "RestartPolicy"]
+__all__ = ["CmaEs", "RestartPolicy"]
 
 MIN_NUMERIC = 2
 # Draws before a proposal that repeats a tried point (an int grid) is given up for a random one.

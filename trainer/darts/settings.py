@@ -6,11 +6,10 @@ setting the suggestion accepts is one the trainer accepts.
 
 from __future__ import annotations
 
-from kubenas.algorithm_settings.darts import EDGE_NORMALIZATION_VALUES, DartsSettings
+from kubenas.algorithm_settings.darts import DartsSettings
 from trainer.katib_flags import ConfigError, lenient_json, settings_flag
 
-__all__ = ["EDGE_NORMALIZATION_VALUES", "ConfigError", "DartsSettings", "parse_algorithm_settings", "parse_num_layers",
-           "parse_search_space"]
+__all__ = ["ConfigError", "DartsSettings", "parse_algorithm_settings", "parse_num_layers", "parse_search_space"]
 
 
 def parse_algorithm_settings(text: str) -> DartsSettings:

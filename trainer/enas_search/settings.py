@@ -17,14 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubenas.algorithm_settings.enas import ONESHOT_MODES, SAMPLERS, SCHEDULES, EnasOneshotSettings
+from kubenas.algorithm_settings.enas import EnasOneshotSettings
 from kubenas.space import ExpandedOp
 from trainer.katib_flags import ConfigError, lenient_json, settings_flag
 
-__all__ = ["SAMPLERS", "SCHEDULES", "SEARCH_MODES", "ConfigError", "EnasOneshotSettings", "SpaceSpec",
-           "parse_algorithm_settings", "parse_search_space"]
-
-SEARCH_MODES = ONESHOT_MODES
+__all__ = ["ConfigError", "EnasOneshotSettings", "SpaceSpec", "parse_algorithm_settings", "parse_search_space"]
 
 
 def parse_algorithm_settings(text: str) -> EnasOneshotSettings:
