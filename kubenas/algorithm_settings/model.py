@@ -130,7 +130,7 @@ def _range_text(kind: str, metadata: list[Any]) -> str:
 
 
 def allowed_text(info: FieldInfo) -> str:
-    """What a setting accepts, in words: "an integer in [1, 64]", "one of macro, micro or "None"."""
+    """What a setting accepts, in words: `an integer in [1, 64]`, `one of macro, micro`, `... or "None"`."""
     extra = _extra(info)
     text = str(extra.get("allowed") or "")
     if not text:
