@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from suggest_latency import _cpu_ms, _experiment, _p, _timed, served
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_free import RandomSettings
 from kubenas.api.v1beta1 import api_pb2
 from kubenas.proto_convert import trial_to_proto
 from kubenas.space import Distribution, GraphConfig, NasConfig, Operation, SearchSpace
@@ -39,7 +41,6 @@ from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem
 from suggestion.algorithms.points import point_space
 from suggestion.algorithms.registry import algorithm_class
-from suggestion.algorithms.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE = "2-core AMD EPYC (Zen 4, AVX-512) VM, no GPU"
@@ -68,9 +69,7 @@ SPACES: dict[str, tuple[SearchSpace, dict[str, str]]] = {
 
 def history(space: SearchSpace, settings: dict[str, str], size: int) -> list[TrialRecord]:
     """`size` finished trials (1 in 10 failed) and RUNNING running ones, at random points."""
-    from suggestion.algorithms.random_search import SETTINGS
-
-    points = point_space(space, parse_settings(settings, SETTINGS))
+    points = point_space(space, dict(parse_settings(settings, RandomSettings)))
     rng = random.Random(size)
     out = []
     for i in range(size + RUNNING):

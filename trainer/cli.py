@@ -10,15 +10,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from kubenas.registry import Registry
+
 __all__ = ["TRAINERS", "main", "run"]
 
-TRAINERS: dict[str, str] = {
-    "enas": "trainer.enas",
-    "darts": "trainer.darts",
-    "enas-search": "trainer.enas_search",
-    "retrain": "trainer.retrain",
-    "nb201": "trainer.nb201",
-}
+TRAINERS: Registry[str] = Registry("trainer", [
+    ("enas", "trainer.enas"),
+    ("darts", "trainer.darts"),
+    ("enas-search", "trainer.enas_search"),
+    ("retrain", "trainer.retrain"),
+    ("nb201", "trainer.nb201"),
+])
 
 _USAGE = "usage: kubenas-train {" + ",".join(TRAINERS) + "} [flags...]  (kubenas-train <trainer> --help)"
 

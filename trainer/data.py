@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from kubenas.errors import InvalidValue
+from kubenas.registry import Registry, UnknownName
 
 __all__ = [
     "CIFAR10_URL",
@@ -240,17 +241,17 @@ def _synthetic(data_dir: Path | None, input_shape: tuple[int, int, int] = (3, 32
 
 Loader = Callable[..., _Raw]
 
-DATASETS: dict[str, Loader] = {
-    "digits": _digits,
-    "mnist5k": _mnist5k,
-    "fashion-mnist": _fashion_mnist,
-    "cifar10": _cifar10,
-    "synthetic": _synthetic,
-}
+DATASETS: Registry[Loader] = Registry("dataset", [
+    ("digits", _digits),
+    ("mnist5k", _mnist5k),
+    ("fashion-mnist", _fashion_mnist),
+    ("cifar10", _cifar10),
+    ("synthetic", _synthetic),
+])
 
 
 def dataset_names() -> list[str]:
-    return list(DATASETS)
+    return DATASETS.names()
 
 
 def _to_split(x: np.ndarray, y: np.ndarray, mean: np.ndarray, std: np.ndarray, device: torch.device) -> Split:
@@ -278,7 +279,7 @@ def load_dataset(
     """
     try:
         loader = DATASETS[name]
-    except KeyError:
+    except UnknownName:
         raise DatasetError("--dataset", name, f"must be one of {dataset_names()}") from None
     for label, fraction in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if not 0 < fraction < 1:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from kubenas.errors import InvalidValue
+from kubenas.registry import Registry, UnknownName
 
 __all__ = [
     "OPS",
@@ -347,38 +348,38 @@ def _same_channels(c_in: int, p: Params) -> int:
     return c_in
 
 
-OPS: dict[str, OpType] = {
-    "convolution": OpType(_build_conv, _num_filter, _same_size, ("filter_size", "num_filter", "stride")),
-    "separable_convolution": OpType(
-        _build_sep, _num_filter, _same_size, ("filter_size", "num_filter", "stride", "depth_multiplier")),
-    "depthwise_convolution": OpType(
+OPS: Registry[OpType] = Registry("operation type", [
+    ("convolution", OpType(_build_conv, _num_filter, _same_size, ("filter_size", "num_filter", "stride"))),
+    ("separable_convolution", OpType(
+        _build_sep, _num_filter, _same_size, ("filter_size", "num_filter", "stride", "depth_multiplier"))),
+    ("depthwise_convolution", OpType(
         _build_depthwise, lambda c, p: c * _int_param(p, "depth_multiplier", 1), _same_size,
-        ("filter_size", "stride", "depth_multiplier")),
-    "dilated_convolution": OpType(
+        ("filter_size", "stride", "depth_multiplier"))),
+    ("dilated_convolution", OpType(
         _build_dilated, _num_filter, lambda n, s, p: _same_size(n, s, p, _dilation(p)),
-        ("filter_size", "num_filter", "stride", "dilation")),
-    "max_pooling": OpType(_cell_pool("max"), _same_channels, _cell_pool_size, ("filter_size", "stride")),
-    "avg_pooling": OpType(_cell_pool("avg"), _same_channels, _cell_pool_size, ("filter_size", "stride")),
-    "reduction": OpType(_build_reduction, _same_channels, _reduction_size, ("reduction_type", "pool_size")),
-    "skip_connection": OpType(_build_skip, _same_channels, _skip_size),
-    "none": OpType(lambda ci, co, s, p: Zero(ci, co, s), _same_channels, _skip_size),
+        ("filter_size", "num_filter", "stride", "dilation"))),
+    ("max_pooling", OpType(_cell_pool("max"), _same_channels, _cell_pool_size, ("filter_size", "stride"))),
+    ("avg_pooling", OpType(_cell_pool("avg"), _same_channels, _cell_pool_size, ("filter_size", "stride"))),
+    ("reduction", OpType(_build_reduction, _same_channels, _reduction_size, ("reduction_type", "pool_size"))),
+    ("skip_connection", OpType(_build_skip, _same_channels, _skip_size)),
+    ("none", OpType(lambda ci, co, s, p: Zero(ci, co, s), _same_channels, _skip_size)),
     # NAS-Bench-201's names for its cell primitives (nor_conv_3x3, avg_pool_3x3, skip_connect):
     # the same modules as above, always C -> C, so an NB201 nasConfig builds without renaming.
-    "nor_conv": OpType(_build_conv, _same_channels, _same_size, ("filter_size", "stride")),
-    "avg_pool": OpType(_cell_pool("avg"), _same_channels, _cell_pool_size, ("pool_size", "stride")),
-    "skip_connect": OpType(_build_skip, _same_channels, _skip_size),
-}
+    ("nor_conv", OpType(_build_conv, _same_channels, _same_size, ("filter_size", "stride"))),
+    ("avg_pool", OpType(_cell_pool("avg"), _same_channels, _cell_pool_size, ("pool_size", "stride"))),
+    ("skip_connect", OpType(_build_skip, _same_channels, _skip_size)),
+])
 
 
 def op_types() -> list[str]:
     """Every registered operation type, in registry order."""
-    return list(OPS)
+    return OPS.names()
 
 
 def _entry(op_type: str) -> OpType:
     try:
         return OPS[op_type]
-    except KeyError:
+    except UnknownName:
         raise OpError("opt_type", op_type, f"must be one of {op_types()}") from None
 
 

@@ -15,12 +15,13 @@ import math
 from random import Random
 from typing import TYPE_CHECKING
 
+from kubenas.algorithm_settings.model_based import ACQ_FUNCS
+
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["ACQ_FUNCS", "HEDGED", "acquisition", "expected_improvement", "hedge"]
 
-ACQ_FUNCS: tuple[str, ...] = ("gp_hedge", "LCB", "EI", "PI")
 HEDGED: tuple[str, ...] = ("EI", "PI", "LCB")
 # scikit-optimize's kappa for LCB.
 _KAPPA = 1.96

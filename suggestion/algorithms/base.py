@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from kubenas.errors import InvalidValue
+from kubenas.algorithm_settings import AlgorithmSettings, InvalidSettings
 from kubenas.space import SearchSpace
 from kubenas.trials import Objective, TrialRecord
 
@@ -21,15 +21,6 @@ if TYPE_CHECKING:
     from suggestion.state import StateStore
 
 __all__ = ["Algorithm", "Cancelled", "InvalidSettings", "Problem", "Proposal", "SearchSpaceExhausted", "Suggestion"]
-
-
-class InvalidSettings(InvalidValue):
-    """Settings or search space unusable by this algorithm; becomes INVALID_ARGUMENT."""
-
-    @property
-    def setting(self) -> str:
-        """The name of the setting (or the search-space path) refused."""
-        return self.field
 
 
 class SearchSpaceExhausted(Exception):
@@ -99,6 +90,8 @@ class Algorithm(ABC):
     description: ClassVar[str] = ""
     # True: `propose` may return fewer than `n` (none while it waits for running trials).
     may_return_fewer: ClassVar[bool] = False
+    # Its settings (kubenas.algorithm_settings): parsed with `parse_settings`, documented from it.
+    settings_model: ClassVar[type[AlgorithmSettings]]
 
     def __init__(self, state: StateStore | None = None) -> None:
         from suggestion.state import MemoryStateStore

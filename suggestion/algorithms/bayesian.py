@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from random import Random
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_based import BayesianSettings, KatibBayesianSettings
 from kubenas.trials import TrialRecord
-from suggestion.algorithms.acquisition import ACQ_FUNCS, acquisition, expected_improvement, hedge
-from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
-from suggestion.algorithms.encoding import NAS_SETTINGS
+from suggestion.algorithms.acquisition import acquisition, expected_improvement, hedge
+from suggestion.algorithms.base import Algorithm, Problem, Suggestion
 from suggestion.algorithms.points import (
     CATEGORICAL,
     FLOAT,
@@ -41,43 +42,15 @@ from suggestion.algorithms.points import (
     point_space,
     read_history,
 )
-from suggestion.algorithms.sampling import RANDOM_STATE, history_rng
-from suggestion.algorithms.settings import Setting, as_choice, as_float, as_int, parse_settings
-from suggestion.algorithms.surrogates import ESTIMATORS, MAX_FIT_POINTS, Surrogate, fit_surrogate
+from suggestion.algorithms.sampling import history_rng
+from suggestion.algorithms.surrogates import MAX_FIT_POINTS, Surrogate, fit_surrogate
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["KATIB_SETTINGS", "SETTINGS", "BayesianOptimization", "KatibBayesianOptimization",
-           "expected_improvement"]
+__all__ = ["BayesianOptimization", "KatibBayesianOptimization", "expected_improvement"]
 
 logger = logging.getLogger(__name__)
-
-ACQ_OPTIMIZERS = ("auto", "sampling", "lbfgs")
-
-
-def _settings(min_initial: int, acq_func: str, acq_optimizer: str) -> tuple[Setting, ...]:
-    return (
-        Setting("base_estimator", "GP", as_choice(*ESTIMATORS), allowed="one of " + ", ".join(ESTIMATORS)),
-        Setting("n_initial_points", 10, as_int, lambda v: min_initial <= v <= 100_000,
-                f"an integer in [{min_initial}, 100000]"),
-        Setting("acq_func", acq_func, as_choice(*ACQ_FUNCS),
-                allowed="one of " + ", ".join(ACQ_FUNCS) + " (EIps and PIps need trial run times: not supported)"),
-        Setting("acq_optimizer", acq_optimizer, as_choice(*ACQ_OPTIMIZERS),
-                allowed="one of " + ", ".join(ACQ_OPTIMIZERS)),
-        # Each candidate costs a model prediction per proposal; 10,000 already takes seconds.
-        Setting("acq_candidates", 1000, as_int, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]"),
-        Setting("xi", 0.01, as_float, lambda v: 0 <= v <= 10, "a number in [0, 10]"),
-        RANDOM_STATE,
-        *NAS_SETTINGS,
-    )
-
-
-# kubenas's `bayesian`: GP + expected improvement over sampled candidates; scikit-optimize's
-# gp_minimize defaults otherwise (10 random points first, xi 0.01).
-SETTINGS: tuple[Setting, ...] = _settings(1, "EI", "sampling")
-# Katib's `bayesianoptimization` (its skopt service): n_initial_points may be 0, gp_hedge, auto.
-KATIB_SETTINGS: tuple[Setting, ...] = _settings(0, "gp_hedge", "auto")
 
 # How many of the best trials the local half of the candidates mutates.
 _ELITE = 5
@@ -99,29 +72,24 @@ class BayesianOptimization(Algorithm):
     name = "bayesian"
     description = "Bayesian optimisation (GP + expected improvement by default); base_estimator, " \
                   "n_initial_points, acq_func, acq_optimizer, acq_candidates, xi, random_state, search_mode"
-    settings_spec: ClassVar[tuple[Setting, ...]] = SETTINGS
+    settings_model: ClassVar[type[BayesianSettings]] = BayesianSettings
 
     def validate(self, problem: Problem) -> None:
         self._settings(problem)
 
-    def _settings(self, problem: Problem) -> tuple[dict[str, Any], PointSpace]:
-        settings = parse_settings(problem.settings, self.settings_spec)
-        if settings["acq_optimizer"] == "lbfgs" and settings["base_estimator"] != "GP":
-            # As scikit-optimize: tree models have no gradient to follow.
-            raise InvalidSettings("acq_optimizer", "lbfgs",
-                                  f'"lbfgs" needs base_estimator "GP" (it is {settings["base_estimator"]!r}); '
-                                  'use "sampling" or "auto"')
-        return settings, point_space(problem.space, settings)
+    def _settings(self, problem: Problem) -> tuple[BayesianSettings, PointSpace]:
+        settings = parse_settings(problem.settings, self.settings_model)
+        return settings, point_space(problem.space, dict(settings))
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
         settings, points = self._settings(problem)
         view = read_history(points, problem.objective, history)
-        rng = history_rng(settings["random_state"], history)
+        rng = history_rng(settings.random_state, history)
         seen: set[Hashable] = set(view.seen)
         if n <= 0:
             return []
         # A model needs one observation at least, whatever n_initial_points says.
-        if len(view.evaluated) < max(1, settings["n_initial_points"]):
+        if len(view.evaluated) < max(1, settings.n_initial_points):
             chosen = [points.random_unseen(seen, rng) for _ in range(n)]
         else:
             from threadpoolctl import threadpool_limits
@@ -143,11 +111,11 @@ class KatibBayesianOptimization(BayesianOptimization):
     name = "bayesianoptimization"
     description = "Katib's Bayesian optimisation (scikit-optimize's settings); base_estimator GP/RF/ET/GBRT, " \
                   "n_initial_points, acq_func, acq_optimizer, random_state, search_mode"
-    settings_spec = KATIB_SETTINGS
+    settings_model = KatibBayesianSettings
 
 
 def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list[Point], n: int,
-             settings: Mapping[str, Any], seen: set[Hashable], rng: Random,
+             settings: BayesianSettings, seen: set[Hashable], rng: Random,
              check_cancelled: Callable[[], None] = lambda: None) -> list[Point]:
     import numpy as np
 
@@ -157,17 +125,17 @@ def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list
     # GP kernel hyperparameters from a seeded subset (the fit is cubic in its size and
     # repeated a few dozen times by the optimiser); the model itself uses every trial.
     subset = sorted(rng.sample(range(len(xs)), MAX_FIT_POINTS)) if len(xs) > MAX_FIT_POINTS else slice(None)
-    model = fit_surrogate(settings["base_estimator"], X, y, seed, subset)
+    model = fit_surrogate(settings.base_estimator, X, y, seed, subset)
     best = float(y.max())
     scale = float(y.std()) or 1.0
-    threshold = best + settings["xi"] * scale
+    threshold = best + settings.xi * scale
     elite = [xs[i] for i in np.argsort(-y, kind="stable")[:_ELITE]]
     if pending:
         Xp = points.features(pending)
         X, y = np.vstack([X, Xp]), np.concatenate([y, model.predict(Xp)[0]])
         model = model.refit(X, y)
     # One candidate pool per batch: later proposals differ through the believer's data.
-    candidates = _candidates(points, elite, settings["acq_candidates"], seen, rng)
+    candidates = _candidates(points, elite, settings.acq_candidates, seen, rng)
     Xc = points.features(candidates) if candidates else None
     columns = _continuous_columns(points) if _uses_lbfgs(settings, points) else []
     chosen: list[Point] = []
@@ -177,7 +145,7 @@ def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list
             chosen.append(points.random_unseen(seen, rng))
             continue
         mu, sigma = model.predict(Xc)
-        name = settings["acq_func"]
+        name: str = settings.acq_func
         if name == "gp_hedge":
             name = hedge(mu, sigma, threshold, scale, rng)
         scores = acquisition(name, mu, sigma, threshold)
@@ -197,10 +165,10 @@ def _propose(points: PointSpace, xs: list[Point], ys: list[float], pending: list
     return chosen
 
 
-def _uses_lbfgs(settings: Mapping[str, Any], points: PointSpace) -> bool:
+def _uses_lbfgs(settings: BayesianSettings, points: PointSpace) -> bool:
     """`lbfgs`, or `auto` with a GP (scikit-optimize's rule), where there is a gradient to follow."""
-    wanted = settings["acq_optimizer"] == "lbfgs" or (
-        settings["acq_optimizer"] == "auto" and settings["base_estimator"] == "GP")
+    wanted = settings.acq_optimizer == "lbfgs" or (
+        settings.acq_optimizer == "auto" and settings.base_estimator == "GP")
     return wanted and bool(_continuous_columns(points))
 
 

@@ -27,25 +27,16 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_based import CmaEsSettings
 from kubenas.space import SpaceError
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem, Suggestion
 from suggestion.algorithms.points import FLOAT, INT, Point, PointSpace, point_space, read_history
-from suggestion.algorithms.sampling import RANDOM_STATE, history_rng
-from suggestion.algorithms.settings import Setting, as_choice, as_float, parse_settings
+from suggestion.algorithms.sampling import history_rng
 
-__all__ = ["RESTART_STRATEGIES", "SETTINGS", "CmaEs", "RestartPolicy"]
+__all__ = ["CmaEs", "RestartPolicy"]
 
-RESTART_STRATEGIES = ("ipop", "bipop")
-# `sigma` is in units of each parameter's range (the cube's side); 1/6 is Optuna's and
-# goptuna's default (a third of the range within two sigma of the centre).
-SETTINGS: tuple[Setting, ...] = (
-    Setting("sigma", 1 / 6, as_float, lambda v: 0 < v <= 1, "a number in (0, 1] (a fraction of each range)"),
-    # Katib accepts "none" as well as "None".
-    Setting("restart_strategy", None, lambda t: None if t == "none" else as_choice(*RESTART_STRATEGIES)(t),
-            allowed='one of "ipop", "bipop"', allow_none=True),
-    RANDOM_STATE,
-)
 MIN_NUMERIC = 2
 # Draws before a proposal that repeats a tried point (an int grid) is given up for a random one.
 _ASK_TRIES = 16
@@ -56,21 +47,22 @@ class CmaEs(Algorithm):
 
     name = "cmaes"
     supports_nas = False
+    settings_model = CmaEsSettings
     description = "CMA-ES (the cmaes library) replayed from the history; sigma, restart_strategy " \
                   "(None, ipop, bipop), random_state; HPO with at least 2 int/double parameters"
 
     def validate(self, problem: Problem) -> None:
         self._parse(problem)
 
-    def _parse(self, problem: Problem) -> tuple[dict[str, Any], PointSpace, list[int]]:
-        settings = parse_settings(problem.settings, SETTINGS)
+    def _parse(self, problem: Problem) -> tuple[CmaEsSettings, PointSpace, list[int]]:
+        settings = parse_settings(problem.settings, CmaEsSettings)
         # Space errors name the space's field (`kubenas validate`: spec.parameters, spec.nasConfig).
         if problem.space.nas_config is not None:
             raise SpaceError("nasConfig", "a NAS search space",
                                   "cmaes searches int and double parameters only; for NAS use "
                                   "random, grid, evolution, bayesian, bayesianoptimization, tpe, "
                                   "multivariate-tpe, sobol, enas or darts")
-        points = point_space(problem.space, settings)
+        points = point_space(problem.space, dict(settings))
         numeric = [i for i, d in enumerate(points.dims) if d.kind in (INT, FLOAT)]
         if len(numeric) < MIN_NUMERIC:
             names = [points.dims[i].name for i in numeric]
@@ -83,16 +75,16 @@ class CmaEs(Algorithm):
         settings, points, numeric = self._parse(problem)
         if n <= 0:
             return []
-        rng = history_rng(settings["random_state"], history)
+        rng = history_rng(settings.random_state, history)
         view = read_history(points, problem.objective, history)
         seen: set[Hashable] = set(view.seen)
         units = [[points.dims[i].unit(e.point[i]) for i in numeric] for e in view.evaluated]
         # The library minimises.
         losses = [-e.reward for e in view.evaluated]
-        restart_seed = settings["random_state"] if settings["random_state"] is not None else 0
+        restart_seed = settings.random_state if settings.random_state is not None else 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            optimizer = _replay(len(numeric), units, losses, settings["sigma"], settings["restart_strategy"], restart_seed,
+            optimizer = _replay(len(numeric), units, losses, settings.sigma, settings.restart_strategy, restart_seed,
                                 rng.getrandbits(32))
         out: list[Point] = []
         for _ in range(n):

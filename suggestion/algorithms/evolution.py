@@ -10,13 +10,13 @@ arrives (aging, not the worst, is removed). Each new point is a tournament: samp
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from functools import partial
-from typing import Any
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_free import MAX_POPULATION, EvolutionSettings
 from kubenas.trials import TrialRecord
-from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
-from suggestion.algorithms.encoding import NAS_SETTINGS
+from suggestion.algorithms.base import Algorithm, Problem, Suggestion
 from suggestion.algorithms.points import (
     Evaluated,
     HistoryView,
@@ -25,31 +25,9 @@ from suggestion.algorithms.points import (
     point_space,
     read_history,
 )
-from suggestion.algorithms.sampling import RANDOM_STATE, history_rng
-from suggestion.algorithms.settings import Setting, as_int, parse_settings
+from suggestion.algorithms.sampling import history_rng
 
-__all__ = ["MAX_POPULATION", "SETTINGS", "RegularizedEvolution", "evolve", "population_of"]
-
-MAX_POPULATION = 100_000
-
-# Defaults for small budgets: NATS-Bench / NAS-Bench-201's REA runs use a population of
-# 10 and tournaments of 3 (Real et al. used 100 and 25 over 20,000 models).
-SETTINGS: tuple[Setting, ...] = (
-    Setting("population_size", 10, as_int, lambda v: 1 <= v <= MAX_POPULATION,
-            f"an integer in [1, {MAX_POPULATION}]"),
-    Setting("sample_size", 3, as_int, lambda v: 1 <= v <= MAX_POPULATION, f"an integer in [1, {MAX_POPULATION}]"),
-    RANDOM_STATE,
-    *NAS_SETTINGS,
-)
-
-
-def _parse(raw: Mapping[str, str]) -> dict[str, Any]:
-    settings = parse_settings(raw, SETTINGS)
-    if settings["sample_size"] > settings["population_size"]:
-        raise InvalidSettings("sample_size", raw["sample_size"],
-                              f"must be an integer in [1, population_size] = [1, {settings['population_size']}]")
-    return settings
-
+__all__ = ["MAX_POPULATION", "RegularizedEvolution", "evolve", "population_of"]
 
 class RegularizedEvolution(Algorithm):
     """Random points until `population_size` trials exist, then tournament + one mutation.
@@ -61,19 +39,19 @@ class RegularizedEvolution(Algorithm):
     """
 
     name = "evolution"
+    settings_model = EvolutionSettings
     description = "regularised (aging) evolution: tournament of sample_size, mutate one choice; " \
                   "population_size, sample_size, random_state, search_mode"
 
     def validate(self, problem: Problem) -> None:
-        settings = _parse(problem.settings)
-        point_space(problem.space, settings)
+        point_space(problem.space, dict(parse_settings(problem.settings, EvolutionSettings)))
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
-        settings = _parse(problem.settings)
-        points = point_space(problem.space, settings)
+        settings = parse_settings(problem.settings, EvolutionSettings)
+        points = point_space(problem.space, dict(settings))
         view = read_history(points, problem.objective, history)
-        rng = history_rng(settings["random_state"], history)
-        children = evolve(points, view, n, settings["population_size"], settings["sample_size"], rng)
+        rng = history_rng(settings.random_state, history)
+        children = evolve(points, view, n, settings.population_size, settings.sample_size, rng)
         return [Suggestion(points.assignments(c)) for c in children]
 
 

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from functools import partial
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_free import GridSettings
 from kubenas.space import (
     ParameterSpec,
     ParameterType,
@@ -32,20 +34,17 @@ from suggestion.algorithms.base import (
     Suggestion,
 )
 from suggestion.algorithms.encoding import (
-    NAS_SETTINGS,
     MacroEncoding,
     NasEncoding,
     Vector,
     check_hpo_settings,
     nas_encoding,
 )
-from suggestion.algorithms.sampling import RANDOM_STATE, parameter_size, point_keys
-from suggestion.algorithms.settings import parse_settings
+from suggestion.algorithms.sampling import parameter_size, point_keys
 
 __all__ = ["MAX_GRID_POINTS", "GridSearch", "grid_size"]
 
 # Katib accepts random_state for grid too; the order is fixed, so it changes nothing.
-SETTINGS = (RANDOM_STATE, *NAS_SETTINGS)
 
 # Beyond this a grid cannot be finished and every call near its end walks the whole grid.
 MAX_GRID_POINTS = 1_000_000
@@ -60,6 +59,7 @@ class GridSearch(Algorithm):
     """
 
     name = "grid"
+    settings_model = GridSettings
     supports_nas = True
     description = "every point of a finite grid once, in a fixed order (double parameters need a step)"
 
@@ -91,7 +91,7 @@ class GridSearch(Algorithm):
 
 def _prepare(problem: Problem) -> NasEncoding | None:
     """The NAS encoding (None for HPO) once settings, space and grid size are checked."""
-    settings = parse_settings(problem.settings, SETTINGS)
+    settings = dict(parse_settings(problem.settings, GridSettings))
     problem.space.check()
     check_hpo_settings(problem.space, settings)
     nas = problem.space.nas_config

@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.schedules import DEFAULT_ETA, HyperbandSettings
 from kubenas.space import SearchSpace, SpaceError
 from kubenas.trials import ObjectiveType, TrialCondition, TrialRecord
 from suggestion.algorithms.base import (
@@ -41,33 +43,15 @@ from suggestion.algorithms.base import (
     SearchSpaceExhausted,
     Suggestion,
 )
-from suggestion.algorithms.sampling import RANDOM_STATE, history_rng, sample_value
-from suggestion.algorithms.settings import Setting, as_float, as_int, parse_settings
+from suggestion.algorithms.sampling import history_rng, sample_value
 
-__all__ = ["BRACKET_LABEL", "RUNG_LABEL", "SETTINGS", "Hyperband", "HyperbandState", "max_parallel"]
+__all__ = ["BRACKET_LABEL", "RUNG_LABEL", "Hyperband", "HyperbandState", "max_parallel"]
 
 BRACKET_LABEL = "hyperband.kubenas.io/bracket"
 RUNG_LABEL = "hyperband.kubenas.io/rung"
-DEFAULT_ETA = 3.0
 # The largest bracket must fit parallelTrialCount, an int32.
 MAX_BRACKET = 2**31 - 1
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("resource_name", None, str, lambda v: bool(v),
-            "the name of a parameter (the budget, e.g. num-epochs); required"),
-    # Katib reads eta <= 0 as its default 3.
-    Setting("eta", DEFAULT_ETA, as_float, lambda v: v <= 0 or v > 1, "a number > 1 (the halving rate)"),
-    Setting("r_l", None, as_float, lambda v: v > 0, "a positive number (the largest budget); required"),
-    RANDOM_STATE,
-    # The bracket state Katib's service keeps in the settings; absent or negative: not started.
-    Setting("s_max", -1, as_int, allowed="an integer"),
-    Setting("b_l", -1.0, as_float, allowed="a number"),
-    Setting("r", -1.0, as_float, allowed="a number"),
-    Setting("n", -1, as_int, allowed="an integer"),
-    Setting("current_s", -2, as_int, allowed="an integer"),
-    Setting("current_i", -1, as_int, allowed="an integer"),
-    Setting("evaluating_trials", 0, as_int, lambda v: v >= 0, "an integer >= 0"),
-)
 
 
 def _check_state(settings: Mapping[str, Any], s_max: int) -> None:
@@ -160,6 +144,7 @@ class Hyperband(Algorithm):
     """Katib's hyperband: random configurations, successive halving over `resource_name`."""
 
     name = "hyperband"
+    settings_model = HyperbandSettings
     supports_nas = False
     may_return_fewer = True
     description = ("Hyperband (successive halving in brackets) over the budget parameter resource_name; "
@@ -173,7 +158,7 @@ class Hyperband(Algorithm):
             raise SpaceError("nasConfig", "a NAS search space",
                              "hyperband varies the parameter named by resource_name (the budget) of "
                              "spec.parameters; for NAS use random, grid, evolution, tpe, enas or darts")
-        settings = parse_settings(problem.settings, SETTINGS)
+        settings = parse_settings(problem.settings, HyperbandSettings).model_dump()
         problem.space.check()
         for required, what in (("resource_name", "the name of the parameter that is the budget, e.g. num-epochs"),
                                ("r_l", "the largest budget, a positive number")):

@@ -51,8 +51,10 @@ from random import Random
 from typing import Any
 
 from kubenas import rfc3339
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.schedules import PBT_REQUIRED, PbtSettings
 from kubenas.space import SpaceError
-from kubenas.trial_dirs import SUGGESTION_TRIAL_DIR, mount_path_problem, trial_dir
+from kubenas.trial_dirs import trial_dir
 from kubenas.trials import TrialCondition, TrialRecord
 from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
 from suggestion.algorithms.points import (
@@ -66,10 +68,9 @@ from suggestion.algorithms.points import (
     point_space,
 )
 from suggestion.algorithms.reward import REWARD_LIMIT, reward
-from suggestion.algorithms.sampling import RANDOM_STATE, history_rng, snap
-from suggestion.algorithms.settings import Setting, as_float, as_int, parse_settings
+from suggestion.algorithms.sampling import history_rng, snap
 
-__all__ = ["GENERATION_LABEL", "MEMBER_LABEL", "PARENT_LABEL", "REQUIRED", "SETTINGS", "Pbt", "perturb"]
+__all__ = ["GENERATION_LABEL", "MEMBER_LABEL", "PARENT_LABEL", "Pbt", "perturb"]
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +78,6 @@ GENERATION_LABEL = "pbt.suggestion.katib.kubeflow.org/generation"
 PARENT_LABEL = "pbt.suggestion.katib.kubeflow.org/parent"
 MEMBER_LABEL = "pbt.suggestion.kubenas.kubeflow.org/member"
 
-MIN_POPULATION = 5
-# Katib's service refuses to start without these; its UI fills in the values shown.
-REQUIRED: dict[str, str] = {SUGGESTION_TRIAL_DIR: "/var/log/katib/checkpoints/", "n_population": "40",
-                            "truncation_threshold": "0.2"}
-SETTINGS: tuple[Setting, ...] = (
-    Setting(SUGGESTION_TRIAL_DIR, None, str, lambda v: mount_path_problem(v) is None,
-            "an absolute path below / without '..' or ':' (where each trial finds its directory)"),
-    Setting("n_population", None, as_int, lambda v: v >= MIN_POPULATION, f"an integer >= {MIN_POPULATION}"),
-    Setting("truncation_threshold", None, as_float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    Setting("resample_probability", None, as_float, lambda v: 0 <= v <= 1,
-            "a number in [0, 1] (absent: perturb each value by x0.8 or x1.2)", allow_none=True),
-    RANDOM_STATE,
-)
 PERTURB_FACTORS = (0.8, 1.2)
 # A value a perturbation cannot move (0, a small int, a coarse grid) moves by one grid step,
 # or by this fraction of the range when the parameter has no grid.
@@ -127,6 +115,7 @@ class Pbt(Algorithm):
     """Population based training; trial directories from the parent's, Katib's labels."""
 
     name = "pbt"
+    settings_model = PbtSettings
     supports_nas = False
     description = "population based training: exploit (truncation) and explore (perturb or resample), " \
                   "checkpoints in suggestion_trial_dir copied from the parent; n_population, " \
@@ -136,10 +125,10 @@ class Pbt(Algorithm):
         self._parse(problem)
 
     def _parse(self, problem: Problem) -> tuple[dict[str, Any], HpoPoints]:
-        for name, example in REQUIRED.items():
+        for name, example in PBT_REQUIRED.items():
             if name not in problem.settings:
                 raise InvalidSettings(name, None, f"missing; pbt requires it (as Katib does), e.g. {example}")
-        settings = parse_settings(problem.settings, SETTINGS)
+        settings = parse_settings(problem.settings, PbtSettings).model_dump()
         if problem.space.nas_config is not None:
             raise SpaceError("nasConfig", "a NAS search space",
                              "pbt tunes hyperparameters of one model (a checkpoint does not carry over to "

@@ -300,7 +300,7 @@ class NasPoints(PointSpace):
 
 
 def point_space(space: SearchSpace, settings: Mapping[str, Any]) -> PointSpace:
-    """The view of `space` under parsed `settings` (which hold NAS_SETTINGS).
+    """The view of `space` under parsed `settings` (a mapping holding `search_mode` and `num_nodes`).
 
     Raises SpaceError for a malformed space, InvalidSettings when a NAS setting is given
     for an HPO space or the nasConfig does not fit the search mode.

@@ -8,42 +8,38 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_free import RandomSettings
 from kubenas.space import SearchSpace
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem, Suggestion
 from suggestion.algorithms.encoding import (
-    NAS_SETTINGS,
     NasEncoding,
     check_hpo_settings,
     nas_encoding,
 )
 from suggestion.algorithms.sampling import (
-    RANDOM_STATE,
     history_rng,
     hpo_keyer,
     point_keys,
     sample_value,
     space_size,
 )
-from suggestion.algorithms.settings import parse_settings
 
-__all__ = ["SETTINGS", "RandomSearch"]
-
-SETTINGS = (RANDOM_STATE, *NAS_SETTINGS)
+__all__ = ["RandomSearch"]
 
 # In a small finite space a fresh draw often repeats a tried point; redraws avoid that
 # and cost nothing when there is no collision.
 _REDRAWS = 64
 
 
-def _prepare(problem: Problem) -> tuple[dict[str, Any], NasEncoding | None]:
-    settings = parse_settings(problem.settings, SETTINGS)
+def _prepare(problem: Problem) -> tuple[RandomSettings, NasEncoding | None]:
+    settings = parse_settings(problem.settings, RandomSettings)
     problem.space.check()
-    check_hpo_settings(problem.space, settings)
+    check_hpo_settings(problem.space, dict(settings))
     nas = problem.space.nas_config
-    return settings, None if nas is None else nas_encoding(nas, settings)
+    return settings, None if nas is None else nas_encoding(nas, dict(settings))
 
 
 class RandomSearch(Algorithm):
@@ -54,6 +50,7 @@ class RandomSearch(Algorithm):
     """
 
     name = "random"
+    settings_model = RandomSettings
     description = (
         "independent random draws (uniform, logUniform, normal, logNormal); NAS search_mode macro, micro "
         "or nb201; seed random_state"
@@ -64,7 +61,7 @@ class RandomSearch(Algorithm):
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
         settings, encoding = _prepare(problem)
-        rng = history_rng(settings["random_state"], history)
+        rng = history_rng(settings.random_state, history)
         space = problem.space
         # Repeats are only possible in a finite space, and only worth avoiding until every
         # point has been tried; a continuous space skips the bookkeeping entirely.

@@ -23,12 +23,10 @@ from kubenas.space import (
 )
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.encoding import ARCHITECTURE, NN_CONFIG, macro_assignments, rows_key
-from suggestion.algorithms.settings import Setting, as_int
 
 __all__ = [
     "ARCHITECTURE",
     "NN_CONFIG",
-    "RANDOM_STATE",
     "history_rng",
     "hpo_key",
     "hpo_keyer",
@@ -42,11 +40,6 @@ __all__ = [
     "snap",
     "space_size",
 ]
-
-# Katib's name for the seed; numpy-style seeds are non-negative 32-bit integers.
-RANDOM_STATE = Setting(
-    "random_state", None, as_int, lambda v: 0 <= v < 2**32, "an integer in [0, 4294967295]"
-)
 
 # A normal(ish) parameter still has to stay inside [min, max]: the bounds are +-3 sigma
 # around their midpoint and draws outside are redrawn (then clipped, as a last resort).

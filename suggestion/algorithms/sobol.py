@@ -20,35 +20,34 @@ import warnings
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_free import SobolSettings
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem, Suggestion
-from suggestion.algorithms.encoding import NAS_SETTINGS
 from suggestion.algorithms.points import Dimension, Point, point_space, read_history
-from suggestion.algorithms.sampling import RANDOM_STATE, history_rng, parameter_size, snap
-from suggestion.algorithms.settings import Setting, parse_settings
+from suggestion.algorithms.sampling import history_rng, parameter_size, snap
 
-__all__ = ["SETTINGS", "Sobol", "sobol_units"]
-
-SETTINGS: tuple[Setting, ...] = (RANDOM_STATE, *NAS_SETTINGS)
+__all__ = ["Sobol", "sobol_units"]
 
 
 class Sobol(Algorithm):
     """Point i of a d-dimensional Sobol sequence for the experiment's i-th trial."""
 
     name = "sobol"
+    settings_model = SobolSettings
     description = "quasi-random Sobol sequence (scipy.stats.qmc), stateless; random_state scrambles, search_mode"
 
     def validate(self, problem: Problem) -> None:
-        point_space(problem.space, parse_settings(problem.settings, SETTINGS))
+        point_space(problem.space, dict(parse_settings(problem.settings, SobolSettings)))
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
-        settings = parse_settings(problem.settings, SETTINGS)
-        points = point_space(problem.space, settings)
+        settings = parse_settings(problem.settings, SobolSettings)
+        points = point_space(problem.space, dict(settings))
         if n <= 0:
             return []
         seen: set[Hashable] = set(read_history(points, problem.objective, history).seen)
-        rng = history_rng(settings["random_state"], history)
-        units = sobol_units(len(points.dims), len(history), n, settings["random_state"])
+        rng = history_rng(settings.random_state, history)
+        units = sobol_units(len(points.dims), len(history), n, settings.random_state)
         out: list[Point] = []
         for row in units:
             point = tuple(_value(d, float(u)) for d, u in zip(points.dims, row))

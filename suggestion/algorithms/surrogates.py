@@ -18,12 +18,13 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kubenas.algorithm_settings.model_based import ESTIMATORS
+
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["ESTIMATORS", "MAX_FIT_POINTS", "Surrogate", "fit_surrogate"]
 
-ESTIMATORS: tuple[str, ...] = ("GP", "RF", "ET", "GBRT")
 
 # Per-dimension length scales (ARD) up to this many features; past it (one-hot NAS
 # encodings have dozens) one shared length scale keeps the fit well under a second.

@@ -23,9 +23,10 @@ import logging
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_based import MultivariateTpeSettings, TpeSettings
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, Problem, Suggestion
-from suggestion.algorithms.encoding import NAS_SETTINGS
 from suggestion.algorithms.points import (
     FLOAT,
     INT,
@@ -35,29 +36,14 @@ from suggestion.algorithms.points import (
     point_space,
     read_history,
 )
-from suggestion.algorithms.sampling import RANDOM_STATE, history_rng, snap
-from suggestion.algorithms.settings import Setting, as_choice, as_int, parse_settings
+from suggestion.algorithms.sampling import history_rng, snap
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
-__all__ = ["MULTIVARIATE_SETTINGS", "SETTINGS", "MultivariateTpe", "Tpe"]
+__all__ = ["MultivariateTpe", "Tpe"]
 
 logger = logging.getLogger(__name__)
-
-# Optuna's own defaults; Katib's names (its `tpe` and `multivariate-tpe` take exactly
-# n_startup_trials, n_ei_candidates and random_state).
-MULTIVARIATE_SETTINGS: tuple[Setting, ...] = (
-    Setting("n_startup_trials", 10, as_int, lambda v: 0 <= v <= 100_000, "an integer in [0, 100000]"),
-    Setting("n_ei_candidates", 24, as_int, lambda v: 1 <= v <= 10_000, "an integer in [1, 10000]"),
-    RANDOM_STATE,
-    *NAS_SETTINGS,
-)
-SETTINGS: tuple[Setting, ...] = (
-    *MULTIVARIATE_SETTINGS[:2],
-    Setting("multivariate", "true", as_choice("true", "false"), allowed='"true" or "false"'),
-    *MULTIVARIATE_SETTINGS[2:],
-)
 
 # Asks before a repeated point is replaced by a random unseen one.
 _ASK_TRIES = 8
@@ -70,27 +56,29 @@ class Tpe(Algorithm):
     description = "tree-structured Parzen estimator (Optuna's TPESampler); " \
                   "n_startup_trials, n_ei_candidates, multivariate, random_state, search_mode"
 
-    settings_spec: ClassVar[tuple[Setting, ...]] = SETTINGS
+    # Optuna's own defaults; Katib's names (its `tpe` and `multivariate-tpe` take exactly
+    # n_startup_trials, n_ei_candidates and random_state).
+    settings_model: ClassVar[type[MultivariateTpeSettings]] = TpeSettings
 
     def validate(self, problem: Problem) -> None:
-        point_space(problem.space, parse_settings(problem.settings, self.settings_spec))
+        point_space(problem.space, dict(parse_settings(problem.settings, self.settings_model)))
 
     def suggest(self, problem: Problem, history: Sequence[TrialRecord], n: int) -> list[Suggestion]:
-        settings = parse_settings(problem.settings, self.settings_spec)
-        points = point_space(problem.space, settings)
+        settings = parse_settings(problem.settings, self.settings_model)
+        points = point_space(problem.space, dict(settings))
         if n <= 0:
             return []
-        rng = history_rng(settings["random_state"], history)
+        rng = history_rng(settings.random_state, history)
         optuna = _optuna()
         from optuna.trial import TrialState, create_trial
 
         view = read_history(points, problem.objective, history)
         dists = {d.name: _distribution(d) for d in points.dims}
-        seed = None if settings["random_state"] is None else rng.getrandbits(32)
+        seed = None if settings.random_state is None else rng.getrandbits(32)
         sampler = optuna.samplers.TPESampler(
-            n_startup_trials=settings["n_startup_trials"],
-            n_ei_candidates=settings["n_ei_candidates"],
-            multivariate=settings.get("multivariate", "true") == "true",
+            n_startup_trials=settings.n_startup_trials,
+            n_ei_candidates=settings.n_ei_candidates,
+            multivariate=getattr(settings, "multivariate", "true") == "true",
             constant_liar=True,
             seed=seed,
         )
@@ -118,7 +106,7 @@ class MultivariateTpe(Tpe):
     name = "multivariate-tpe"
     description = "multivariate tree-structured Parzen estimator (Optuna's TPESampler); " \
                   "n_startup_trials, n_ei_candidates, random_state, search_mode"
-    settings_spec = MULTIVARIATE_SETTINGS
+    settings_model = MultivariateTpeSettings
 
 
 def _ask(study: Any, points: PointSpace, dists: Mapping[str, BaseDistribution], seen: set[Hashable],

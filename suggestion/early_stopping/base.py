@@ -11,11 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from kubenas.algorithm_settings import AlgorithmSettings, parse_settings
 from kubenas.early_stopping import StopRule
 from kubenas.trials import Objective, TrialRecord
-from suggestion.algorithms.settings import Setting, parse_settings
 
 __all__ = ["EarlyStoppingAlgorithm", "LogFetcher", "RulesProblem"]
 
@@ -36,11 +36,11 @@ class RulesProblem:
 class EarlyStoppingAlgorithm(ABC):
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    SETTINGS: ClassVar[tuple[Setting, ...]] = ()
+    settings_model: ClassVar[type[AlgorithmSettings]] = AlgorithmSettings
 
-    def parse(self, settings: Mapping[str, str]) -> dict[str, Any]:
+    def parse(self, settings: Mapping[str, str]) -> AlgorithmSettings:
         """Typed settings with defaults; raises InvalidSettings naming the setting, value and range."""
-        return parse_settings(settings, self.SETTINGS)
+        return parse_settings(settings, self.settings_model)
 
     @abstractmethod
     def rules(self, problem: RulesProblem, fetch_log: LogFetcher) -> list[StopRule]:

@@ -15,16 +15,13 @@ from __future__ import annotations
 import statistics
 from typing import ClassVar
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.early_stopping import MedianStopSettings
 from kubenas.early_stopping import Comparison, StopRule
 from kubenas.trials import ObjectiveType, TrialCondition
-from suggestion.algorithms.settings import Setting, as_int
 from suggestion.early_stopping.base import EarlyStoppingAlgorithm, LogFetcher, RulesProblem
 
 __all__ = ["MedianStop", "median_rule"]
-
-MIN_TRIALS_REQUIRED = Setting("min_trials_required", 3, as_int, lambda v: v >= 1, "an integer >= 1")
-START_STEP = Setting("start_step", 4, as_int, lambda v: v >= 1, "an integer >= 1")
-
 
 def median_rule(objective_type: ObjectiveType, metric: str, averages: list[float], start_step: int) -> StopRule:
     """The rule for a trial: worse than the median of `averages` (must be non-empty)."""
@@ -35,11 +32,11 @@ def median_rule(objective_type: ObjectiveType, metric: str, averages: list[float
 class MedianStop(EarlyStoppingAlgorithm):
     name = "medianstop"
     description = "stop a trial whose best objective after start_step reports is worse than the median"
-    SETTINGS: ClassVar[tuple[Setting, ...]] = (MIN_TRIALS_REQUIRED, START_STEP)
+    settings_model: ClassVar[type[MedianStopSettings]] = MedianStopSettings
 
     def rules(self, problem: RulesProblem, fetch_log: LogFetcher) -> list[StopRule]:
-        settings = self.parse(problem.settings)
-        start_step, required = settings["start_step"], settings["min_trials_required"]
+        settings = parse_settings(problem.settings, self.settings_model)
+        start_step, required = settings.start_step, settings.min_trials_required
         metric = problem.objective.metric_name
         succeeded = [t for t in problem.trials if t.condition is TrialCondition.SUCCEEDED]
         if len(succeeded) < required:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from kubenas.registry import Registry, UnknownName, import_target
 
 if TYPE_CHECKING:
     from suggestion.early_stopping.base import EarlyStoppingAlgorithm
 
 __all__ = ["EARLY_STOPPING", "UnknownEarlyStopping", "early_stopping_class", "early_stopping_names"]
 
-EARLY_STOPPING: dict[str, str] = {
-    "medianstop": "suggestion.early_stopping.medianstop:MedianStop",
-}
+
+class UnknownEarlyStopping(UnknownName):
+    """An early-stopping name not in the registry."""
 
 
-class UnknownEarlyStopping(KeyError):
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(name)
-
-    def __str__(self) -> str:
-        return f"early stopping algorithm {self.name!r} is not known; available: {', '.join(early_stopping_names())}"
+EARLY_STOPPING: Registry[str] = Registry("early stopping algorithm", [
+    ("medianstop", "suggestion.early_stopping.medianstop:MedianStop"),
+], unknown=UnknownEarlyStopping)
 
 
 def early_stopping_names() -> list[str]:
@@ -29,9 +26,5 @@ def early_stopping_names() -> list[str]:
 
 
 def early_stopping_class(name: str) -> type[EarlyStoppingAlgorithm]:
-    try:
-        target = EARLY_STOPPING[name]
-    except KeyError:
-        raise UnknownEarlyStopping(name) from None
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    cls: type[EarlyStoppingAlgorithm] = import_target(EARLY_STOPPING[name])
+    return cls

@@ -11,16 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 import grpc
 import pytest
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.model_free import EvolutionSettings
 from kubenas.api.v1beta1 import api_pb2
 from kubenas.nb201 import Cell201
 from kubenas.proto_convert import objective_to_proto, search_space_to_proto, trial_to_proto
 from kubenas.space import SearchSpace
 from kubenas.trials import TrialCondition, TrialRecord
 from suggestion.algorithms.base import Problem
-from suggestion.algorithms.evolution import SETTINGS as EVOLUTION_SETTINGS
 from suggestion.algorithms.points import PointSpace, point_space
 from suggestion.algorithms.registry import algorithm_class
-from suggestion.algorithms.settings import parse_settings
 from tests.suggestion.contract import OBJECTIVE, nb201_nas, param
 from tests.suggestion.servers import suggestion_stub
 
@@ -64,7 +64,7 @@ def search(algorithm: str, space: SearchSpace, settings: Mapping[str, str],
 
 def points_of(space: SearchSpace, settings: Mapping[str, str]) -> PointSpace:
     """The point view an algorithm searches for `space` under `settings`."""
-    return point_space(space, parse_settings(settings, EVOLUTION_SETTINGS))
+    return point_space(space, dict(parse_settings(settings, EvolutionSettings)))
 
 
 def differences(a: Sequence[object], b: Sequence[object]) -> int:

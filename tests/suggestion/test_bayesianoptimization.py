@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kubenas.algorithm_settings import parse_settings
 from kubenas.space import SearchSpace
 from suggestion.algorithms.base import InvalidSettings, Problem
 from suggestion.algorithms.bayesian import KatibBayesianOptimization
-from suggestion.algorithms.settings import parse_settings
 from tests.suggestion.contract import OBJECTIVE, param
 from tests.suggestion.model_based import (
     NB201,
@@ -67,7 +67,7 @@ def test_nas_spaces_are_searched_with_tree_models_too() -> None:
 
 
 def test_katibs_defaults() -> None:
-    parsed = parse_settings({}, KatibBayesianOptimization.settings_spec)
+    parsed = dict(parse_settings({}, KatibBayesianOptimization.settings_model))
     assert {k: parsed[k] for k in ("base_estimator", "n_initial_points", "acq_func", "acq_optimizer",
                                    "random_state")} == {
         "base_estimator": "GP", "n_initial_points": 10, "acq_func": "gp_hedge", "acq_optimizer": "auto",

@@ -18,7 +18,8 @@ def test_names_itself_and_resolves_defaults(name: str) -> None:
     algorithm = early_stopping_class(name)()
     assert algorithm.name == name
     resolved = algorithm.parse({})
-    assert set(resolved) == {s.name for s in algorithm.SETTINGS}
+    assert isinstance(resolved, algorithm.settings_model)
+    assert set(dict(resolved)) == set(algorithm.settings_model.model_fields)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -27,10 +28,10 @@ def test_refuses_unknown_and_malformed_settings_naming_them(name: str) -> None:
     with pytest.raises(InvalidSettings) as info:
         algorithm.parse({"no_such_setting": "1"})
     assert info.value.setting == "no_such_setting"
-    for spec in algorithm.SETTINGS:
+    for name in algorithm.settings_model.model_fields:
         with pytest.raises(InvalidSettings) as info:
-            algorithm.parse({spec.name: "not a value \x00" * 3})
-        assert info.value.setting == spec.name and info.value.allowed
+            algorithm.parse({name: "not a value \x00" * 3})
+        assert info.value.setting == name and info.value.allowed
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -123,7 +123,7 @@ def test_registry_knows_medianstop_and_rejects_others_with_the_list():
 
 
 def test_medianstop_defaults_are_katibs():
-    assert MedianStop().parse({}) == {"min_trials_required": 3, "start_step": 4}
+    assert dict(MedianStop().parse({})) == {"min_trials_required": 3, "start_step": 4}
 
 
 @pytest.mark.parametrize(("raw", "setting"), [

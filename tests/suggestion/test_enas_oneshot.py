@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 
 import pytest
 
 from suggestion.algorithms.base import InvalidSettings, Problem
-from suggestion.algorithms.enas_oneshot import SETTINGS, EnasOneshot
+from suggestion.algorithms.enas_oneshot import EnasOneshot
 from tests.suggestion.contract import CONTRACT_SPACES, OBJECTIVE
 from trainer.enas_search.settings import (
-    OneshotSettings,
+    EnasOneshotSettings,
     parse_algorithm_settings,
     parse_search_space,
 )
@@ -25,9 +24,9 @@ def _suggest(settings: dict[str, str], space: object = MACRO) -> dict[str, str]:
 
 
 def test_suggestion_and_trainer_declare_the_same_settings_and_defaults() -> None:
-    assert [s.name for s in SETTINGS] == [f.name for f in fields(OneshotSettings)]
+    assert EnasOneshot.settings_model is EnasOneshotSettings
     resolved = json.loads(_suggest({})["algorithm-settings"])
-    assert resolved == OneshotSettings().to_dict()
+    assert resolved == EnasOneshotSettings().model_dump()
 
 
 def test_every_call_returns_the_same_resolved_settings_and_whole_space() -> None:

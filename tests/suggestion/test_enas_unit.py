@@ -58,7 +58,7 @@ def test_registered_under_enas() -> None:
 
 
 def test_defaults_are_katibs() -> None:
-    s = parse_enas_settings({})
+    s = parse_enas_settings({}, EnasSettings)
     assert s == EnasSettings()
     assert (s.controller_hidden_size, s.controller_temperature, s.controller_tanh_const) == (64, 5.0, 2.25)
     assert (s.controller_entropy_weight, s.controller_baseline_decay, s.controller_learning_rate) == (1e-5, 0.999, 5e-5)
@@ -99,7 +99,7 @@ def test_each_bad_setting_is_named_with_value_and_range(name: str, bad: str, all
 def test_none_turns_off_katibs_optional_terms() -> None:
     off = {k: "None" for k in ("controller_temperature", "controller_tanh_const",
                                "controller_entropy_weight", "controller_skip_weight")}
-    s = parse_enas_settings(off)
+    s = parse_enas_settings(off, EnasSettings)
     assert s.controller_temperature is None and s.controller_skip_weight is None
     got = Enas().suggest(problem(unit_scenario_space(), {**off, **FAST, "random_state": "1"}), [], 2)
     assert len(got) == 2

@@ -9,12 +9,13 @@ import random
 
 import pytest
 
+from kubenas.algorithm_settings import parse_settings
+from kubenas.algorithm_settings.common import EncodedSearchSettings
 from kubenas.genotype import Genotype
 from kubenas.nb201 import NB201_PRIMITIVES, Cell201
 from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace, SpaceError
 from suggestion.algorithms.base import InvalidSettings
 from suggestion.algorithms.encoding import (
-    NAS_SETTINGS,
     MacroEncoding,
     MicroEncoding,
     NasEncoding,
@@ -23,7 +24,6 @@ from suggestion.algorithms.encoding import (
     nas_encoding,
 )
 from suggestion.algorithms.sampling import nas_assignments, nas_size
-from suggestion.algorithms.settings import parse_settings
 from tests.suggestion.contract import CONTRACT_SPACES, _katib_like_nas, nb201_nas, param
 
 KATIB_NAS = _katib_like_nas()
@@ -200,11 +200,11 @@ def test_micro_and_macro_decode_refuse_each_others_architectures() -> None:
 
 
 def test_settings_parse_to_none_and_resolve_to_the_documented_defaults() -> None:
-    parsed = parse_settings({}, NAS_SETTINGS)
-    assert parsed == {"search_mode": None, "num_nodes": None}
+    parsed = dict(parse_settings({}, EncodedSearchSettings))
+    assert parsed == {"random_state": None, "search_mode": None, "num_nodes": None}
     enc = nas_encoding(KATIB_NAS, parsed)
     assert isinstance(enc, MacroEncoding)
-    micro = nas_encoding(KATIB_NAS, parse_settings({"search_mode": "micro"}, NAS_SETTINGS))
+    micro = nas_encoding(KATIB_NAS, dict(parse_settings({"search_mode": "micro"}, EncodedSearchSettings)))
     assert isinstance(micro, MicroEncoding) and micro.num_nodes == 5
 
 
@@ -219,7 +219,7 @@ def test_settings_parse_to_none_and_resolve_to_the_documented_defaults() -> None
 )
 def test_bad_setting_values_name_setting_value_and_range(raw: dict[str, str], setting: str, allowed: str) -> None:
     with pytest.raises(InvalidSettings) as err:
-        parse_settings(raw, NAS_SETTINGS)
+        parse_settings(raw, EncodedSearchSettings)
     assert err.value.setting == setting and err.value.value == raw[setting]
     assert allowed in err.value.allowed
 
@@ -228,7 +228,7 @@ def test_bad_setting_values_name_setting_value_and_range(raw: dict[str, str], se
 def test_num_nodes_without_micro_is_refused(mode: str | None) -> None:
     raw = {"num_nodes": "4"} if mode is None else {"search_mode": mode, "num_nodes": "4"}
     with pytest.raises(InvalidSettings) as err:
-        nas_encoding(KATIB_NAS, parse_settings(raw, NAS_SETTINGS))
+        nas_encoding(KATIB_NAS, dict(parse_settings(raw, EncodedSearchSettings)))
     assert err.value.setting == "num_nodes" and "micro" in err.value.allowed
 
 

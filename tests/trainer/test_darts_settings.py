@@ -9,7 +9,7 @@ import pytest
 from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace
 from kubenas.trials import Objective, ObjectiveType
 from suggestion.algorithms.base import InvalidSettings, Problem
-from suggestion.algorithms.darts import SETTINGS, Darts
+from suggestion.algorithms.darts import Darts
 from trainer.darts.settings import (
     ConfigError,
     DartsSettings,
@@ -19,8 +19,9 @@ from trainer.darts.settings import (
 )
 
 
-def test_trainer_defaults_and_names_match_the_suggestion_settings() -> None:
-    assert DartsSettings().to_dict() == {s.name: s.default for s in SETTINGS}
+def test_trainer_and_suggestion_share_one_settings_model() -> None:
+    assert Darts.settings_model is DartsSettings
+    assert parse_algorithm_settings("{}") == DartsSettings()
 
 
 def test_suggestion_output_round_trips_into_the_trainer() -> None:
@@ -29,7 +30,7 @@ def test_suggestion_output_round_trips_into_the_trainer() -> None:
            "dataset": "digits", "random_state": "3"}
     [s] = Darts().suggest(Problem("e", space, Objective(ObjectiveType.MAXIMIZE, "Best-Genotype"), raw), [], 1)
     parsed = parse_algorithm_settings(s.assignments["algorithm-settings"])
-    assert parsed.to_dict() == json.loads(s.assignments["algorithm-settings"])
+    assert parsed.model_dump() == json.loads(s.assignments["algorithm-settings"])
     assert parse_search_space(s.assignments["search-space"]) == ("skip_connection",)
     assert parse_num_layers(s.assignments["num-layers"]) == 4
 

@@ -22,7 +22,7 @@ from trainer.enas_search.macro import MacroSupernet
 from trainer.enas_search.main import main
 from trainer.enas_search.micro import MicroSupernet
 from trainer.enas_search.search import SearchConfig, Searcher
-from trainer.enas_search.settings import OneshotSettings, SpaceSpec, parse_algorithm_settings
+from trainer.enas_search.settings import EnasOneshotSettings, SpaceSpec, parse_algorithm_settings
 from trainer.retrain import main as retrain_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,7 +230,7 @@ def test_console_script_reports_a_bad_setting_with_status_2() -> None:
 
 
 def test_settings_defaults_are_the_documented_one_shot_ones() -> None:
-    s = OneshotSettings()
+    s = EnasOneshotSettings()
     assert (s.sampler, s.search_mode, s.child_lr_schedule, s.controller_train_steps) == ("enas", "macro", "cosine", 1)
 
 

@@ -62,7 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     """Resolve and check every flag before any data is loaded."""
-    from dataclasses import replace
 
     from trainer.darts.search import SearchConfig
     from trainer.data import dataset_names
@@ -77,7 +76,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
             raise ConfigError("--search-space", name, exc.allowed) from None
     num_layers = parse_num_layers(args.num_layers)
     if args.dataset is not None:
-        settings = replace(settings, dataset=args.dataset)
+        settings = settings.model_copy(update={"dataset": args.dataset})
     if settings.dataset not in dataset_names():
         raise ConfigError("--dataset", settings.dataset, f"must be one of {dataset_names()}")
     if not (args.device in ("auto", "cpu", "cuda") or args.device.startswith("cuda:")):

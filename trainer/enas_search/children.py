@@ -14,14 +14,14 @@ import torch
 
 from kubenas.enas_controller.policy import LstmPolicy, MacroController, MicroController
 from trainer.enas_search.micro import genotype_of
-from trainer.enas_search.settings import OneshotSettings, SpaceSpec
+from trainer.enas_search.settings import EnasOneshotSettings, SpaceSpec
 
 __all__ = ["Child", "architecture_of", "new_controller", "uniform_children"]
 
 Child = list[Any]  # nested lists of ints (controller decisions)
 
 
-def new_controller(space: SpaceSpec, settings: OneshotSettings, generator: torch.Generator) -> LstmPolicy:
+def new_controller(space: SpaceSpec, settings: EnasOneshotSettings, generator: torch.Generator) -> LstmPolicy:
     """The `enas` service's controller for this space, initialised from `generator`."""
     s = settings
     if space.mode == "micro":

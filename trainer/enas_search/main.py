@@ -12,7 +12,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -66,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = parse_algorithm_settings(args.algorithm_settings)
         if args.dataset is not None:
-            settings = replace(settings, dataset=args.dataset)
+            settings = settings.model_copy(update={"dataset": args.dataset})
         if settings.dataset not in dataset_names():
             raise ConfigError("--dataset", settings.dataset, f"must be one of {dataset_names()}")
         space = parse_search_space(args.search_space, settings.search_mode)

@@ -38,7 +38,7 @@ from trainer.enas_search.children import Child, architecture_of, new_controller,
 from trainer.enas_search.macro import MacroSupernet
 from trainer.enas_search.micro import MicroSupernet, genotype_of
 from trainer.enas_search.ranks import Ranks, start_ranks
-from trainer.enas_search.settings import ConfigError, OneshotSettings, SpaceSpec
+from trainer.enas_search.settings import ConfigError, EnasOneshotSettings, SpaceSpec
 from trainer.train import on_cuda_unless_set, seed_everything
 
 __all__ = ["MAX_DRAWS", "SearchConfig", "SearchResult", "Searcher", "build_supernet", "run"]
@@ -51,7 +51,7 @@ MAX_DRAWS = 64
 
 @dataclass(frozen=True)
 class SearchConfig:
-    settings: OneshotSettings
+    settings: EnasOneshotSettings
     space: SpaceSpec
     data_dir: Path | None = None
     device: str = "auto"
@@ -73,7 +73,7 @@ class SearchResult:
     history: list[dict[str, float]]
 
 
-def build_supernet(space: SpaceSpec, settings: OneshotSettings) -> nn.Module:
+def build_supernet(space: SpaceSpec, settings: EnasOneshotSettings) -> nn.Module:
     if space.mode == "micro":
         return MicroSupernet(space, settings.init_channels)
     return MacroSupernet(space, settings.init_channels)
@@ -381,7 +381,7 @@ def _write_outputs(directory: Path, searcher: Searcher, result: SearchResult) ->
         "search_mode": searcher.space.mode,
         "sampler": searcher.settings.sampler,
         "seed": searcher.seed,
-        "settings": searcher.settings.to_dict(),
+        "settings": searcher.settings.model_dump(),
         "best": {"architecture": result.architecture, "validation_accuracy": result.accuracy},
         "candidates": [{"architecture": c["architecture"], "validation_accuracy": c["accuracy"]}
                        for c in result.candidates],

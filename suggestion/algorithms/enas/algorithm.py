@@ -16,13 +16,15 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+from kubenas.algorithm_settings.enas import EnasSettings
+from kubenas.registry import Registry
 from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
 from suggestion.algorithms.enas.macro import MacroMode
 from suggestion.algorithms.enas.micro import MicroMode
 from suggestion.algorithms.enas.mode import SearchMode
 from suggestion.algorithms.enas.nb201 import Nb201Mode
-from suggestion.algorithms.enas.settings import EnasSettings, parse_enas_settings
+from suggestion.algorithms.enas.settings import parse_enas_settings
 from suggestion.algorithms.enas.space_checks import checked_nas_config
 
 if TYPE_CHECKING:
@@ -32,7 +34,9 @@ __all__ = ["MAX_DECISIONS_PER_CALL", "MODES", "Enas", "state_key"]
 
 log = logging.getLogger(__name__)
 
-MODES: dict[str, type[SearchMode]] = {"macro": MacroMode, "micro": MicroMode, "nb201": Nb201Mode}
+# ENAS's controller for each NAS encoding (the same names as `ENCODINGS`).
+MODES: Registry[type[SearchMode]] = Registry("ENAS search mode", [
+    ("macro", MacroMode), ("micro", MicroMode), ("nb201", Nb201Mode)])
 
 # Controller decisions sampled per call at most (architectures x decisions each): 10,000
 # architectures of 10 layers, or 198 of 100 layers.
@@ -69,9 +73,10 @@ class Enas(Algorithm):
     supports_hpo: ClassVar[bool] = False
     supports_nas: ClassVar[bool] = True
     description: ClassVar[str] = "ENAS: LSTM controller (PyTorch) trained with REINFORCE; search_mode macro, micro or nb201"
+    settings_model = EnasSettings
 
     def _prepare(self, problem: Problem) -> tuple[EnasSettings, SearchMode]:
-        settings = parse_enas_settings(problem.settings)
+        settings = parse_enas_settings(problem.settings, EnasSettings)
         nas = checked_nas_config(problem)
         return settings, MODES[settings.search_mode](nas, settings)
 

@@ -3,7 +3,8 @@
 `nas_encoding(nas, settings)` picks the encoding named by the `search_mode` setting:
 `macro` (Katib's ENAS rows, the default), `micro` (ENAS cells as a Genotype, `num_nodes`
 nodes, default 5) or `nb201` (the NAS-Bench-201 cell string). Every NAS-capable
-algorithm adds `NAS_SETTINGS` to its settings and searches over the encoding's vectors.
+algorithm's settings extend `EncodedSearchSettings` (`search_mode`, `num_nodes`) and it
+searches over the encoding's vectors.
 """
 
 from __future__ import annotations
@@ -11,6 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kubenas.algorithm_settings.common import (
+    DEFAULT_NUM_NODES,
+    DEFAULT_SEARCH_MODE,
+    SEARCH_MODES,
+    EncodedSearchSettings,
+    SeededSettings,
+)
+from kubenas.registry import Registry
 from kubenas.space import NasConfig, SearchSpace, SpaceError
 from suggestion.algorithms.base import InvalidSettings
 from suggestion.algorithms.encoding.base import (
@@ -26,7 +35,6 @@ from suggestion.algorithms.encoding.base import (
 from suggestion.algorithms.encoding.macro import MacroEncoding, macro_assignments, rows_key
 from suggestion.algorithms.encoding.micro import MicroEncoding, loose_ends, usable_in_cell
 from suggestion.algorithms.encoding.nb201 import Nb201Encoding
-from suggestion.algorithms.settings import Setting, as_choice, as_int
 
 __all__ = [
     "ARCHITECTURE",
@@ -34,10 +42,8 @@ __all__ = [
     "DEFAULT_NUM_NODES",
     "DEFAULT_SEARCH_MODE",
     "ENCODINGS",
-    "NAS_SETTINGS",
+    "NAS_SETTING_NAMES",
     "NN_CONFIG",
-    "NUM_NODES",
-    "SEARCH_MODE",
     "SEARCH_MODES",
     "Choice",
     "MacroEncoding",
@@ -55,28 +61,19 @@ __all__ = [
     "usable_in_cell",
 ]
 
-DEFAULT_SEARCH_MODE = "macro"
-DEFAULT_NUM_NODES = 5
-
-# The one place that knows every mode: name -> builder from (nasConfig, num_nodes).
-ENCODINGS: dict[str, Callable[[NasConfig, int], NasEncoding]] = {
-    "macro": lambda nas, _nodes: MacroEncoding(nas),
-    "micro": MicroEncoding,
-    "nb201": lambda nas, _nodes: Nb201Encoding(nas),
-}
-SEARCH_MODES: tuple[str, ...] = tuple(ENCODINGS)
-
-# Both default to None ("not given") so that a num_nodes given with a mode that has no
-# nodes is refused; `nas_encoding` resolves None to the documented defaults.
-SEARCH_MODE = Setting(
-    "search_mode", None, as_choice(*SEARCH_MODES), allowed="one of " + ", ".join(SEARCH_MODES)
-)
-NUM_NODES = Setting("num_nodes", None, as_int, lambda v: 1 <= v <= 64, "an integer in [1, 64]")
-NAS_SETTINGS: tuple[Setting, ...] = (SEARCH_MODE, NUM_NODES)
+# The one place that builds every mode (names: SEARCH_MODES): name -> builder from (nasConfig, num_nodes).
+ENCODINGS: Registry[Callable[[NasConfig, int], NasEncoding]] = Registry("search mode", [
+    ("macro", lambda nas, _nodes: MacroEncoding(nas)),
+    ("micro", MicroEncoding),
+    ("nb201", lambda nas, _nodes: Nb201Encoding(nas)),
+])
+# The settings that only a NAS search uses.
+NAS_SETTING_NAMES: tuple[str, ...] = tuple(
+    name for name in EncodedSearchSettings.model_fields if name not in SeededSettings.model_fields)
 
 
 def nas_encoding(nas: NasConfig, settings: Mapping[str, Any]) -> NasEncoding:
-    """The encoding for `settings` (the parsed settings dict holding NAS_SETTINGS).
+    """The encoding for `settings` (`search_mode` and `num_nodes` of parsed settings, as a mapping).
 
     Raises InvalidSettings naming the setting (`num_nodes` without micro) or the
     nasConfig field (`nasConfig.operations`, ...) when the space does not fit the mode.
@@ -96,9 +93,9 @@ def nas_encoding(nas: NasConfig, settings: Mapping[str, Any]) -> NasEncoding:
 
 
 def check_hpo_settings(space: SearchSpace, settings: Mapping[str, Any]) -> None:
-    """InvalidSettings when NAS_SETTINGS are given for a space without a nasConfig."""
+    """InvalidSettings when NAS settings are given for a space without a nasConfig."""
     if space.nas_config is not None:
         return
-    for setting in NAS_SETTINGS:
-        if settings.get(setting.name) is not None:
-            raise InvalidSettings(setting.name, settings[setting.name], "only used with a nasConfig (NAS search)")
+    for name in NAS_SETTING_NAMES:
+        if settings.get(name) is not None:
+            raise InvalidSettings(name, settings[name], "only used with a nasConfig (NAS search)")
