@@ -57,12 +57,12 @@ from controller.logic import (
 )
 from controller.progress import Progress
 from controller.report import (
+    objective_curves,
     plot_progress,
-    print_unsqueezed,
+    print_summary,
     provenance,
     record_of,
     results_document,
-    results_table,
     write_results,
 )
 from controller.store import MetricLog, ObservationStore, TrialRow
@@ -630,28 +630,16 @@ class LocalRunner:
             self.console.print(f"error: cannot write {self.workdir / 'results.json'}: {exc.strerror or exc}; "
                                f"the trials are kept in {self.workdir / 'kubenas.db'}", soft_wrap=True, markup=False)
         try:
-            note = plot_progress(self.workdir / "progress.png", self.objective, rows)
+            note = plot_progress(self.workdir / "progress.png", self.objective, rows,
+                                 objective_curves(self.store, self.objective, rows))
         except OSError as exc:
             note = f"progress.png skipped: {exc.strerror or exc}"
         if note:
             self.progress.note(note)
 
     def _summary(self, outcome: Outcome) -> None:
-        rows = list(self.rows.values())
-        best = self._best_row([record_of(r) for r in rows])
-        print_unsqueezed(self.console, results_table(self.objective, rows, best.name if best else None))
-        status = "Succeeded" if outcome.succeeded else "Failed"
-        self.console.print(f"experiment {self.name} {status} ({outcome.reason.value}): {printable(outcome.message)}",
-                           soft_wrap=True, markup=False)
-        if best is not None:
-            value = best.observation.get(self.objective.metric_name)
-            self.console.print(f"best trial {best.name}: {self.objective.metric_name}={printable(repr(value))}",
-                               markup=False)
-            for key, val in best.assignments.items():
-                self.console.print(f"  {key} = {printable(val)}", soft_wrap=True, markup=False)
-        else:
-            self.console.print("no trial reported the objective metric", markup=False)
-        self.console.print(f"results: {self.workdir / 'results.json'}", soft_wrap=True, markup=False)
+        print_summary(self.console, self.name, self.objective, list(self.rows.values()), outcome,
+                      self.workdir / "results.json")
 
 
 def _output_queued(act: _Active) -> bool:

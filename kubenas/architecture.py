@@ -10,12 +10,16 @@ function finds it (`find_architecture`), one renders it (`FoundArchitecture.line
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from kubenas.error_text import invalid_value
 from kubenas.genotype import Genotype, GenotypeError
 from kubenas.nb201 import NB201_EDGES, NB201_NUM_NODES, Cell201
 from kubenas.space import ExpandedOp, MacroArchitecture, SpaceError, loads_lenient
@@ -23,8 +27,10 @@ from kubenas.space import ExpandedOp, MacroArchitecture, SpaceError, loads_lenie
 __all__ = [
     "KINDS",
     "FoundArchitecture",
+    "RunDirError",
     "describe_op",
     "find_architecture",
+    "run_architecture",
     "trial_output_lines",
 ]
 
@@ -257,3 +263,69 @@ def find_architecture(
     if "architecture" in assignments:
         return _build(assignments["architecture"], assignments.get("nn_config"), "the trial's assignments", hints)
     return None
+
+
+class RunDirError(ValueError):
+    """A work directory or trial that holds no architecture; names the field, value and what is allowed."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(invalid_value(field, value, allowed))
+
+
+def _template_dataset(run_dir: Path) -> str | None:
+    """The `--dataset` the experiment's trial command passes (its YAML is named in
+    experiment.json), or None when it passes none or the file is gone."""
+    try:
+        marker = json.loads((run_dir / "experiment.json").read_text(encoding="utf-8"))
+        doc = yaml.safe_load(Path(marker["file"]).read_text(encoding="utf-8"))
+        pod = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+        words = [str(w) for c in pod["containers"] for w in [*(c.get("command") or []), *(c.get("args") or [])]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return None
+    for i, word in enumerate(words):
+        if word.startswith("--dataset="):
+            return word.partition("=")[2]
+        if word == "--dataset" and i + 1 < len(words):
+            return words[i + 1]
+    return None
+
+
+def run_architecture(run_dir: Path, trial: str | None = None) -> tuple[str, FoundArchitecture]:
+    """(trial name, architecture) of a `kubenas run` work directory: its best trial, or `trial`
+    (a full name, or the part after `<experiment>-` that narrow tables show)."""
+    results = run_dir / "results.json"
+    if not run_dir.is_dir():
+        raise RunDirError("RUN_DIR", str(run_dir), "must be the work directory of a `kubenas run` (e.g. runs/<experiment>)")
+    try:
+        doc = json.loads(results.read_text(encoding="utf-8"))
+        trials = {t["name"]: t for t in doc["trials"]}
+    except FileNotFoundError:
+        why = ("its run has not finished: results.json is written when `kubenas run` ends or is interrupted"
+               if (run_dir / "kubenas.db").exists() else "must be the work directory of a `kubenas run` (it has no results.json)")
+        raise RunDirError("RUN_DIR", str(run_dir), why) from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunDirError("RUN_DIR", str(results), "must hold a readable results.json written by `kubenas run`") from None
+    if trial is None:
+        best = doc.get("best_trial")
+        if not isinstance(best, dict) or best.get("name") not in trials:
+            raise RunDirError("RUN_DIR", str(run_dir), "has no best trial (no trial reported the objective); "
+                                                       "name one with --trial")
+        name = best["name"]
+    else:
+        candidates = [trial, f"{doc.get('experiment')}-{trial}"]
+        name = next((c for c in candidates if c in trials), "")
+        if not name:
+            shown = ", ".join(list(trials)[:5]) + (", ..." if len(trials) > 5 else "")
+            raise RunDirError("--trial", trial, f"must be a trial of {run_dir} ({shown or 'it has none'})")
+    record = trials[name]
+    found = find_architecture(record.get("assignments") or {}, record.get("observation") or {},
+                              trial_output_lines(run_dir / "trials" / name))
+    if found is None:
+        raise RunDirError("--trial", name, "has no architecture (neither ENAS/NB201 assignments nor a "
+                                            "Best-Genotype/Best-Architecture line in its output): an HPO trial?")
+    if "dataset" not in found.hints:
+        dataset = _template_dataset(run_dir)
+        if dataset is not None:
+            found = replace(found, hints={**found.hints, "dataset": dataset})
+    return name, found
