@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from controller.logic import Outcome, OutcomeReason
+from controller.logic import Outcome, OutcomeReason, TrialCounts
+from controller.progress import Progress, duration_text, time_left
 from controller.report import plot_progress, print_summary, results_document, results_table
 from controller.store import TrialRow
 from kubenas.space import ExpandedOp, GraphConfig, nn_config
@@ -126,3 +127,34 @@ def test_one_trial_draws_its_curve_and_early_stops_are_marked(tmp_path: Path) ->
     assert plot_progress(tmp_path / "three.png", OBJ, rows, curves) is None
     both = matplotlib.image.imread(tmp_path / "three.png")
     assert both.shape[0] > curve.shape[0]  # two panels: per trial, and per report
+
+
+def test_time_left_follows_the_pace_of_completed_trials() -> None:
+    assert time_left(60.0, 3, 9) == 180.0
+    assert time_left(60.0, 0, 9) is None  # no pace before the first completion
+    assert [duration_text(s) for s in (5, 125, 3725)] == ["5s", "2m05s", "1h02m"]
+
+
+def test_live_view_shows_a_bar_and_an_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("controller.progress.time.monotonic", lambda: clock[0])
+    console = Console(file=io.StringIO(), width=100, force_terminal=True, color_system=None)
+    with Progress(console, "e", OBJ, 12) as progress:
+        progress.status(TrialCounts(running=2), None)
+        clock[0] += 90.0
+        progress.status(TrialCounts(running=2, succeeded=3), None)
+        progress._live.refresh()
+    text = console.file.getvalue()
+    assert "3/12 trials done, 1m30s elapsed, about 4m30s left" in text and "━" in text
+
+
+def test_a_log_gets_progress_lines_with_the_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("controller.progress.time.monotonic", lambda: clock[0])
+    console = Console(file=io.StringIO(), width=100)
+    with Progress(console, "e", OBJ, 4) as progress:
+        progress.status(TrialCounts(succeeded=1), None)  # a resumed run: 1 done before
+        progress.status(TrialCounts(succeeded=1, running=1), None)
+        clock[0] += 30.0
+        progress.status(TrialCounts(succeeded=2), None)
+    assert console.file.getvalue().splitlines() == ["progress: 2/4 trials done, 30s elapsed, about 1m00s left"]
