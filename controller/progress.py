@@ -146,10 +146,12 @@ class Progress:
             f"{c.failed} failed, {c.metrics_unavailable} no metrics, {c.killed} killed"
             + (f", {c.early_stopped} early stopped" if c.early_stopped else "")
         )
-        bar: list[ProgressBar | Text] = []
+        bar: list[Table] = []
         if self.max_trials is not None:
-            bar = [ProgressBar(total=float(self.max_trials), completed=float(c.completed), width=40),
-                   Text(self._estimate(), style="cyan")]
+            line = Table.grid(padding=(0, 1))
+            line.add_row(ProgressBar(total=float(self.max_trials), completed=float(c.completed), width=24),
+                         Text(self._estimate(), style="cyan"))
+            bar = [line]
         if self._best is not None:
             value = self._best.observation.get(self.objective.metric_name)
             best = Text(f"best: {self._best.name} {self.objective.metric_name}="
