@@ -57,7 +57,6 @@ from controller.logic import (
 )
 from controller.progress import Progress
 from controller.report import (
-    objective_curves,
     plot_progress,
     print_summary,
     provenance,
@@ -418,7 +417,7 @@ class LocalRunner:
         if not found:
             return
         self.store.report(name, [MetricLog(p.name, p.stored_value(), p.timestamp) for p in found])
-        self.progress.metrics(name, {p.name: p.value for p in found})
+        self.progress.points(name, found)
         act = self.active.get(name)
         if act is not None and act.observed is not None:
             act.observed.feed(found)
@@ -631,7 +630,7 @@ class LocalRunner:
                                f"the trials are kept in {self.workdir / 'kubenas.db'}", soft_wrap=True, markup=False)
         try:
             note = plot_progress(self.workdir / "progress.png", self.objective, rows,
-                                 objective_curves(self.store, self.objective, rows))
+                                 self.progress.objective_curves())
         except OSError as exc:
             note = f"progress.png skipped: {exc.strerror or exc}"
         if note:

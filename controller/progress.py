@@ -10,7 +10,7 @@ Anywhere else (a pipe, a CI log): one plain line per trial start and finish, and
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -20,10 +20,17 @@ from rich.text import Text
 
 from controller.logic import TrialCounts
 from controller.store import TrialRow
+from kubenas.metrics import MetricPoint
 from kubenas.printable import printable
 from kubenas.trials import Objective
 
-__all__ = ["Progress", "duration_text", "time_left"]
+__all__ = ["CURVE_POINTS", "CURVE_TRIALS", "Curve", "Progress", "duration_text", "time_left"]
+
+# progress.png's curves: at most this many points per trial (older ones thinned out evenly),
+# for the last CURVE_TRIALS trials; a trial that prints millions of metric lines costs the
+# same as one that prints a thousand, and nothing is read back from the store at the end.
+CURVE_POINTS = 512
+CURVE_TRIALS = 100
 
 
 def _clip(text: str, limit: int = 100) -> str:
@@ -54,6 +61,24 @@ def time_left(elapsed_s: float, done: int, remaining: int) -> float | None:
     return elapsed_s / done * remaining
 
 
+class Curve:
+    """One trial's objective over its reports, thinned to at most CURVE_POINTS (report, value) points."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[int, float]] = []
+        self.reports = 0
+        self._stride = 1
+
+    def add(self, value: float) -> None:
+        self.reports += 1
+        if (self.reports - 1) % self._stride:
+            return
+        self.points.append((self.reports, value))
+        if len(self.points) >= CURVE_POINTS:
+            self.points = self.points[::2]
+            self._stride *= 2
+
+
 class Progress:
     """Receives runner events; renders live on a terminal, as log lines elsewhere.
 
@@ -70,6 +95,7 @@ class Progress:
         self._since = time.monotonic()
         self._done_before: int | None = None  # trials a resumed run had already completed
         self._last_logged = -1
+        self.curves: dict[str, Curve] = {}  # the objective per report of the trials run here
 
     def __enter__(self) -> Progress:
         self._since = time.monotonic()
@@ -96,6 +122,22 @@ class Progress:
     def metrics(self, name: str, values: Mapping[str, float | str]) -> None:
         if name in self._running:
             self._running[name][1].update(values)
+
+    def points(self, name: str, points: Sequence[MetricPoint]) -> None:
+        """Metric points as collected, in order: the latest values and the objective's curve."""
+        self.metrics(name, {p.name: p.value for p in points})
+        objective = [p.value for p in points if p.name == self.objective.metric_name and not isinstance(p.value, str)]
+        if objective:
+            curve = self.curves.pop(name, None) or Curve()
+            self.curves[name] = curve  # (re)inserted last: the oldest trials' curves go first
+            for value in objective:
+                curve.add(float(value))
+            if len(self.curves) > CURVE_TRIALS:
+                del self.curves[next(iter(self.curves))]
+
+    def objective_curves(self) -> dict[str, list[tuple[int, float]]]:
+        """(report, value) points of each trial's objective, for `controller.report.plot_progress`."""
+        return {name: list(curve.points) for name, curve in self.curves.items()}
 
     def finished(self, row: TrialRow) -> None:
         self._running.pop(row.name, None)

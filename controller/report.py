@@ -24,7 +24,7 @@ from rich.text import Text
 
 import kubenas
 from controller.logic import OPTIMAL_CONDITIONS, Outcome, count_trials, optimal_trial
-from controller.store import ObservationStore, TrialRow, observation_json
+from controller.store import TrialRow, observation_json
 from kubenas.architecture import FoundArchitecture, find_architecture, trial_output_lines
 from kubenas.printable import printable
 from kubenas.trials import Objective, TrialCondition, TrialRecord
@@ -32,7 +32,6 @@ from kubenas.trials import Objective, TrialCondition, TrialRecord
 __all__ = [
     "RESULTS_VERSION",
     "code_version",
-    "objective_curves",
     "best_trial_lines",
     "plot_progress",
     "print_unsqueezed",
@@ -208,25 +207,11 @@ def _import_pyplot() -> Any:
     return plt
 
 
-# Curves drawn in progress.png: the last trials only, so a 1,000-trial run draws in a second.
-_CURVE_TRIALS = 100
-
-
-def objective_curves(store: ObservationStore, objective: Objective, rows: Sequence[TrialRow]) -> dict[str, list[float]]:
-    """Each trial's reported objective values in report order (the last `_CURVE_TRIALS` trials)."""
-    curves: dict[str, list[float]] = {}
-    for row in rows[-_CURVE_TRIALS:]:
-        points = [log.as_point() for log in store.get(row.name, objective.metric_name)]
-        values = [float(p.value) for p in points if p is not None and not isinstance(p.value, str)]
-        if values:
-            curves[row.name] = values
-    return curves
-
-
 def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow],
-                  curves: Mapping[str, Sequence[float]] | None = None) -> str | None:
-    """Objective per trial and best-so-far and, from `curves` (see `objective_curves`), each
-    trial's objective over its reports, to a PNG; early-stopped trials are marked in both.
+                  curves: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> str | None:
+    """Objective per trial and best-so-far and, from `curves` ((report, value) points per trial,
+    see `controller.progress.Progress.objective_curves`), each trial's objective over its
+    reports, to a PNG; early-stopped trials are marked in both.
     One trial draws its curve alone. Returns a note when skipped, else None."""
     try:
         plt = _import_pyplot()
@@ -268,11 +253,11 @@ def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow],
         ax = axes[-1][0]
         stopped = {r.name for r in rows if r.condition is TrialCondition.EARLY_STOPPED}
         marked = False
-        for name, values in drawn.items():
-            steps = range(1, len(values) + 1)
+        for name, points in drawn.items():
+            steps, values = [p[0] for p in points], [p[1] for p in points]
             if name in stopped:
                 line = ax.plot(steps, values, linestyle="--", linewidth=1)[0]
-                ax.scatter([len(values)], [values[-1]], marker="x", s=40, color=line.get_color(),
+                ax.scatter([steps[-1]], [values[-1]], marker="x", s=40, color=line.get_color(),
                            label=None if marked else "early stopped")
                 marked = True
             else:

@@ -12,9 +12,10 @@ import pytest
 from rich.console import Console
 
 from controller.logic import Outcome, OutcomeReason, TrialCounts
-from controller.progress import Progress, duration_text, time_left
+from controller.progress import CURVE_POINTS, CURVE_TRIALS, Progress, duration_text, time_left
 from controller.report import plot_progress, print_summary, results_document, results_table
 from controller.store import TrialRow
+from kubenas.metrics import MetricPoint
 from kubenas.space import ExpandedOp, GraphConfig, nn_config
 from kubenas.trials import Objective, ObjectiveType, TrialCondition
 
@@ -114,7 +115,7 @@ def test_one_trial_draws_its_curve_and_early_stops_are_marked(tmp_path: Path) ->
     import matplotlib.image
 
     one = [TrialRow("d-a", {}, condition=C.SUCCEEDED, observation={"Validation-Accuracy": 0.9})]
-    assert plot_progress(tmp_path / "one.png", OBJ, one, {"d-a": [0.2, 0.5, 0.7, 0.9]}) is None
+    assert plot_progress(tmp_path / "one.png", OBJ, one, {"d-a": [(1, 0.2), (2, 0.5), (3, 0.7), (4, 0.9)]}) is None
     dot = tmp_path / "dot.png"
     assert plot_progress(dot, OBJ, one) is None
     curve = matplotlib.image.imread(tmp_path / "one.png")
@@ -123,7 +124,7 @@ def test_one_trial_draws_its_curve_and_early_stops_are_marked(tmp_path: Path) ->
     assert (curve != matplotlib.image.imread(dot)).any()
     rows = [*one, TrialRow("d-b", {}, condition=C.EARLY_STOPPED, observation={"Validation-Accuracy": 0.4}),
             TrialRow("d-c", {}, condition=C.SUCCEEDED, observation={"Validation-Accuracy": 0.8})]
-    curves = {"d-a": [0.2, 0.9], "d-b": [0.1, 0.4], "d-c": [0.5, 0.8]}
+    curves = {"d-a": [(1, 0.2), (2, 0.9)], "d-b": [(1, 0.1), (2, 0.4)], "d-c": [(1, 0.5), (2, 0.8)]}
     assert plot_progress(tmp_path / "three.png", OBJ, rows, curves) is None
     both = matplotlib.image.imread(tmp_path / "three.png")
     assert both.shape[0] > curve.shape[0]  # two panels: per trial, and per report
@@ -158,3 +159,19 @@ def test_a_log_gets_progress_lines_with_the_estimate(monkeypatch: pytest.MonkeyP
         clock[0] += 30.0
         progress.status(TrialCounts(succeeded=2), None)
     assert console.file.getvalue().splitlines() == ["progress: 2/4 trials done, 30s elapsed, about 1m00s left"]
+
+
+def test_curves_stay_bounded_whatever_a_trial_prints() -> None:
+    progress = Progress(Console(file=io.StringIO()), "e", OBJ, None)
+    stamp = "2026-01-01T00:00:00Z"
+    for start in range(0, 100_000, 1000):  # a trial printing its objective 100,000 times
+        progress.points("e-flood", [MetricPoint("Validation-Accuracy", float(i), stamp) for i in range(start, start + 1000)])
+    progress.points("e-flood", [MetricPoint("Training-Accuracy", 1.0, stamp), MetricPoint("Validation-Accuracy", "x", stamp)])
+    [(name, points)] = progress.objective_curves().items()
+    assert name == "e-flood" and CURVE_POINTS // 2 <= len(points) < CURVE_POINTS
+    assert points[0] == (1, 0.0) and points[-1][0] > 99_000  # spread over the whole run, in order
+    assert all(a[0] < b[0] for a, b in zip(points, points[1:]))
+    for i in range(CURVE_TRIALS + 5):  # only the latest trials keep a curve
+        progress.points(f"e-{i}", [MetricPoint("Validation-Accuracy", 0.5, stamp)])
+    curves = progress.objective_curves()
+    assert len(curves) == CURVE_TRIALS and "e-flood" not in curves and f"e-{CURVE_TRIALS + 4}" in curves
