@@ -183,11 +183,12 @@ class Progress:
     def _render(self) -> Group:
         c = self._counts
         limit = f"/{self.max_trials}" if self.max_trials is not None else ""
-        header = Text(
-            f"{self.experiment}: {c.completed}{limit} done, {c.running} running, {c.succeeded} succeeded, "
-            f"{c.failed} failed, {c.metrics_unavailable} no metrics, {c.killed} killed"
-            + (f", {c.early_stopped} early stopped" if c.early_stopped else "")
-        )
+        # the counts that are not zero, so the line fits 80 columns (the bar line has done/total)
+        parts = [f"{c.completed}{limit} done" if self.max_trials is None else "", f"{c.running} running"]
+        parts += [f"{n} {label}" for n, label in ((c.succeeded, "succeeded"), (c.failed, "failed"),
+                                                  (c.metrics_unavailable, "no metrics"), (c.killed, "killed"),
+                                                  (c.early_stopped, "early stopped")) if n]
+        header = Text(f"{self.experiment}: " + ", ".join(p for p in parts if p))
         bar: list[Table] = []
         if self.max_trials is not None:
             line = Table.grid(padding=(0, 1))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -311,6 +312,18 @@ def table_width(console: Console) -> int:
     return console.width if console.is_terminal else max(console.width, LOG_WIDTH)
 
 
+def _short(value: str) -> str:
+    """A long number as 6 significant digits (`0.867348934638575` -> `0.867349`); other text as is.
+    Only the table abbreviates: the best trial's block and results.json have the wire text."""
+    if len(value) <= 8:
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return f"{number:.6g}" if math.isfinite(number) else value
+
+
 def _folded(header: str) -> str:
     """A metric name on lines broken after its hyphens: `Validation-` over `Accuracy`."""
     return "-\n".join(header.split("-"))
@@ -326,7 +339,7 @@ def results_table(objective: Objective, rows: Sequence[TrialRow], best_name: str
     shown = list(rows[-limit:])
     values = {m: [_fmt(r.observation.get(m)) for r in shown] for m in objective.metric_names}
     durations = ["" if r.duration_s is None else f"{r.duration_s:.1f}" for r in shown]
-    assignments = [" ".join(f"{k}={printable(v)}" for k, v in r.assignments.items()) for r in shown]
+    assignments = [" ".join(f"{k}={_short(printable(v))}" for k, v in r.assignments.items()) for r in shown]
     natural = min(max(map(len, assignments), default=0), 200)
     prefix = f"{experiment}-" if experiment and all(r.name.startswith(f"{experiment}-") for r in shown) else ""
 

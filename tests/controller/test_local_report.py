@@ -88,7 +88,7 @@ def test_progress_live_view_on_a_terminal() -> None:
         progress.status(TrialCounts(running=1, succeeded=1), ROWS[0])
         progress._live.refresh()  # draw now rather than on the 4 Hz timer
     text = console.file.getvalue()
-    assert "e-c" in text and "acc=0.5" in text and "1/4 done" in text and "best: e-a acc=0.8" in text
+    assert "e-c" in text and "acc=0.5" in text and "1/4 trials done" in text and "1 running, 1 succeeded" in text and "failed" not in text and "best: e-a acc=0.8" in text
     assert "trial e-c started" not in text  # no log lines in live mode
 
 

@@ -13,7 +13,13 @@ from rich.console import Console
 
 from controller.logic import Outcome, OutcomeReason, TrialCounts
 from controller.progress import CURVE_POINTS, CURVE_TRIALS, Progress, duration_text, time_left
-from controller.report import plot_progress, print_summary, results_document, results_table
+from controller.report import (
+    best_trial_lines,
+    plot_progress,
+    print_summary,
+    results_document,
+    results_table,
+)
 from controller.store import TrialRow
 from kubenas.metrics import MetricPoint
 from kubenas.space import ExpandedOp, GraphConfig, nn_config
@@ -175,3 +181,12 @@ def test_curves_stay_bounded_whatever_a_trial_prints() -> None:
         progress.points(f"e-{i}", [MetricPoint("Validation-Accuracy", 0.5, stamp)])
     curves = progress.objective_curves()
     assert len(curves) == CURVE_TRIALS and "e-flood" not in curves and f"e-{CURVE_TRIALS + 4}" in curves
+
+
+def test_long_numbers_are_abbreviated_in_the_table_only() -> None:
+    row = TrialRow("e-a", {"lr": "0.867348934638575", "opt": "adamw-with-a-long-name", "n": "12"},
+                   condition=C.SUCCEEDED, observation={"Validation-Accuracy": 0.5})
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(results_table(OBJ, [row], "e-a", width=200))
+    assert "lr=0.867349 opt=adamw-with-a-long-name n=12" in console.file.getvalue()
+    assert "0.867348934638575" in " ".join(best_trial_lines(OBJ, row, None))
