@@ -165,7 +165,7 @@ class Progress:
         if self.max_trials is None:
             return text.replace("/None", "")
         left = time_left(elapsed, c.completed - (self._done_before or 0), self.max_trials - c.completed)
-        return text + (f", about {duration_text(left)} left" if left is not None else "")
+        return text + (f", about {duration_text(left)} left" if left else "")
 
     def note(self, message: str) -> None:
         self._line(message)

@@ -262,13 +262,15 @@ def plot_progress(path: Path, objective: Objective, rows: Sequence[TrialRow],
                            label=None if marked else "early stopped")
                 marked = True
             else:
-                ax.plot(steps, values, linewidth=1, label=name if len(drawn) == 1 else None)
+                ax.plot(steps, values, linewidth=1, label=name if len(drawn) == 1 else None,
+                        marker="o" if len(drawn) == 1 else None, markersize=3)
         if objective.goal is not None:
             ax.axhline(objective.goal, color="tab:green", linestyle="--", linewidth=1, label="goal")
         only = next(iter(drawn)) if len(drawn) == 1 else None
         ax.set_title(f"trial {only}: {objective.metric_name} per report" if only else
                      f"{objective.metric_name} per report, {len(drawn)} trials")
         ax.set_xlabel("report (in the order the trial printed them)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(label)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best")

@@ -30,6 +30,7 @@ __all__ = [
     "RunDirError",
     "describe_op",
     "find_architecture",
+    "primitive_word",
     "run_architecture",
     "trial_output_lines",
 ]
@@ -73,6 +74,20 @@ def describe_op(op: ExpandedOp) -> str:
         text = op.opt_type
     rest = ", ".join(f"{k}={v}" for k, v in p.items())
     return f"{text}, {rest}" if rest else text
+
+
+# Cell primitives (Katib's names, kubenas.space.primitive_names) in the DARTS paper's short form.
+_PRIMITIVE_WORDS = (("separable_convolution", "sep_conv"), ("dilated_convolution", "dil_conv"),
+                    ("depthwise_convolution", "dw_conv"), ("convolution", "conv"), ("max_pooling", "max_pool"),
+                    ("avg_pooling", "avg_pool"), ("skip_connection", "skip"), ("skip_connect", "skip"))
+
+
+def primitive_word(name: str) -> str:
+    """`separable_convolution_3x3` -> `sep_conv_3x3`, `skip_connection` -> `skip`; others as given."""
+    for long, short in _PRIMITIVE_WORDS:
+        if name == long or name.startswith(long + "_"):
+            return short + name[len(long):]
+    return name
 
 
 def _source_name(index: int) -> str:
@@ -120,12 +135,12 @@ class FoundArchitecture:
                 out.append(f"{name} cell (output: concat of nodes {nodes}):")
                 for node in range(len(edges) // 2):
                     pair = edges[2 * node: 2 * node + 2]
-                    out.append(f"  node {node} = " + " + ".join(f"{p}({_cell_input(i)})" for p, i in pair))
+                    out.append(f"  node {node} = " + " + ".join(f"{primitive_word(p)}({_cell_input(i)})" for p, i in pair))
             return out
         if self.cell is not None:
             out = ["NAS-Bench-201 cell (node 0 is the input, node 3 the output):"]
             for node in range(1, NB201_NUM_NODES):
-                terms = [f"{op}(node {src})" for op, (to, src) in zip(self.cell.ops, NB201_EDGES)
+                terms = [f"{primitive_word(op)}(node {src})" for op, (to, src) in zip(self.cell.ops, NB201_EDGES)
                          if to == node and op != "none"]
                 out.append(f"  node {node} = " + (" + ".join(terms) if terms else "zero (every edge is none)"))
             return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kubenas.architecture import describe_op, find_architecture, trial_output_lines
+from kubenas.architecture import describe_op, find_architecture, primitive_word, trial_output_lines
 from kubenas.genotype import Genotype
 from kubenas.space import ExpandedOp, GraphConfig, nn_config
 
@@ -17,6 +17,14 @@ OPS = [
 GRAPH = GraphConfig(3, (8, 8, 1), (10,))
 GENOTYPE = Genotype.build([("sep_conv_3x3", 0), ("skip_connection", 1), ("max_pooling_3x3", 2), ("sep_conv_3x3", 0)],
                           [("max_pooling_3x3", 0), ("max_pooling_3x3", 1), ("skip_connection", 2), ("dilated_convolution_3x3", 1)])
+
+
+def test_cell_primitives_in_short_words() -> None:
+    assert [primitive_word(p) for p in ("separable_convolution_5x5", "dilated_convolution_3x3", "convolution_3x3",
+                                        "max_pooling_3x3", "avg_pooling_3x3", "skip_connection", "skip_connect",
+                                        "nor_conv_3x3", "none", "my_op")] == [
+        "sep_conv_5x5", "dil_conv_3x3", "conv_3x3", "max_pool_3x3", "avg_pool_3x3", "skip", "skip",
+        "nor_conv_3x3", "none", "my_op"]
 
 
 def test_ops_read_as_words() -> None:
@@ -60,11 +68,11 @@ def test_cell_genotype_from_a_darts_trials_output(tmp_path: Path) -> None:
     assert dict(found.hints) == {"dataset": "digits", "num_layers": 3}
     assert found.lines() == [
         "normal cell (output: concat of nodes 0, 1):",
-        "  node 0 = sep_conv_3x3(c_{k-2}) + skip_connection(c_{k-1})",
-        "  node 1 = max_pooling_3x3(node 0) + sep_conv_3x3(c_{k-2})",
+        "  node 0 = sep_conv_3x3(c_{k-2}) + skip(c_{k-1})",
+        "  node 1 = max_pool_3x3(node 0) + sep_conv_3x3(c_{k-2})",
         "reduction cell (output: concat of nodes 0, 1):",
-        "  node 0 = max_pooling_3x3(c_{k-2}) + max_pooling_3x3(c_{k-1})",
-        "  node 1 = skip_connection(node 0) + dilated_convolution_3x3(c_{k-1})",
+        "  node 0 = max_pool_3x3(c_{k-2}) + max_pool_3x3(c_{k-1})",
+        "  node 1 = skip(node 0) + dil_conv_3x3(c_{k-1})",
     ]
     assert "Best-Genotype" in found.source
     assert Genotype.from_json(found.architecture) == GENOTYPE
@@ -102,7 +110,7 @@ def test_nb201_cell() -> None:
     assert found.lines() == [
         "NAS-Bench-201 cell (node 0 is the input, node 3 the output):",
         "  node 1 = nor_conv_3x3(node 0)",
-        "  node 2 = skip_connect(node 1)",
+        "  node 2 = skip(node 1)",
         "  node 3 = avg_pool_3x3(node 2)",
     ]
     assert found.to_json()["structure"]["cell"] == cell
