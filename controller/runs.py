@@ -139,7 +139,7 @@ def summarize_run(workdir: Path) -> RunSummary | None:
     if isinstance(doc, Mapping):
         return _from_results(workdir, doc, name)
     # killed without a chance to write results.json (SIGKILL, a crash)
-    return RunSummary(workdir, name, status="Stopped (no results.json; resume it)",
+    return RunSummary(workdir, name, status="Stopped",
                       started=(workdir / _MARKER).stat().st_mtime)
 
 
@@ -178,24 +178,38 @@ def _best(run: RunSummary) -> str:
     return value if len(value) <= 24 else value[:23] + "…"
 
 
-def runs_table(runs: Sequence[RunSummary]) -> Table:
-    """experiment, algorithm, status, trials done, best objective (and its metric), started (local
-    time), duration, directory."""
+def runs_table(runs: Sequence[RunSummary], width: int = 160) -> Table:
+    """experiment, algorithm, status, trials done, best objective and duration always; when
+    it started (local time), the objective's metric and the directory as `width` allows."""
+    columns: dict[str, list[str]] = {
+        "experiment": [printable(r.experiment) for r in runs],
+        "algorithm": [printable(r.algorithm) for r in runs],
+        "status": [r.status for r in runs],
+        "trials": ["" if r.completed is None else f"{r.completed}/{r.total}" if r.total else str(r.completed)
+                   for r in runs],
+        "best": [_best(r) for r in runs],
+        "metric": [printable(r.metric) for r in runs],
+        "started": ["" if r.started is None else datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M")
+                    for r in runs],
+        "took": ["" if r.duration_s is None else duration_text(r.duration_s) for r in runs],
+        "directory": [printable(str(r.workdir)) for r in runs],
+    }
+
+    def cost(name: str) -> int:
+        return max(len(name), *map(len, columns[name])) + 3
+
+    shown = ["experiment", "algorithm", "status", "trials", "best", "took"]
+    used = 1 + sum(cost(c) for c in shown)
+    if used + cost("started") > width:  # the year goes first: month and day tell runs apart
+        columns["started"] = [text[5:] for text in columns["started"]]
+    for optional in ("started", "metric", "directory"):
+        if used + cost(optional) <= width:
+            shown.append(optional)
+            used += cost(optional)
+    order = [c for c in columns if c in shown]
     table = Table(title="kubenas runs")
-    table.add_column("experiment", no_wrap=True)
-    table.add_column("algorithm", no_wrap=True)
-    table.add_column("status")
-    table.add_column("trials", justify="right", no_wrap=True)
-    table.add_column("best", justify="right", no_wrap=True)
-    table.add_column("of")
-    table.add_column("started", no_wrap=True)
-    table.add_column("took", justify="right", no_wrap=True)
-    table.add_column("directory", overflow="fold")
-    for run in runs:
-        trials = "" if run.completed is None else f"{run.completed}/{run.total}" if run.total else str(run.completed)
-        best = _best(run)
-        started = "" if run.started is None else datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M")
-        table.add_row(Text(printable(run.experiment)), Text(printable(run.algorithm)), Text(run.status), trials,
-                      Text(best), Text(printable(run.metric)), started,
-                      "" if run.duration_s is None else duration_text(run.duration_s), Text(printable(str(run.workdir))))
+    for name in order:
+        table.add_column(name, no_wrap=True, justify="right" if name in ("trials", "best", "took") else "left")
+    for i in range(len(runs)):
+        table.add_row(*(Text(columns[name][i]) for name in order))
     return table

@@ -258,8 +258,9 @@ def runs(
     if not found:
         out.print(f"no kubenas runs under {', '.join(map(str, roots))}", markup=False, soft_wrap=True)
         return
-    Console(file=out.file, width=table_width(out), highlight=False, emoji=False,
-            force_terminal=out.is_terminal).print(runs_table(found))
+    width = table_width(out)
+    Console(file=out.file, width=width, highlight=False, emoji=False,
+            force_terminal=out.is_terminal).print(runs_table(found, width))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -51,3 +52,25 @@ def test_runs_lists_finished_running_and_killed_runs(run_experiment, make_experi
     assert empty.returncode == 0 and "no kubenas runs under" in empty.stdout
     missing = cli("runs", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "WORKDIR:" in missing.stderr and "no such directory" in missing.stderr
+
+
+def test_runs_table_fits_80_columns_and_shows_more_at_200() -> None:
+    from rich.console import Console
+
+    from controller.runs import RunSummary, runs_table
+
+    runs = [RunSummary(Path("runs/enas-digits"), "enas-digits", "enas", "Succeeded", 12, 12, "Validation-Accuracy",
+                       0.993056, "enas-digits-abc", 1.7e9, 239.4),
+            RunSummary(Path("runs/very/long/directory/darts-digits"), "darts-digits", "darts", "Running", 0, 1,
+                       "Validation-Accuracy", None, "", 1.7e9 + 60, 2600.0)]
+    texts = {}
+    for width in (80, 200):
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(runs_table(runs, width))
+        texts[width] = console.file.getvalue()
+        assert max(len(line) for line in texts[width].splitlines()) <= width
+        row = next(line for line in texts[width].splitlines() if "enas-digits " in line)
+        assert all(word in row for word in ("enas", "Succeeded", "12/12", "0.993056", "3m59s"))
+        assert "43m20s" in texts[width] and "…" not in texts[width]
+    assert "Validation-Accuracy" not in texts[80] and "runs/very/long/directory/darts-digits" in texts[200]
+    assert "Validation-Accuracy" in texts[200]
