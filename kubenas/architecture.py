@@ -187,9 +187,15 @@ def trial_output_lines(trial_dir: Path) -> Iterator[str]:
             continue
 
 
+def _unquoted(text: str) -> str:
+    """Without one pair of surrounding quotes: Katib's templates pass `--x="${...}"` without a shell."""
+    text = text.strip()
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
 def _object(text: str) -> Any:
     try:
-        return loads_lenient(text.strip().strip("'\"") if text.strip()[:1] in "'\"" else text.strip())
+        return loads_lenient(_unquoted(text))
     except SpaceError:
         return None
 
@@ -215,9 +221,7 @@ def _build(architecture: str, nn_config: str | None, source: str, hints: Mapping
     """Parse one architecture text (macro rows, genotype JSON or Katib text, NB201 string)."""
     config = _object(nn_config) if nn_config else None
     config = config if isinstance(config, Mapping) else None
-    body = architecture.strip()
-    if len(body) >= 2 and body[0] == body[-1] and body[0] in "'\"":
-        body = body[1:-1]
+    body = _unquoted(architecture)
     try:
         if body.startswith("|") or (config is not None and config.get("search_mode") == "nb201"):
             return FoundArchitecture("nb201", body, nn_config, source, cell=Cell201.from_string(body), hints=hints)
