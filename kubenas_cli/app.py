@@ -243,6 +243,29 @@ def run(
 
 
 @app.command()
+def runs(
+    workdirs: list[str] = typer.Argument(None, metavar="[WORKDIR]...",
+                                         help="run directories, or directories holding them (default: runs/)"),
+) -> None:
+    """List past and running `kubenas run`s: experiment, algorithm, status, trials, best objective, start, duration."""
+    from controller.report import table_width
+    from controller.runs import find_runs, runs_table
+
+    roots = [Path(w) for w in (workdirs or ["runs"])]
+    for given, root in zip(workdirs or ["runs"], roots):
+        if not given or not root.is_dir():
+            raise _fail(f"WORKDIR: {given!r} — no such directory; give a `kubenas run` work directory or one "
+                        f"holding them (default runs/)")
+    found = find_runs(roots)
+    if not found:
+        out.print(f"no kubenas runs under {', '.join(map(str, roots))}", markup=False, soft_wrap=True)
+        return
+    width = table_width(out)
+    Console(file=out.file, width=width, highlight=False, emoji=False,
+            force_terminal=out.is_terminal).print(runs_table(found, width))
+
+
+@app.command()
 def controller(
     namespace: str | None = typer.Option(None, help="watch one namespace (default: all)"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),

@@ -106,7 +106,7 @@ class MetricCollection:
         if not found:
             return
         self.store.report(trial.name, [MetricLog(p.name, p.stored_value(), p.timestamp) for p in found])
-        self.progress.metrics(trial.name, {p.name: p.value for p in found})
+        self.progress.points(trial.name, found)
         if trial.observed is not None:
             trial.observed.feed(found)
         trial.judge((p.name, p.value) for p in found)

@@ -10,18 +10,10 @@ from typing import Any
 
 from rich.console import Console
 
+from controller import report
 from controller.logic import Outcome, optimal_trial
-from controller.report import (
-    plot_progress,
-    print_unsqueezed,
-    provenance,
-    record_of,
-    results_document,
-    results_table,
-    write_results,
-)
+from controller.report import plot_progress, provenance, results_document, write_results
 from controller.store import TrialRow
-from kubenas.printable import printable
 from kubenas.trials import Objective, TrialRecord
 
 __all__ = ["best_row", "print_summary", "write_result_files"]
@@ -35,9 +27,11 @@ def best_row(objective: Objective, rows: Mapping[str, TrialRow], records: Sequen
 
 def write_result_files(workdir: Path, experiment: Any, seed: int | None, outcome: Outcome | None,
                        rows: Sequence[TrialRow], started_at: float, console: Console,
-                       note: Callable[[str], None]) -> None:
+                       note: Callable[[str], None],
+                       curves: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> None:
     """results.json (with the reproducibility block) and progress.png; `outcome` None: interrupted.
-    The trials are safe in the store already: a file that cannot be written is reported, not raised."""
+    The trials are safe in the store already: a file that cannot be written is reported, not raised.
+    `curves`: each trial's objective over its reports, drawn in progress.png."""
     objective = experiment.objective()
     provenance_block = provenance({"random_state": seed}, experiment.algorithm_settings(), started_at,
                                   time.time() - started_at)
@@ -49,7 +43,7 @@ def write_result_files(workdir: Path, experiment: Any, seed: int | None, outcome
         console.print(f"error: cannot write {workdir / 'results.json'}: {exc.strerror or exc}; "
                       f"the trials are kept in {workdir / 'kubenas.db'}", soft_wrap=True, markup=False)
     try:
-        text = plot_progress(workdir / "progress.png", objective, list(rows))
+        text = plot_progress(workdir / "progress.png", objective, list(rows), curves)
     except OSError as exc:
         text = f"progress.png skipped: {exc.strerror or exc}"
     if text:
@@ -58,17 +52,6 @@ def write_result_files(workdir: Path, experiment: Any, seed: int | None, outcome
 
 def print_summary(console: Console, name: str, objective: Objective, workdir: Path, outcome: Outcome,
                   rows: Mapping[str, TrialRow]) -> None:
-    """The trials' table, how the experiment ended and its best trial."""
-    best = best_row(objective, rows, [record_of(r) for r in rows.values()])
-    print_unsqueezed(console, results_table(objective, list(rows.values()), best.name if best else None))
-    status = "Succeeded" if outcome.succeeded else "Failed"
-    console.print(f"experiment {name} {status} ({outcome.reason.value}): {printable(outcome.message)}",
-                  soft_wrap=True, markup=False)
-    if best is not None:
-        value = best.observation.get(objective.metric_name)
-        console.print(f"best trial {best.name}: {objective.metric_name}={printable(repr(value))}", markup=False)
-        for key, val in best.assignments.items():
-            console.print(f"  {key} = {printable(val)}", soft_wrap=True, markup=False)
-    else:
-        console.print("no trial reported the objective metric", markup=False)
-    console.print(f"results: {workdir / 'results.json'}", soft_wrap=True, markup=False)
+    """The trials' table fitted to the terminal, how the experiment ended, its best trial and
+    the architecture it found (`controller.report.print_summary`)."""
+    report.print_summary(console, name, objective, list(rows.values()), outcome, workdir / "results.json")

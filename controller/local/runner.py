@@ -113,7 +113,8 @@ class LocalRunner:
             self.signals.restore()
             self.on_loop_end()
             write_result_files(self.workdir, self.experiment, self.seed, outcome, list(self.rows.values()),
-                               self.started_at, self.console, self.progress.note)
+                               self.started_at, self.console, self.progress.note,
+                               self.progress.objective_curves())
         if outcome is None:
             self.console.print(f"interrupted; resume with: {self.resume_command}",
                                soft_wrap=True, markup=False)

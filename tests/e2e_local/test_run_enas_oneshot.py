@@ -59,3 +59,14 @@ def test_enas_oneshot_example_searches_in_one_trial_and_its_result_retrains(run_
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert retrain.returncode == 0, retrain.stderr[-2000:]
     assert [p.name for p in parse_lines(retrain.stdout.splitlines(), ["Test-Accuracy"])] == ["Test-Accuracy"]
+    # the found architecture is the run's result: results.json has it, and retrain takes the run directory
+    found = res["best_trial"]["architecture"]
+    assert found["kind"] == "macro" and found["architecture"] == json.dumps(json.loads(architecture), separators=(", ", ": "))
+    assert json.loads(found["nn_config"]) == json.loads(nn_config)
+    assert "Best-Architecture" in found["source"] and "  layer 0: " in run.stdout
+    from_run = subprocess.run(
+        [sys.executable, "-m", "trainer.retrain", str(run.workdir), "--num_epochs=1", "--train-limit=256",
+         "--device=cpu"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert from_run.returncode == 0, from_run.stderr[-2000:]
+    assert f"retraining trial {trial['name']}" in from_run.stderr and "\"dataset\": \"digits\"" in from_run.stderr  # from its settings
+    assert [p.name for p in parse_lines(from_run.stdout.splitlines(), ["Test-Accuracy"])] == ["Test-Accuracy"]

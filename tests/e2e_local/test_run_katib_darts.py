@@ -54,3 +54,8 @@ def test_katib_darts_cpu_example_succeeds_with_the_genotype_as_objective(run_exp
     # the trainer's own genotype.json holds the same architecture the metric carries
     written = Genotype.from_json((tmp_path / "darts-out" / trial["name"] / "genotype.json").read_text())
     assert written == genotype
+    # the genotype is shown in words and kept structured in results.json
+    found = results["best_trial"]["architecture"]
+    assert found["kind"] == "cell" and Genotype.from_dict(found["structure"]) == genotype
+    assert found["text"][0].startswith("normal cell (output: concat of nodes ")
+    assert "  node 0 = " in run.stdout and "reduction cell" in run.stdout

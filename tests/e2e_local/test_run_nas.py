@@ -47,3 +47,11 @@ def test_random_nas_trials_get_consistent_architectures(run_experiment, make_exp
         assert trial["observation"]["Validation-accuracy"] == pytest.approx(expected)
     assert res["best_trial"]["objective"] == max(t["observation"]["Validation-accuracy"] for t in res["trials"])
     json.dumps(res)  # plain JSON all the way
+    # the result is the architecture: in words at the end of the run and in results.json
+    found = res["best_trial"]["architecture"]
+    rows = loads_lenient(res["best_trial"]["assignments"]["architecture"])
+    assert found["kind"] == "macro" and json.loads(found["architecture"]) == rows
+    assert found["text"][0] == "ENAS macro network, 3 layers:" and len(found["text"]) == 4
+    assert all(line.startswith(f"  layer {i}: ") for i, line in enumerate(found["text"][1:]))
+    assert "architecture found (from the trial's assignments):" in run.stdout
+    assert all(line in run.stdout for line in found["text"])

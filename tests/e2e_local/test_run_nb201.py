@@ -41,3 +41,7 @@ def test_nb201_example_runs_to_succeeded(run_experiment) -> None:
         assert "epoch=1 " in log and "Validation-Accuracy=" in log
         assert 0.0 <= trial["observation"]["Validation-Accuracy"] <= 1.0
     assert res["best_trial"]["objective"] == max(t["observation"]["Validation-Accuracy"] for t in res["trials"])
+    found = res["best_trial"]["architecture"]
+    assert found["kind"] == "nb201" and found["structure"]["cell"] == res["best_trial"]["assignments"]["architecture"]
+    assert found["text"][0] == "NAS-Bench-201 cell (node 0 is the input, node 3 the output):"
+    assert all(line in run.stdout for line in found["text"])
