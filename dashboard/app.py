@@ -153,6 +153,7 @@ def create_app(source: DataSource, title: str = "kubenas dashboard", poll_ms: in
                                                                headers={"Cache-Control": "max-age=86400"})),
         Route("/static/{name}", guarded(lambda r: _static(param(r, "name")))),
         Route("/healthz", lambda r: JSONResponse({"ok": True})),
+        Route("/favicon.ico", lambda r: Response(status_code=204)),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -190,8 +190,8 @@ function experimentPage() {
     traces.push({type: "scatter", mode: "lines", name: "best so far", x: bestX, y: bestY,
                  line: {shape: "hv", color: "#2ca02c", width: 2}, hoverinfo: "skip"});
     Plotly.react("objective-chart", traces, {
-      height: 320, margin: {l: 60, r: 10, t: 10, b: 40}, legend: {orientation: "h"},
-      xaxis: {title: {text: "completion time"}}, yaxis: {title: {text: plotText(metricName())}},
+      height: 320, margin: {l: 60, r: 10, t: 10, b: 50}, legend: {orientation: "h", y: -0.25},
+      xaxis: {}, yaxis: {title: {text: plotText(metricName())}},
     }, {displayModeBar: false, responsive: true});
   }
 
@@ -217,9 +217,9 @@ function experimentPage() {
       if (stopped) { kinds.ends.x.push(values.length); kinds.ends.y.push(values[values.length - 1]); kinds.ends.text.push(plotText(trial)); }
     }
     const traces = [
-      {type: "scatter", mode: "lines", name: "trial", ...kinds.normal, line: {color: "rgba(31,119,180,0.55)", width: 1.5},
+      {type: "scatter", mode: "lines+markers", marker: {size: 4}, name: "trial", ...kinds.normal, line: {color: "rgba(31,119,180,0.55)", width: 1.5},
        hovertemplate: "%{text} step %{x}: %{y}<extra></extra>", connectgaps: false},
-      {type: "scatter", mode: "lines", name: "early stopped", ...kinds.stopped, line: {color: "rgba(214,39,40,0.7)", dash: "dash", width: 1.5},
+      {type: "scatter", mode: "lines+markers", marker: {size: 4}, name: "early stopped", ...kinds.stopped, line: {color: "rgba(214,39,40,0.7)", dash: "dash", width: 1.5},
        hovertemplate: "%{text} (early stopped) step %{x}: %{y}<extra></extra>", connectgaps: false},
       {type: "scatter", mode: "markers", name: "stopped here", ...kinds.ends, marker: {symbol: "x", size: 10, color: "#d62728"},
        hovertemplate: "%{text} stopped at step %{x}<extra></extra>"},
@@ -249,7 +249,8 @@ function experimentPage() {
       }
       const levels = [...new Set(raw.map(String))].sort();
       return {label: plotText(name), values: raw.map(v => levels.indexOf(String(v))),
-              tickvals: levels.map((_, i) => i), ticktext: levels.map(v => plotText(v.length > 24 ? v.slice(0, 23) + "…" : v))};
+              tickvals: levels.map((_, i) => i), // parcoords writes tick texts as plain SVG text (no markup is read), so they are not escaped
+              ticktext: levels.map(v => v.length > 24 ? v.slice(0, 23) + "…" : v)};
     });
     const objective = trials.map(objectiveOf);
     dimensions.push({label: plotText(metricName()), values: objective});

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.dashboard.runs import HOSTILE_DIR, curve_experiment, nas_experiment, run
 from starlette.testclient import TestClient
 
 from dashboard.app import create_app
 from dashboard.local_source import LocalSource
+from tests.dashboard.runs import HOSTILE_DIR, curve_experiment, nas_experiment, run
 
 
 @pytest.fixture(scope="session")

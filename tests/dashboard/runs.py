@@ -27,12 +27,14 @@ def _job(command: list[str], env: list[dict[str, str]] | None = None) -> dict[st
 
 
 def curve_experiment(name: str = "curve-median", levels: list[str] = LEVELS, sleep: float = 0.1,
-                     steps: int = 10, early_stopping: bool = True) -> dict[str, Any]:
+                     steps: int = 10, early_stopping: bool = True, algorithm: str = "grid") -> dict[str, Any]:
     """Grid over learning-curve levels (tests/programs/curve.py), medianstop early stopping,
-    and a categorical parameter whose only value is markup (passed to the trial's env)."""
+    and a categorical parameter whose only value is markup (passed to the trial's env).
+    Grid creates every trial at once; random (seeded) one at a time, as parallelTrialCount allows."""
     spec: dict[str, Any] = {
         "objective": {"type": "maximize", "objectiveMetricName": "acc"},
-        "algorithm": {"algorithmName": "grid"},
+        "algorithm": {"algorithmName": algorithm, "algorithmSettings":
+                      [{"name": "random_state", "value": "1"}] if algorithm == "random" else []},
         "parallelTrialCount": 1,
         "maxTrialCount": len(levels),
         "parameters": [
