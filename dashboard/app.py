@@ -62,8 +62,14 @@ class _Api:
     def experiment(self, experiment_id: str) -> dict[str, Any]:
         detail = self.source.experiment(experiment_id)
         data = detail.to_json()
-        best = detail.summary.best_trial
-        data["best_architecture"] = self._architecture(experiment_id, best) if best else None
+        best = next((t for t in detail.trials if t.name == detail.summary.best_trial), None)
+        data["best_architecture"] = None
+        if best is not None:
+            drawing = describe(best.assignments, best.observation, {})
+            if drawing is not None:
+                data["best_architecture"] = {"trial": best.name, **drawing.to_json()}
+            elif detail.is_nas:  # a DARTS genotype is in the trial's files or output, not its assignments
+                data["best_architecture"] = self._architecture(experiment_id, best.name)
         return data
 
     def curves(self, experiment_id: str) -> dict[str, Any]:

@@ -51,6 +51,8 @@ RESULTS_FILE = "results.json"
 _MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 _MAX_GENOTYPE_BYTES = 1024 * 1024
 _BUSY_TIMEOUT_MS = 2000
+# libyaml when PyYAML has it (a spec is parsed on every experiment answer)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class UnreadableRun(SourceError):
@@ -225,7 +227,7 @@ class LocalSource(DataSource):
         try:
             with open(file, "rb") as handle:
                 text = handle.read(_MAX_DOCUMENT_BYTES)
-            document = yaml.safe_load(text)
+            document = yaml.load(text, Loader=_YAML_LOADER)
         except (OSError, yaml.YAMLError) as exc:
             return None, f"unreadable: {file} ({getattr(exc, 'strerror', None) or exc.__class__.__name__})"
         if not isinstance(document, dict):

@@ -62,9 +62,10 @@ class TrialView:
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["assignments"], data["observation"] = dict(self.assignments), dict(self.observation)
-        return data
+        # by hand: dataclasses.asdict deep-copies, the larger part of a 1,000-trial answer
+        return {"name": self.name, "condition": self.condition, "assignments": dict(self.assignments),
+                "observation": dict(self.observation), "start_time": self.start_time,
+                "completion_time": self.completion_time, "duration_s": self.duration_s, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,12 @@ class ExperimentDetail:
     spec_source: str                 # where the spec was read from, for the reader
     reproducibility: Mapping[str, Any] | None
     early_stopping: bool
+
+    @property
+    def is_nas(self) -> bool:
+        """Whether the spec has a nasConfig (its trials have architectures to draw)."""
+        body = (self.spec or {}).get("spec")
+        return isinstance(body, Mapping) and bool(body.get("nasConfig"))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -216,9 +223,9 @@ def best_trial(objective: Objective | None, trials: Sequence[TrialView]) -> Tria
 
 def count_conditions(trials: Sequence[TrialView]) -> dict[str, int]:
     """Trial counts for the list: total and one per condition (Katib's names, lower-cased)."""
-    counts = {"total": len(trials)}
-    for condition in TrialCondition:
-        counts[condition.value] = sum(1 for t in trials if t.condition == condition.value)
+    counts = {"total": len(trials), **{condition.value: 0 for condition in TrialCondition}}
+    for trial in trials:
+        counts[trial.condition] = counts.get(trial.condition, 0) + 1
     return counts
 
 

@@ -42,8 +42,9 @@ function age(created) {
   return Math.round(seconds / 86400) + " d";
 }
 
-// Poll `url` every POLL_MS; call `onData` when the answer changed. Returns a stop function.
-function poll(url, onData, keepGoing) {
+// Poll `url` every POLL_MS (5x slower once `slow()` says the experiment ended); call
+// `onData` when the answer changed. Returns a stop function.
+function poll(url, onData, keepGoing, slow) {
   let last = null, timer = null, stopped = false;
   const live = document.getElementById("live");
   async function tick() {
@@ -56,7 +57,7 @@ function poll(url, onData, keepGoing) {
     } catch (err) {
       live.className = "live error"; live.title = "the dashboard does not answer: " + err;
     }
-    if (!stopped && (!keepGoing || keepGoing())) timer = setTimeout(tick, POLL_MS);
+    if (!stopped && (!keepGoing || keepGoing())) timer = setTimeout(tick, slow && slow() ? 5 * POLL_MS : POLL_MS);
   }
   timer = setTimeout(tick, POLL_MS);
   return () => { stopped = true; clearTimeout(timer); };
@@ -216,10 +217,12 @@ function experimentPage() {
       into.x.push(null); into.y.push(null); into.text.push("");
       if (stopped) { kinds.ends.x.push(values.length); kinds.ends.y.push(values[values.length - 1]); kinds.ends.text.push(plotText(trial)); }
     }
+    // markers show one-report trials; past a few thousand points they only cost drawing time
+    const mode = kinds.normal.x.length + kinds.stopped.x.length > 3000 ? "lines" : "lines+markers";
     const traces = [
-      {type: "scatter", mode: "lines+markers", marker: {size: 4}, name: "trial", ...kinds.normal, line: {color: "rgba(31,119,180,0.55)", width: 1.5},
+      {type: "scatter", mode, marker: {size: 4}, name: "trial", ...kinds.normal, line: {color: "rgba(31,119,180,0.55)", width: 1.5},
        hovertemplate: "%{text} step %{x}: %{y}<extra></extra>", connectgaps: false},
-      {type: "scatter", mode: "lines+markers", marker: {size: 4}, name: "early stopped", ...kinds.stopped, line: {color: "rgba(214,39,40,0.7)", dash: "dash", width: 1.5},
+      {type: "scatter", mode, marker: {size: 4}, name: "early stopped", ...kinds.stopped, line: {color: "rgba(214,39,40,0.7)", dash: "dash", width: 1.5},
        hovertemplate: "%{text} (early stopped) step %{x}: %{y}<extra></extra>", connectgaps: false},
       {type: "scatter", mode: "markers", name: "stopped here", ...kinds.ends, marker: {symbol: "x", size: 10, color: "#d62728"},
        hovertemplate: "%{text} stopped at step %{x}<extra></extra>"},
@@ -353,11 +356,26 @@ function experimentPage() {
   document.getElementById("status-filter").addEventListener("change", () => table());
   document.getElementById("curve-metric").addEventListener("change", () => curvesChart());
 
-  function renderAll() { facts(); objectiveChart(); parcoords(); table(); bestArchitecture(); }
+  // parcoords is WebGL: its first context costs seconds in a software renderer (no GPU), so it
+  // is drawn last — once the curves are drawn and it is in view — never before the rest
+  let parcoordsShown = false, parcoordsVisible = false, curvesDrawn = false;
+  function maybeParcoords() {
+    if (parcoordsShown || !parcoordsVisible || !curvesDrawn) return;
+    parcoordsShown = true;
+    setTimeout(parcoords, 50);
+  }
+  new IntersectionObserver((entries, observer) => {
+    if (entries.some(e => e.isIntersecting)) { parcoordsVisible = true; observer.disconnect(); maybeParcoords(); }
+  }).observe(document.getElementById("parcoords-chart"));
+
+  function renderAll() { facts(); objectiveChart(); table(); bestArchitecture(); if (parcoordsShown) parcoords(); }
   renderAll();
-  fetch(base + "/curves", {cache: "no-store"}).then(r => r.json()).then(d => { state.curves = d.curves; curvesChart(); });
-  poll(base, data => { state.data = data; renderAll(); });
-  poll(base + "/curves", data => { state.curves = data.curves; curvesChart(); });
+  fetch(base + "/curves", {cache: "no-store"}).then(r => r.json()).then(d => {
+    state.curves = d.curves; curvesChart(); curvesDrawn = true; maybeParcoords();
+  });
+  const ended = () => !["Running", "Starting"].includes(state.data.summary.status);
+  poll(base, data => { state.data = data; renderAll(); }, null, ended);
+  poll(base + "/curves", data => { state.curves = data.curves; curvesChart(); }, null, ended);
 }
 
 // ---- trial page ---------------------------------------------------------------------------
