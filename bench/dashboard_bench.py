@@ -79,9 +79,10 @@ def _median_ms(client: httpx.Client, url: str, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
-def _browser_ms(base: str, path: str, trials: int | None, repeat: int) -> float | None:
-    """Median ms from navigation until the page is drawn: the trials table holds `trials` rows
-    and the curves are drawn, or (trials None) the document has loaded."""
+def _browser_ms(base: str, path: str, repeat: int) -> tuple[float, float | None] | None:
+    """Medians, on the page's own clock (0 = navigation start), of when the page has drawn
+    everything but the parallel coordinates (the trials table, facts, charts, curves) and of
+    when those are drawn too (WebGL, last); for a page that draws nothing, of its load event."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if chromium is None or driver_path is None:
         return None
@@ -93,29 +94,27 @@ def _browser_ms(base: str, path: str, trials: int | None, repeat: int) -> float 
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    ready = ("return document.readyState === 'complete'" if trials is None else
-             "return document.querySelectorAll('#trials tbody tr').length === arguments[0] && "
-             "document.querySelectorAll('#curves-chart .scatterlayer .trace').length > 0")
-    times: list[float] = []
-    later: list[float] = []
+    drawn: list[float] = []
+    last: list[float] = []
+    loaded = "return document.readyState === 'complete' && performance.getEntriesByType('navigation')[0].loadEventEnd"
     try:
-        driver.get(base + path)  # warm: plotly.min.js in the cache, as on any later visit
+        driver.get(base + path)  # warm: plotly.min.js in the caches, as on any later visit
         for _ in range(repeat):
             driver.get("about:blank")  # the previous page's teardown (WebGL contexts) is not this load's
-            start = time.perf_counter()
             driver.get(base + path)
-            while not driver.execute_script(ready, trials):
-                time.sleep(0.01)
-            times.append(time.perf_counter() - start)
-            if trials is not None:  # parcoords comes last (WebGL); wait for it before the next load
-                while not driver.execute_script("return !!document.querySelector('#parcoords-chart .parcoords')"):
-                    time.sleep(0.01)
-                later.append(time.perf_counter() - start)
+            deadline = time.monotonic() + 300
+            if path.startswith("/experiments/") and not path.endswith("/none"):
+                while driver.execute_script("return window.kubenasParcoordsAt") is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                drawn.append(driver.execute_script("return window.kubenasDrawnAt"))
+                last.append(driver.execute_script("return window.kubenasParcoordsAt"))
+            else:
+                while not driver.execute_script(loaded) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                drawn.append(driver.execute_script(loaded))
     finally:
         driver.quit()
-    if later:
-        print(f"    {path}: parallel coordinates (WebGL, drawn last) after {statistics.median(later) * 1000:.0f} ms")
-    return statistics.median(times) * 1000
+    return statistics.median(drawn), statistics.median(last) if last else None
 
 
 def main() -> None:
@@ -133,7 +132,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{server.port}"
         print(f"load average {os.getloadavg()[0]:.1f}; {REPORTS} reports per trial (20% early stopped: 3-6)")
         print(f"{'experiment':>12} {'trials':>7} {'HTML ms':>9} {'API ms':>8} {'curves ms':>10} {'sum ms':>8} "
-              f"{'API KiB':>8} {'browser ms':>11}")
+              f"{'API KiB':>8} {'drawn ms':>9} {'+parcoords':>11}")
         rows = {}
         with httpx.Client(timeout=60) as client:
             for name, n in sizes.items():
@@ -141,15 +140,17 @@ def main() -> None:
                 api = _median_ms(client, f"{base}/api/experiments/{name}", args.repeat)
                 curves = _median_ms(client, f"{base}/api/experiments/{name}/curves", args.repeat)
                 size = len(client.get(f"{base}/api/experiments/{name}").content) / 1024
-                shown = _browser_ms(base, f"/experiments/{name}", n, max(3, args.repeat // 3)) if args.browser else None
+                shown = _browser_ms(base, f"/experiments/{name}", max(3, args.repeat // 3)) if args.browser else None
                 rows[name] = html + api + curves
+                drawn, last = shown if shown is not None else (None, None)
                 print(f"{name:>12} {n:>7} {html:>9.1f} {api:>8.1f} {curves:>10.1f} {rows[name]:>8.1f} {size:>8.0f} "
-                      f"{'' if shown is None else f'{shown:.0f}':>11}")
+                      f"{'' if drawn is None else f'{drawn:.0f}':>9} {'' if last is None else f'{last:.0f}':>11}")
         print(f"ratio large/small (server sum): {rows['large'] / rows['small']:.1f}x")
         if args.browser:
             # the floor of any page: an error page loads plotly.min.js (4.7 MB) and draws nothing
-            floor = _browser_ms(base, "/experiments/none", None, max(3, args.repeat // 3))
-            print(f"browser floor (a page that only loads plotly.js): {floor:.0f} ms")
+            floor = _browser_ms(base, "/experiments/none", max(3, args.repeat // 3))
+            if floor is not None:
+                print(f"browser floor (an error page: loads plotly.js, draws nothing): {floor[0]:.0f} ms")
         server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
