@@ -5,6 +5,7 @@
 "use strict";
 
 const POLL_MS = Number(document.body.dataset.pollMs) || 2000;
+const ROW_LIMIT = 200;
 const FINISHED = new Set(["Succeeded", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable"]);
 const COLORS = {Succeeded: "#1f77b4", EarlyStopped: "#d62728", Failed: "#7f7f7f", Killed: "#7f7f7f",
                 MetricsUnavailable: "#bcbd22", Running: "#2ca02c", Created: "#9467bd"};
@@ -151,7 +152,8 @@ function listPage() {
 
 // ---- experiment page ----------------------------------------------------------------------
 function experimentPage() {
-  const state = {data: initialData(), curves: {}, sort: {key: null, dir: 1}, filter: "", status: "", selected: null};
+  const state = {data: initialData(), curves: {}, sort: {key: null, dir: 1}, filter: "", status: "", selected: null,
+                 allRows: false};
   const id = state.data.summary.id;
   const base = "/api/experiments/" + segment(id);
   document.getElementById("spec").textContent = state.data.spec ? JSON.stringify(state.data.spec, null, 2) : "unknown";
@@ -310,7 +312,10 @@ function experimentPage() {
       });
     }
     const best = state.data.summary.best_trial;
-    const body = rows.map(t => {
+    // a thousand rows cost the browser more than every chart: draw the first ROW_LIMIT of
+    // the sorted, filtered rows unless asked for all
+    const shownRows = state.allRows ? rows : rows.slice(0, ROW_LIMIT);
+    const body = shownRows.map(t => {
       const tr = el("tr", null, {"data-trial": t.name, class: (t.name === best ? "best " : "") + (t.name === state.selected ? "selected" : "")});
       for (const c of cols) {
         const value = c.get(t);
@@ -329,7 +334,11 @@ function experimentPage() {
       return tr;
     });
     document.querySelector("#trials tbody").replaceChildren(...body);
-    document.getElementById("shown").textContent = `${rows.length} of ${state.data.trials.length} trials`;
+    document.getElementById("shown").textContent = shownRows.length < rows.length
+      ? `first ${shownRows.length} of ${rows.length} matching (${state.data.trials.length} trials)`
+      : `${rows.length} of ${state.data.trials.length} trials`;
+    const more = document.getElementById("show-all");
+    more.hidden = shownRows.length >= rows.length;
   }
 
   async function select(name) {
@@ -353,6 +362,7 @@ function experimentPage() {
   }
 
   document.getElementById("trial-filter").addEventListener("input", ev => { state.filter = ev.target.value; table(); });
+  document.getElementById("show-all").addEventListener("click", () => { state.allRows = true; table(); });
   document.getElementById("status-filter").addEventListener("change", () => table());
   document.getElementById("curve-metric").addEventListener("change", () => curvesChart());
 

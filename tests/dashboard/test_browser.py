@@ -76,9 +76,9 @@ def _shot(driver: Any, name: str) -> Path:
 
 
 def _texts(driver: Any, css: str) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
+    """The text of every match, read at one moment (the page re-renders tables as data arrives)."""
+    return list(driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", css))
 
 
 def test_list_experiment_architecture_trial_and_log(browser: Any, runs_dir: Path, results: dict[str, Any]) -> None:
@@ -118,15 +118,17 @@ def test_list_experiment_architecture_trial_and_log(browser: Any, runs_dir: Path
 
         browser.get(url + "/experiments/" + quote("<img src=x onerror=alert(2)>", safe=""))
         _wait("the curves", lambda: browser.find_elements(By.CSS_SELECTOR, "#curves-chart .scatterlayer .trace"))
-        header = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#trials thead th")]
+        header = _texts(browser, "#trials thead th")
         assert header[:3] == ["trial", "status", "acc"]
         browser.find_element(By.CSS_SELECTOR, "#trials thead th[data-key='m:acc']").click()
-        values = [float(td.text) for td in browser.find_elements(By.CSS_SELECTOR, "#trials tbody td:nth-child(3)")]
+        values = [float(text) for text in _texts(browser, "#trials tbody td:nth-child(3)")]
         assert values == sorted(values) and len(values) == 6
         box = browser.find_element(By.ID, "trial-filter")
         box.send_keys("EarlyStopped")
         _wait("the filter", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#trials tbody tr")) == 2)
-        assert browser.find_elements(By.CSS_SELECTOR, "#parcoords-chart .parcoords")
+        browser.execute_script("document.getElementById('parcoords-chart').scrollIntoView()")
+        _wait("the parallel coordinates", lambda: browser.find_elements(By.CSS_SELECTOR, "#parcoords-chart .parcoords"),
+              timeout=120)  # WebGL: slow in a software renderer
         _shot(browser, "04-experiment-early-stopping")
     finally:
         server.stop()
@@ -166,7 +168,7 @@ def test_a_running_experiment_updates_without_reloading(browser: Any, tmp_path: 
         assert browser.execute_script("return window.__notReloaded") is True
         _shot(browser, "06-trial-live")
         assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
-        _wait("the final status", lambda: browser.find_element(By.ID, "status").text in ("Succeeded", "Running"))
+        _wait("the trial to end on its page", lambda: browser.find_element(By.ID, "status").text == "Succeeded")
     finally:
         server.stop()
         if proc.poll() is None:
