@@ -277,7 +277,10 @@ def dashboard(
         raise _fail(f"{'--namespace' if namespace is not None else '--db-manager'}: only used with --cluster")
     if any(not w for w in workdirs or []):
         raise _fail("WORKDIR: '' — give a directory")
-    from dashboard.server import serve
+    try:
+        from dashboard.server import serve
+    except ImportError as exc:  # starlette, uvicorn, jinja2 or plotly missing
+        raise _fail(f"kubenas dashboard needs {exc.name or 'its web stack'}: pip install 'kubenas[dashboard]'") from None
     from dashboard.source import DataSource, SourceError
 
     source: DataSource
