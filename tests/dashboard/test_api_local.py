@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from dashboard.app import create_app
 from dashboard.local_source import LocalSource
-from tests.dashboard.runs import HOSTILE, HOSTILE_DIR, curve_experiment
+from tests.dashboard.runs import HOSTILE, HOSTILE_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -175,7 +175,3 @@ def test_a_run_without_a_store_yet_is_listed(tmp_path: Path) -> None:
         assert detail["spec"] is None and detail["spec_source"].startswith("unreadable: /nonexistent.yaml")
         assert c.get("/api/experiments/starting/curves").json() == {"curves": {}}
 
-
-def test_curve_experiment_builder_matches_the_early_stopping_e2e() -> None:
-    # the counts asserted above rely on the same levels as tests/e2e_local/test_run_early_stopping.py
-    assert curve_experiment()["spec"]["maxTrialCount"] == 6

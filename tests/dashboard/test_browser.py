@@ -67,6 +67,11 @@ def _wait(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
         time.sleep(0.2)
 
 
+def _click(driver: Any, css: str) -> None:
+    """Find and click at one moment: tables are re-rendered whenever new data arrives."""
+    assert driver.execute_script("const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e;", css), css
+
+
 def _shot(driver: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
@@ -95,7 +100,7 @@ def test_list_experiment_architecture_trial_and_log(browser: Any, runs_dir: Path
         assert browser.execute_script("return document.querySelectorAll('main img').length") == 0
         _shot(browser, "01-list")
 
-        browser.find_element(By.LINK_TEXT, "nas-macro").click()
+        _click(browser, "#experiments tr[data-id='nas-macro'] a")
         _wait("the ENAS drawing", lambda: any(t.startswith("layer 0:") for t in
                                               _texts(browser, "#architecture .textpoint")))
         best = results["nas-macro"]["best_trial"]["name"]
@@ -106,11 +111,11 @@ def test_list_experiment_architecture_trial_and_log(browser: Any, runs_dir: Path
         _shot(browser, "02-experiment-nas")
 
         other = next(t["name"] for t in results["nas-macro"]["trials"] if t["name"] != best)
-        browser.find_element(By.CSS_SELECTOR, f"#trials tr[data-trial='{other}'] td:nth-child(2)").click()
+        _click(browser, f"#trials tr[data-trial='{other}'] td:nth-child(2)")
         _wait("the selected trial's drawing",
               lambda: browser.find_element(By.ID, "arch-which").text == f"selected trial {other}")
 
-        browser.find_element(By.LINK_TEXT, other).click()
+        _click(browser, f"#trials tr[data-trial='{other}'] a")
         log = _wait("the trial's output", lambda: browser.find_element(By.ID, "log").text)
         assert "ops=" in log
         assert browser.find_element(By.ID, "trial-name").text == other
@@ -120,7 +125,7 @@ def test_list_experiment_architecture_trial_and_log(browser: Any, runs_dir: Path
         _wait("the curves", lambda: browser.find_elements(By.CSS_SELECTOR, "#curves-chart .scatterlayer .trace"))
         header = _texts(browser, "#trials thead th")
         assert header[:3] == ["trial", "status", "acc"]
-        browser.find_element(By.CSS_SELECTOR, "#trials thead th[data-key='m:acc']").click()
+        _click(browser, "#trials thead th[data-key='m:acc']")
         values = [float(text) for text in _texts(browser, "#trials tbody td:nth-child(3)")]
         assert values == sorted(values) and len(values) == 6
         box = browser.find_element(By.ID, "trial-filter")
