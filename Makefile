@@ -30,7 +30,7 @@ demo: install
 # the whole run. Two were faster than four here (bench/RESULTS.md). Plain `load` scheduling:
 # loadgroup/loadscope re-run a crashed test on every replacement worker.
 TEST_WORKERS ?= 2
-PACKAGES := kubenas kubenas_cli kubenas_bench suggestion controller trainer
+PACKAGES := kubenas kubenas_cli kubenas_bench suggestion controller trainer dashboard
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS)
 # The torch and oneDNN kernels of an x86 CPU without AVX-512, selectable on any x86 CPU.
 AVX2   := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2

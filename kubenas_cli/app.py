@@ -280,6 +280,56 @@ def controller(
     run_operator(namespace=namespace)
 
 
+@app.command()
+def dashboard(
+    workdirs: list[str] | None = typer.Argument(None, metavar="[WORKDIR]...",
+                                                help="kubenas run work directories, or directories of them (default: runs)"),
+    port: int = typer.Option(8080, min=0, max=65535, help="port to listen on (0: any free one)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+    cluster: bool = typer.Option(False, "--cluster", help="show the cluster's Experiments (kubeconfig or in-cluster)"),
+    namespace: str | None = typer.Option(None, help="with --cluster: one namespace (default: all)"),
+    db_manager: str | None = typer.Option(None, "--db-manager", metavar="HOST:PORT",
+                                          help="with --cluster: the DBManager for metric logs "
+                                               "(default: kubenas-db-manager.kubenas:6789)"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve a live web view of experiments: local runs (read while they run) or the cluster's."""
+    _logging(verbose)
+    if cluster and workdirs:
+        raise _fail(f"WORKDIR: {workdirs[0]!r} — --cluster reads the Kubernetes API, not work directories; "
+                    f"give one or the other")
+    if not cluster and (namespace is not None or db_manager is not None):
+        raise _fail(f"{'--namespace' if namespace is not None else '--db-manager'}: only used with --cluster")
+    if any(not w for w in workdirs or []):
+        raise _fail("WORKDIR: '' — give a directory")
+    try:
+        from dashboard.server import serve
+    except ImportError as exc:  # starlette, uvicorn, jinja2 or plotly missing
+        raise _fail(f"kubenas dashboard needs {exc.name or 'its web stack'}: pip install 'kubenas[dashboard]'") from None
+    from dashboard.source import DataSource, SourceError
+
+    source: DataSource
+    if cluster:
+        from dashboard.cluster_source import ClusterSource
+
+        try:
+            source = ClusterSource.connect(namespace=namespace, db_manager=db_manager)
+        except SourceError as exc:
+            raise _fail(f"--cluster: {exc}") from None
+    else:
+        from dashboard.local_source import LocalSource
+
+        source = LocalSource([Path(w) for w in workdirs or ["runs"]])
+        for problem in source.problems():
+            err.print(f"[yellow]warning:[/] {escape(problem)}", soft_wrap=True)
+    try:
+        serve(source, host, port)
+    except OSError as exc:
+        raise _fail(f"--host {host} --port {port}: cannot listen: {exc.strerror or exc}") from None
+    finally:
+        source.close()
+
+
 @bench_app.command("nb201")
 def bench_nb201(
     algorithms: str | None = typer.Option(

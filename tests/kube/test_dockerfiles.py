@@ -30,9 +30,10 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 IMAGES = {
-    "Dockerfile.suggestion": {"extras": {"suggestion", "controller"}, "entry": "kubenas",
+    "Dockerfile.suggestion": {"extras": {"suggestion", "controller", "dashboard"}, "entry": "kubenas",
                               "modules": ["suggestion.service", "controller.kube.operator", "controller.dbmanager",
-                                          "controller.store_sqlite", "kubenas_cli.app"]},
+                                          "controller.store_sqlite", "kubenas_cli.app", "dashboard.server",
+                                          "dashboard.cluster_source"]},
     "Dockerfile.trainer": {"extras": {"trainer"}, "entry": "kubenas-train", "modules": ["trainer.cli"]},
 }
 
@@ -122,7 +123,7 @@ def test_extras_cover_every_import(name: str) -> None:
     for extra in IMAGES[name]["extras"]:
         allowed |= _requirement_names(project["optional-dependencies"][extra])
     installed = _closure(allowed)
-    ours = {"kubenas", "kubenas_cli", "kubenas_bench", "suggestion", "controller", "trainer", "tests"}
+    ours = {"kubenas", "kubenas_cli", "kubenas_bench", "suggestion", "controller", "trainer", "dashboard", "tests"}
     blocked = sorted(module for module, dists in md.packages_distributions().items()
                      if module not in ours and not {d.lower().replace("_", "-") for d in dists} & installed)
     done = subprocess.run([sys.executable, "-c", _IMPORTS,  json.dumps(blocked), *IMAGES[name]["modules"]],
@@ -133,5 +134,5 @@ def test_extras_cover_every_import(name: str) -> None:
 
 def test_dockerignore_keeps_the_sources() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
-    for needed in ("pyproject.toml", "kubenas/", "kubenas_cli/", "kubenas_bench/", "suggestion/", "controller/", "trainer/"):
+    for needed in ("pyproject.toml", "kubenas/", "kubenas_cli/", "kubenas_bench/", "suggestion/", "controller/", "trainer/", "dashboard/"):
         assert f"!{needed}" in lines
