@@ -10,7 +10,10 @@ Semantics follow Katib v1beta1's experiment and trial controllers:
   MaxTrialsReached), or when the algorithm has no more suggestions and nothing is active
   (Succeeded, SuggestionEndReached);
 - a new trial takes the name its algorithm proposed unless that is taken, else
-  `<experiment>-<8 letters>`, drawn from the `random_state` setting when there is one.
+  `<experiment>-<8 letters>`, drawn from the `random_state` setting when there is one; a
+  proposed name that is not a Kubernetes object name (DNS-1123 subdomain) is refused
+  (`InvalidTrialName`): it names a Trial object and a directory, so `../x` or `a/b` must
+  never reach either.
 
 Nothing here does I/O; inputs are not mutated.
 """
@@ -18,6 +21,7 @@ Nothing here does I/O; inputs are not mutated.
 from __future__ import annotations
 
 import random
+import re
 import secrets
 import string
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -27,10 +31,12 @@ from enum import Enum
 from typing import Any
 
 from kubenas import rfc3339
+from kubenas.errors import InvalidValue
 from kubenas.trials import Objective, TrialCondition, TrialRecord
 
 __all__ = [
     "OPTIMAL_CONDITIONS",
+    "InvalidTrialName",
     "Outcome",
     "OutcomeReason",
     "TrialCounts",
@@ -303,16 +309,31 @@ def new_trial_name(experiment: str, taken: Collection[str], seed: int | None = N
             return name
 
 
+# Kubernetes' DNS-1123 subdomain: what a Trial (and its Job) may be called.
+_TRIAL_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_TRIAL_NAME_MAX = 253
+TRIAL_NAME_ALLOWED = ("a Kubernetes object name: lower-case letters, digits, '-' and '.', starting and "
+                      f"ending with a letter or digit, at most {_TRIAL_NAME_MAX} characters")
+
+
+class InvalidTrialName(InvalidValue):
+    """A suggestion server proposed a trial name no Trial can have; the suggestion fails."""
+
+
 def suggested_trial_name(experiment: str, suggested: str, taken: Collection[str], seed: int | None = None) -> str:
     """The name of a trial made from a suggestion: the algorithm's own name for it when it
-    gave one that is free, else `new_trial_name` (both runtimes name trials with it)."""
+    gave one that is free, else `new_trial_name` (both runtimes name trials with it).
+    Raises InvalidTrialName for a proposed name that is not a Kubernetes object name."""
+    if suggested and (len(suggested) > _TRIAL_NAME_MAX or not _TRIAL_NAME.fullmatch(suggested)):
+        raise InvalidTrialName("GetSuggestionsReply.parameter_assignments.trial_name", suggested,
+                               TRIAL_NAME_ALLOWED)
     return suggested if suggested and suggested not in taken else new_trial_name(experiment, taken, seed)
 
 
 def trial_names(experiment: str, proposed: Iterable[str], taken: Collection[str], seed: int | None = None) -> list[str]:
     """Names for the assignments of one GetSuggestions reply, in order: the name the algorithm
     proposed when it gave one not taken yet (by an earlier trial or an earlier assignment of
-    this reply), else `new_trial_name`."""
+    this reply), else `new_trial_name`. Raises InvalidTrialName (see `suggested_trial_name`)."""
     used = set(taken)
     names = []
     for wish in proposed:

@@ -29,7 +29,13 @@ from controller.kube.context import (
     load_experiment,
     ns_name,
 )
-from controller.logic import experiment_seed, overlay_settings, suggestions_ended, trial_names
+from controller.logic import (
+    InvalidTrialName,
+    experiment_seed,
+    overlay_settings,
+    suggestions_ended,
+    trial_names,
+)
 from kubenas import proto_convert
 from kubenas.api.v1beta1 import api_pb2
 from kubenas.early_stopping import rule_to_dict
@@ -256,7 +262,12 @@ def _get_suggestions(ctx: Context, suggestion: Mapping[str, Any], exp: Experimen
         return
     rules = _early_stopping_rules(ctx, exp, request, service, ns, old)
     made = {t["metadata"]["name"] for t in trials}
-    ctx.api.patch_status("Suggestion", ns, name, status_after_reply(exp, old, reply, made, rules, request.running))
+    try:
+        patch = status_after_reply(exp, old, reply, made, rules, request.running)
+    except InvalidTrialName as exc:  # a server's name must never become a Trial (or a path)
+        _condition(ctx, suggestion, "Failed", True, "SuggestionFailed", f"GetSuggestions: {exc}")
+        return
+    ctx.api.patch_status("Suggestion", ns, name, patch)
 
 
 def _early_stopping_rules(ctx: Context, exp: Experiment, request: SuggestionRequest, service: str,

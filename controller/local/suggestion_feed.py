@@ -20,6 +20,7 @@ from controller.local.errors import RunError
 from controller.local.persistence import TrialLedger
 from controller.local.processes import TrialEvent
 from controller.logic import (
+    InvalidTrialName,
     count_trials,
     may_ask,
     overlay_settings,
@@ -122,7 +123,12 @@ class SuggestionFeed:
             self.exhausted = True
         rows = self.ledger.rows
         for item in reply.assignments[:current]:
-            name = suggested_trial_name(self.ledger.experiment, item.trial_name, rows, self.seed)
+            try:
+                name = suggested_trial_name(self.ledger.experiment, item.trial_name, rows, self.seed)
+            except InvalidTrialName as exc:
+                raise RunError(f"GetSuggestions returned an unusable trial name: {exc}",
+                               f"the trials so far are kept; see {self.ledger.workdir / 'suggestion-server.log'}"
+                               ) from None
             self.ledger.save(TrialRow(name=name, assignments={a.name: a.value for a in item.assignments},
                                       labels=dict(item.labels), condition=TrialCondition.CREATED, seed=self.seed,
                                       workdir=str(self.ledger.trial_dir(name))))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.logic import (
+    InvalidTrialName,
     OutcomeReason,
     active_limit,
     count_trials,
@@ -14,6 +15,7 @@ from controller.logic import (
     optimal_trial,
     overlay_settings,
     returned_changes,
+    suggested_trial_name,
     suggestions_ended,
     trial_condition,
     trial_names,
@@ -206,3 +208,19 @@ def test_a_short_reply_waits_for_the_next_completed_trial() -> None:
     waiting = wait_past(9, 3, 7)
     assert waiting == 7
     assert not may_ask(waiting, 7) and may_ask(waiting, 8)
+
+
+@pytest.mark.parametrize("hostile", ["../x", "a/b", "..", "/abs", "Upper", "-lead", "trail-", "a b", "x\x00",
+                                     "a" * 254, "é"])
+def test_a_proposed_trial_name_that_no_trial_can_have_is_refused(hostile: str) -> None:
+    with pytest.raises(InvalidTrialName) as info:
+        suggested_trial_name("exp", hostile, set())
+    assert info.value.field.endswith("trial_name") and "Kubernetes object name" in info.value.allowed
+    with pytest.raises(InvalidTrialName):
+        trial_names("exp", ["exp-fine", hostile], set())
+
+
+def test_proposed_names_that_are_kubernetes_names_are_kept() -> None:
+    assert suggested_trial_name("exp", "exp-a1.b2", set()) == "exp-a1.b2"
+    assert suggested_trial_name("exp", "a" * 253, set()) == "a" * 253
+    assert suggested_trial_name("exp", "", set()).startswith("exp-")  # none proposed: ours

@@ -240,3 +240,10 @@ def test_an_empty_reply_while_trials_run_writes_nothing_unless_it_moves_the_stat
     patch = status_after_reply(_exp(), old, moved, set(), None, running=2)
     assert patch["algorithmSettings"] == [{"name": "current_i", "value": "1"}] and patch["exhausted"] is False
     assert status_after_reply(_exp(), old, _reply(), set(), None, running=0)["exhausted"] is True
+
+
+def test_a_reply_naming_a_trial_outside_kubernetes_names_is_refused() -> None:
+    from controller.logic import InvalidTrialName
+
+    with pytest.raises(InvalidTrialName, match="trial_name"):
+        status_after_reply(_exp(), {}, _reply("../escape"), set(), None)

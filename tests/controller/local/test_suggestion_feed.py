@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from controller.grpc_clients import SuggestionClient
@@ -18,6 +20,7 @@ from controller.local.suggestion_feed import SuggestionFeed
 from controller.logic import new_trial_name
 from controller.report import record_of
 from controller.store import open_store
+from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
 from kubenas.trials import TrialCondition
 from suggestion.service import make_server
 from tests.controller.local.parts import experiment
@@ -138,3 +141,41 @@ def test_a_lost_server_is_restarted_once_then_the_run_stops_with_a_resume_hint(l
     finally:
         lost.close()
         fresh.close()
+
+
+class _NamesTrials(api_pb2_grpc.SuggestionServicer):
+    """A stand-in suggestion server (not kubenas's) that names its trial as it likes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def GetSuggestions(self, request: Any, context: Any) -> Any:
+        reply = api_pb2.GetSuggestionsReply()
+        reply.parameter_assignments.add(trial_name=self.name,
+                                        assignments=[api_pb2.ParameterAssignment(name="lr", value="0.1")])
+        return reply
+
+
+@pytest.mark.parametrize("hostile", ["../escape", "a/b", "Evil\x1b[2J"])
+def test_a_trial_name_no_trial_can_have_stops_the_run_and_makes_no_directory(ledger: TrialLedger,
+                                                                            hostile: str) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    api_pb2_grpc.add_SuggestionServicer_to_server(_NamesTrials(hostile), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = SuggestionClient(f"127.0.0.1:{port}", timeout_s=30.0)
+    try:
+        exp = experiment(lr={"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}})
+        wake: queue.Queue[TrialEvent] = queue.Queue(maxsize=4)
+        feed = SuggestionFeed(client, exp.to_proto(), exp.objective(), ledger, None, wake,
+                              resume_command="kubenas run unit.yaml --workdir w --resume")
+        feed.request([], parallel=1, max_trials=3)
+        wake.get(timeout=30)
+        with pytest.raises(RunError) as info:
+            feed.take()
+        text = str(info.value)
+        assert "trial_name" in text and "Kubernetes object name" in text and "\x1b" not in text
+        assert not ledger.rows and not (ledger.workdir.parent / "escape").exists()
+    finally:
+        client.close()
+        server.stop(None)
