@@ -26,13 +26,11 @@ import secrets
 import string
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from kubenas import rfc3339
 from kubenas.errors import InvalidValue
-from kubenas.trials import Objective, TrialCondition, TrialRecord
+from kubenas.trials import OPTIMAL_CONDITIONS, Objective, TrialCondition, TrialRecord, best_of
 
 __all__ = [
     "OPTIMAL_CONDITIONS",
@@ -58,8 +56,6 @@ __all__ = [
 ]
 
 
-#: Conditions whose observation is trusted for the best trial and the goal check.
-OPTIMAL_CONDITIONS = frozenset({TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED})
 
 
 class OutcomeReason(str, Enum):
@@ -192,31 +188,14 @@ def may_ask(waiting_past: int | None, completed: int) -> bool:
 
 
 def optimal_trial(objective: Objective, trials: Sequence[TrialRecord]) -> TrialRecord | None:
-    """The best trial by the objective metric among Succeeded/EarlyStopped ones; ties keep the first.
-
-    Texts (a DARTS `Best-Genotype`) cannot be compared: when no such trial has a numeric
-    objective, the optimal one is the most recently completed trial whose objective is text
-    (by completion time; trials without one count as earliest, later in `trials` wins ties).
-    """
-    best: TrialRecord | None = None
-    best_value: float | None = None
-    latest_text: TrialRecord | None = None
-    for trial in trials:
-        if trial.condition not in OPTIMAL_CONDITIONS:
-            continue
-        value = trial.value(objective)
-        if value is None:
-            if objective.metric_name in trial.texts and (
-                    latest_text is None or _completed_at(trial) >= _completed_at(latest_text)):
-                latest_text = trial
-            continue
-        if best_value is None or objective.better(value, best_value):
-            best, best_value = trial, value
-    return best if best is not None else latest_text
+    """The best trial by the objective metric (`kubenas.trials.best_of`, the one rule)."""
+    return best_of(objective, trials, condition=lambda t: t.condition,
+                   value=lambda t: _objective_value(objective, t), completion_time=lambda t: t.completion_time)
 
 
-def _completed_at(trial: TrialRecord) -> datetime:
-    return rfc3339.parse_or_earliest(trial.completion_time)
+def _objective_value(objective: Objective, trial: TrialRecord) -> float | str | None:
+    value = trial.value(objective)
+    return value if value is not None else trial.texts.get(objective.metric_name)
 
 
 def experiment_outcome(

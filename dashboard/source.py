@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kubenas.trials import Objective, ObjectiveType, TrialCondition
+from kubenas.trials import Objective, ObjectiveType, TrialCondition, best_of
 
 __all__ = [
     "DataSource",
@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 # Trials whose objective counts (Katib's rule: EarlyStopped trials keep what they reported).
-_RANKED = frozenset({TrialCondition.SUCCEEDED.value, TrialCondition.EARLY_STOPPED.value})
 
 
 class SourceError(Exception):
@@ -202,23 +201,11 @@ class DataSource(ABC):
 
 
 def best_trial(objective: Objective | None, trials: Sequence[TrialView]) -> TrialView | None:
-    """The best Succeeded/EarlyStopped trial by the objective (ties keep the first); where no
-    trial has a numeric objective, the last completed one whose objective is text (a genotype)."""
+    """The best trial by the objective (`kubenas.trials.best_of`, the rule both runtimes use)."""
     if objective is None:
         return None
-    best: TrialView | None = None
-    best_value: float | None = None
-    latest_text: TrialView | None = None
-    for trial in trials:
-        if trial.condition not in _RANKED:
-            continue
-        value = trial.observation.get(objective.metric_name)
-        if isinstance(value, str):
-            if latest_text is None or (trial.completion_time or "") >= (latest_text.completion_time or ""):
-                latest_text = trial
-        elif value is not None and (best_value is None or objective.better(value, best_value)):
-            best, best_value = trial, value
-    return best or latest_text
+    return best_of(objective, trials, condition=lambda t: t.condition,
+                   value=lambda t: t.observation.get(objective.metric_name), completion_time=lambda t: t.completion_time)
 
 
 def count_conditions(trials: Sequence[TrialView]) -> dict[str, int]:

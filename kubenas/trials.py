@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
-__all__ = ["MetricStrategy", "Objective", "ObjectiveType", "TrialCondition", "TrialRecord", "observe"]
+from kubenas import rfc3339
+
+__all__ = ["OPTIMAL_CONDITIONS", "MetricStrategy", "Objective", "ObjectiveType", "TrialCondition", "TrialRecord",
+           "best_of", "observe"]
+
+T = TypeVar("T")
 
 
 class ObjectiveType(str, Enum):
@@ -117,3 +123,34 @@ def observe(objective: Objective, points: Iterable[tuple[str, float | str]]) -> 
         else:
             out[name] = max(current, value)
     return out
+
+
+#: Conditions whose observation is trusted for the best trial and the goal check.
+OPTIMAL_CONDITIONS = frozenset({TrialCondition.SUCCEEDED, TrialCondition.EARLY_STOPPED})
+
+
+def best_of(objective: Objective, trials: Iterable[T], *, condition: Callable[[T], str],
+            value: Callable[[T], float | str | None], completion_time: Callable[[T], str | None]) -> T | None:
+    """The best trial by the objective among Succeeded/EarlyStopped ones; ties keep the first.
+
+    One rule for every view of a trial (the runtimes' records, the dashboard's rows): `value`
+    is the objective's observation, a number or a text. Texts (a DARTS `Best-Genotype`) cannot
+    be compared: when no such trial has a numeric objective, the best is the most recently
+    completed trial whose objective is text (by RFC 3339 completion time; trials without one
+    count as earliest, later in `trials` wins ties).
+    """
+    best: T | None = None
+    best_value: float | None = None
+    latest_text: T | None = None
+    latest_at = None
+    for trial in trials:
+        if condition(trial) not in OPTIMAL_CONDITIONS:
+            continue
+        observed = value(trial)
+        if isinstance(observed, str):
+            at = rfc3339.parse_or_earliest(completion_time(trial))
+            if latest_at is None or at >= latest_at:
+                latest_text, latest_at = trial, at
+        elif observed is not None and (best_value is None or objective.better(observed, best_value)):
+            best, best_value = trial, observed
+    return best if best is not None else latest_text
