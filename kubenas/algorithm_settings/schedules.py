@@ -28,7 +28,7 @@ class HyperbandSettings(SeededSettings):
         "the parameter that is the budget (e.g. num-epochs); required", pattern=r"^[^\x00-\x1f\x7f]+$",
         allowed="the name of a parameter (the budget, e.g. num-epochs); required")] = None
     # Katib reads eta <= 0 as its default 3.
-    eta: Annotated[Number, setting("the halving rate: each rung keeps 1/eta of the trials",
+    eta: Annotated[Number, setting("the halving rate: each rung keeps 1/eta of the trials (0 or less: 3, as in Katib)",
                                    allowed="a number > 1 (the halving rate)")] = DEFAULT_ETA
     r_l: Annotated[Number | None, setting("the largest budget; required", gt=0,
                                           allowed="a positive number (the largest budget); required")] = None
@@ -49,11 +49,13 @@ class PbtSettings(SeededSettings):
     """`pbt`: population based training (Katib's settings; the first three are required, as in Katib)."""
 
     suggestion_trial_dir: Annotated[str | None, setting(
-        "where each trial finds its directory (the suggestion's volume, mounted in the trial)",
+        "required: where each trial finds its directory (the suggestion's volume, mounted in the trial; "
+        "Katib's UI: /var/log/katib/checkpoints/)",
         allowed="an absolute path below / without '..' or ':' (where each trial finds its directory)")] = None
-    n_population: Annotated[Int | None, setting("members of the population", ge=MIN_POPULATION)] = None
+    n_population: Annotated[Int | None, setting("required: members of the population (Katib's UI: 40)", ge=MIN_POPULATION)] = None
     truncation_threshold: Annotated[Number | None, setting(
-        "the bottom fraction of the population that copies a top member", ge=0, le=1)] = None
+        "required: the bottom fraction of the population that copies a top member (Katib's UI: 0.2)",
+        ge=0, le=1)] = None
     resample_probability: Annotated[Number | None, setting(
         "chance to redraw a value instead of perturbing it", ge=0, le=1, none=KATIB_NONE,
         note="(absent: perturb each value by x0.8 or x1.2)")] = None
