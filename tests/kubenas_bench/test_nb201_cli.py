@@ -29,7 +29,8 @@ def bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--datasets", "mnist"], "--datasets: invalid value 'mnist': must be one of: cifar10, cifar100, imagenet16-120"),
-    (["--algorithms", "random,hyperband"], "--algorithms: invalid value 'hyperband': must be one of: "),
+    (["--algorithms", "random,no-such-search"], "--algorithms: invalid value 'no-such-search': must be one of: "),
+    (["--algorithms", "hyperband"], "--algorithms: invalid value 'hyperband': it cannot search the NB201 cell space"),
     (["--queries", "0"], "--queries: invalid value 0: must be an integer in [1, 100000]"),
     (["--seeds", "0"], "--seeds: invalid value 0: must be an integer in [1, 10000]"),
     (["--seeds", "2", "--seed-list", "1,2"], "--seed-list: invalid value '1,2': give either --seeds or --seed-list"),
