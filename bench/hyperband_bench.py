@@ -25,23 +25,20 @@ import argparse
 import math
 import os
 import random
-import re
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc  # noqa: E402
+from suggest_latency import served  # noqa: E402
+
+from kubenas.api.v1beta1 import api_pb2  # noqa: E402
 from kubenas.proto_convert import objective_to_proto, search_space_to_proto, trial_to_proto  # noqa: E402
 from kubenas.space import FeasibleSpace, ParameterSpec, ParameterType, SearchSpace  # noqa: E402
 from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord  # noqa: E402
@@ -87,28 +84,6 @@ def hyperband_history(size: int, r_l: int, seed: int = 1) -> tuple[list[TrialRec
         history += [_finish(s.assignments, f"t{len(history) + k:05d}", dict(s.labels), rng)
                     for k, s in enumerate(proposal.suggestions)]
     return history, settings, parallel
-
-
-@contextmanager
-def served(algorithm: str) -> Iterator[api_pb2_grpc.SuggestionStub]:
-    proc = subprocess.Popen([sys.executable, "-m", "kubenas", "suggestion", "serve", "--algorithm", algorithm,
-                             "--port", "0", "--host", "127.0.0.1"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
-    try:
-        assert proc.stderr is not None
-        port = None
-        for line in proc.stderr:
-            match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-            if match:
-                port = int(match.group(1))
-                break
-        if port is None:
-            raise RuntimeError(f"{algorithm} server did not start")
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield api_pb2_grpc.SuggestionStub(channel)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _request(space: SearchSpace, algorithm: str, settings: dict[str, str], history: list[TrialRecord],

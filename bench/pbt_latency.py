@@ -19,24 +19,18 @@ import argparse
 import os
 import platform
 import random
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-import grpc
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from suggest_latency import _cpu_ms, _experiment, _p, _timed
+from suggest_latency import _cpu_ms, _experiment, _p, _timed, served
 
-from kubenas.api.v1beta1 import api_pb2, api_pb2_grpc
+from kubenas.api.v1beta1 import api_pb2
 from kubenas.proto_convert import trial_to_proto
 from kubenas.space import Distribution, SearchSpace
 from kubenas.trials import Objective, ObjectiveType, TrialCondition, TrialRecord
@@ -76,28 +70,6 @@ def pbt_history(size: int) -> list[TrialRecord]:
             out.append(TrialRecord(s.trial_name, dict(s.assignments), condition, metrics, dict(s.labels),
                                    completion_time=None if condition is TrialCondition.RUNNING else stamp))
     return out
-
-
-@contextmanager
-def served(algorithm: str, state_dir: Path | None) -> Iterator[api_pb2_grpc.SuggestionStub]:
-    argv = [sys.executable, "-m", "kubenas", "suggestion", "serve", "--algorithm", algorithm, "--port", "0",
-            "--host", "127.0.0.1", *(["--state-dir", str(state_dir)] if state_dir else [])]
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        port = None
-        for line in proc.stderr:
-            match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-            if match:
-                port = int(match.group(1))
-                break
-        if port is None:
-            raise RuntimeError(f"{algorithm} server did not start (exit {proc.poll()})")
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield api_pb2_grpc.SuggestionStub(channel)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def checkpoints(root: Path, trials: list[TrialRecord]) -> None:

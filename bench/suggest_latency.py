@@ -152,11 +152,15 @@ def _p99(samples: list[float]) -> float:
 
 
 @contextmanager
-def served(algorithm: str) -> Iterator[api_pb2_grpc.SuggestionStub]:
-    """A `kubenas suggestion serve` process on a free port, and a stub connected to it."""
-    kubenas = str(Path(sys.executable).parent / "kubenas")
-    proc = subprocess.Popen([kubenas, "suggestion", "serve", "--algorithm", algorithm, "--port", "0",
-                             "--host", "127.0.0.1"], stderr=subprocess.PIPE, text=True)
+def served(algorithm: str, state_dir: Path | None = None) -> Iterator[api_pb2_grpc.SuggestionStub]:
+    """A `kubenas suggestion serve` process of this checkout on a free port (with `state_dir`
+    for its state), and a stub connected to it. The other latency benches use it too."""
+    root = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, "-m", "kubenas", "suggestion", "serve", "--algorithm", algorithm, "--port", "0",
+            "--host", "127.0.0.1", *(["--state-dir", str(state_dir)] if state_dir else [])]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=root,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                p for p in (str(root), os.environ.get("PYTHONPATH")) if p)})
     try:
         assert proc.stderr is not None
         port = None
