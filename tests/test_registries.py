@@ -12,11 +12,12 @@ from suggestion.algorithms.registry import ALGORITHMS, UnknownAlgorithm
 from suggestion.early_stopping.registry import EARLY_STOPPING, UnknownEarlyStopping
 from trainer.cli import TRAINERS
 from trainer.data import DATASETS
-from trainer.ops import OPS
+from kubenas.op_shapes import OP_SHAPES
+from trainer.ops import BUILDERS
 
 REGISTRIES: dict[str, Registry[object]] = {
     "algorithms": ALGORITHMS, "early stopping": EARLY_STOPPING, "trainers": TRAINERS,  # type: ignore[dict-item]
-    "ops": OPS, "datasets": DATASETS, "encodings": ENCODINGS, "enas modes": MODES,  # type: ignore[dict-item]
+    "op shapes": OP_SHAPES, "op builders": BUILDERS, "datasets": DATASETS, "encodings": ENCODINGS, "enas modes": MODES,  # type: ignore[dict-item]
 }
 
 

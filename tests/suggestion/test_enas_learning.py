@@ -67,14 +67,18 @@ def test_favoured_op_share_rises_far_above_uniform(objective: Objective) -> None
 
 
 def test_uninformative_reward_stays_near_uniform() -> None:
+    """With a noise reward each seed's policy random-walks (20 Adam steps per call on four
+    noisy advantages move it far, either way: shares of 0.0 and 0.96 both occur), so only
+    the mean over many seeds says whether there is a pull toward op 0. Uniform over the
+    architectures that fit a 32x32 input gives op 0 (the only op keeping the map) 0.28."""
     space = unit_scenario_space()
     noise = random.Random(0)
     shares = []
-    for seed in (1, 2, 3):
+    for seed in range(1, 17):
         samples = search(space, {**SMALL, "random_state": str(seed)},
                          lambda a: noise.random(), rounds=8, per_round=4, objective=MAXIMIZE)
         shares.append(share(samples, macro_ops, {0}))
-    assert sum(shares) / 3 < 0.4, shares
+    assert sum(shares) / len(shares) < 0.45, shares
 
 
 def test_katib_gpu_space_learns_within_a_few_dozen_trials() -> None:

@@ -33,6 +33,8 @@ def macro_rows(draw, num_ops: int, max_layers: int) -> list[list[int]]:
 
 
 def _forward_backward(model: torch.nn.Module, shape: tuple[int, int, int], classes: int) -> None:
+    """Gradients reach both ends (build the model without dropout: an all-skip child has a
+    one-feature classifier, and dropout zeroing both images' feature leaves no gradient)."""
     model.train()
     x = torch.randn(2, *shape)
     logits = model(x)
@@ -58,7 +60,7 @@ def test_random_katib_enas_gpu_architectures_build_or_are_rejected_for_shape(row
     except ArchitectureError as exc:
         assert "cannot downsample" in exc.allowed or "does not fit" in exc.allowed
         return
-    model = build_child(spec)
+    model = build_child(spec, dropout=0.0)
     _forward_backward(model, (3, 16, 16), 10)
     assert plan[-1].out_hw[0] >= 1
 
@@ -68,7 +70,7 @@ def test_random_katib_enas_gpu_architectures_build_or_are_rejected_for_shape(row
 def test_random_darts_vocabulary_macro_architectures(rows: list[list[int]]) -> None:
     graph = GraphConfig(len(rows), (8, 8, 1), (10,))
     spec = parse_child(*_assignments(rows, graph, DARTS_MACRO_OPERATIONS))
-    _forward_backward(build_child(spec), (1, 8, 8), 10)
+    _forward_backward(build_child(spec, dropout=0.0), (1, 8, 8), 10)
 
 
 def test_katib_example_architecture_layers_and_skip_inputs() -> None:
@@ -79,7 +81,7 @@ def test_katib_example_architecture_layers_and_skip_inputs() -> None:
     # Layer 2 ([22, 1, 0]) reads layer 1 and, by Katib's indexing, the network input.
     assert plan[2].inputs == (2, 0) and plan[2].in_channels == 128 + 3
     assert plan[6].inputs == (6, 1, 2, 4, 5)
-    _forward_backward(build_child(spec), (3, 32, 32), 10)
+    _forward_backward(build_child(spec, dropout=0.0), (3, 32, 32), 10)
 
 
 @st.composite
@@ -96,7 +98,7 @@ def test_random_micro_genotypes_build_cell_networks(genotype: Genotype, layers: 
               "output_sizes": [10], "primitives": CELL_PRIMITIVES, "init_channels": 4}
     spec = parse_child(genotype.to_json(), json.dumps(config))
     assert spec.mode == "micro"
-    _forward_backward(build_child(spec), (1, 8, 8), 10)
+    _forward_backward(build_child(spec, dropout=0.0), (1, 8, 8), 10)
 
 
 def test_micro_is_detected_from_an_object_architecture_with_katib_quotes() -> None:

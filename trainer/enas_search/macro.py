@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kubenas.op_shapes import first_misfit, widest_op_ids
 from trainer.enas_search.settings import ConfigError, SpaceSpec
-from trainer.ops import OpError, build_op, output_channels, output_size
+from trainer.ops import OpError, build_op, output_channels
 
 __all__ = ["MacroSupernet", "macro_width"]
 
@@ -60,43 +61,19 @@ class MacroSupernet(nn.Module):
         )
         self.skip_bn = nn.ModuleList(nn.BatchNorm2d(width) for _ in range(space.num_layers))
         self.classifier = nn.Linear(width, space.num_classes)
-        if not self.feasible(self._widest_child()):
-            _c, h, w = space.input_shape
+        _c, h, w = space.input_shape
+        self.input_hw = (h, w)
+        if widest_op_ids(space.ops, self.input_hw, space.num_layers) is None:
             raise ConfigError("--search-space.num_layers", space.num_layers,
                               f"no architecture of this many layers fits a {h}x{w} input with these ops "
                               "(each layer's op would shrink the map below what the next one needs)")
 
-    def _op_side(self, op_id: int, side: int) -> int | None:
-        op = self.space.ops[op_id]
-        try:
-            return output_size(op.opt_type, side, op.opt_params)
-        except OpError:
-            return None
-
-    def _widest_child(self) -> list[list[int]]:
-        """Per layer, the op that shrinks the map least (a child that fits if any does)."""
-        side = min(self.space.input_shape[1:])
-        rows = []
-        for _layer in range(self.space.num_layers):
-            sides = [(s, k) for k in range(len(self.space.ops)) if (s := self._op_side(k, side)) is not None]
-            best, op_id = max(sides) if sides else (0, 0)
-            rows.append([op_id] + [0] * self.space.num_layers)
-            side = best if sides else 0
-            if not sides:
-                break
-        return rows
-
     def feasible(self, decisions: Decisions) -> bool:
         """Whether every layer's op fits the map it receives (a pooling window, a stride)."""
-        side = min(self.space.input_shape[1:])
-        for i in range(self.space.num_layers):
-            if i >= len(decisions):
-                return False
-            out = self._op_side(int(decisions[i][0]), side)
-            if out is None:
-                return False
-            side = out
-        return True
+        if len(decisions) < self.space.num_layers:
+            return False
+        op_ids = [int(decisions[i][0]) for i in range(self.space.num_layers)]
+        return first_misfit(self.space.ops, self.input_hw, op_ids) is None
 
     def forward(self, x: torch.Tensor, decisions: Decisions) -> torch.Tensor:
         outputs = [self.stem(x)]

@@ -22,7 +22,7 @@ from kubenas.trials import TrialRecord
 from suggestion.algorithms.base import Algorithm, InvalidSettings, Problem, Suggestion
 from suggestion.algorithms.enas.macro import MacroMode
 from suggestion.algorithms.enas.micro import MicroMode
-from suggestion.algorithms.enas.mode import SearchMode
+from suggestion.algorithms.enas.mode import Decisions, SearchMode
 from suggestion.algorithms.enas.nb201 import Nb201Mode
 from suggestion.algorithms.enas.settings import parse_enas_settings
 from suggestion.algorithms.enas.space_checks import checked_nas_config
@@ -30,7 +30,7 @@ from suggestion.algorithms.enas.space_checks import checked_nas_config
 if TYPE_CHECKING:
     from suggestion.algorithms.enas.session import Session
 
-__all__ = ["MAX_DECISIONS_PER_CALL", "MODES", "Enas", "state_key"]
+__all__ = ["MAX_DECISIONS_PER_CALL", "MAX_DRAWS", "MODES", "Enas", "state_key"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ MODES: Registry[type[SearchMode]] = Registry("ENAS search mode", [
 # Controller decisions sampled per call at most (architectures x decisions each): 10,000
 # architectures of 10 layers, or 198 of 100 layers.
 MAX_DECISIONS_PER_CALL = 1_000_000
+
+# Draws per architecture before a misfit (an op that does not fit its map) is handed out.
+MAX_DRAWS = 64
 
 _torch_ready = threading.Lock()
 _torch_configured = False
@@ -61,6 +64,26 @@ def _configure_torch() -> None:
 def _fingerprint(settings: EnasSettings, mode: SearchMode) -> str:
     payload = {"settings": settings.fingerprint(), "space": mode.fingerprint()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _sample_fitting(session: Session, mode: SearchMode, n: int) -> list[Decisions]:
+    """`n` architectures from the controller, redrawing those that do not fit the input
+    (a macro child pooling a 28x28 image five times) up to MAX_DRAWS times each: a trial
+    that cannot even be built teaches the controller nothing a redraw could not."""
+    import torch
+
+    kept: list[Decisions] = []
+    misfits: list[Decisions] = []
+    for _ in range(MAX_DRAWS):
+        if len(kept) >= n:
+            break
+        with torch.no_grad():
+            drawn = session.controller(n - len(kept), generator=session.generator).decisions.tolist()
+        for d in drawn:
+            (kept if mode.fits(d) else misfits).append(d)
+    # A policy that keeps drawing misfits gets them: the trial fails with the trainer's
+    # error and its worst reward steers the controller away.
+    return (kept + misfits)[:n]
 
 
 def state_key(experiment: str) -> str:
@@ -106,7 +129,6 @@ class Enas(Algorithm):
                                   f"enas samples at most {limit} architectures per call in this space "
                                   f"({per_architecture} decisions each); ask again for more")
         _configure_torch()
-        import torch
 
         from suggestion.algorithms.enas.learning import harvest, reinforce
         from suggestion.algorithms.enas.session import (
@@ -138,11 +160,7 @@ class Enas(Algorithm):
                     session.learned,
                     session.baseline,
                 )
-            suggestions: list[Suggestion] = []
-            if n > 0:
-                with torch.no_grad():
-                    roll = session.controller(n, generator=session.generator)
-                suggestions = [Suggestion(mode.encode(d)) for d in roll.decisions.tolist()]
+            suggestions = [Suggestion(mode.encode(d)) for d in _sample_fitting(session, mode, n)]
             session.calls += 1
             self.state.save(key, session_to_bytes(session))
         return suggestions

@@ -59,5 +59,11 @@ class MacroMode(SearchMode):
         rows = self.macro.rows(self.macro.decode(assignments))
         return [row + [0] * (L - i) for i, row in enumerate(rows)]
 
+    def _vector(self, decisions: Decisions) -> tuple[int, ...]:
+        return tuple(int(x) for i, d in enumerate(decisions) for x in d[: i + 1])
+
+    def fits(self, decisions: Decisions) -> bool:
+        return self.macro.fits(self._vector(decisions))
+
     def encode(self, decisions: Decisions) -> dict[str, str]:
-        return self.macro.encode(tuple(int(x) for i, d in enumerate(decisions) for x in d[: i + 1]))
+        return self.macro.encode(self._vector(decisions))

@@ -53,6 +53,10 @@ class SearchMode(ABC):
     def decode(self, assignments: Mapping[str, str]) -> Decisions:
         """A trial's decisions; raises ValueError (SpaceError, GenotypeError) if it does not fit."""
 
+    def fits(self, decisions: Decisions) -> bool:
+        """Whether an architecture fits the input (cells and NB201 always do)."""
+        return True
+
     @abstractmethod
     def encode(self, decisions: Decisions) -> dict[str, str]:
         """Wire assignments (`architecture`, `nn_config`) for one sampled architecture."""

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from kubenas.op_shapes import first_misfit, fitting_ops, op_output_hw, widest_op_ids
 from kubenas.space import ExpandedOp, MacroArchitecture, NasConfig, SpaceError, nn_config
 from suggestion.algorithms.encoding.base import (
     ARCHITECTURE,
@@ -55,6 +56,14 @@ class MacroEncoding(NasEncoding):
         super().__init__(nas)
         self.ops = nas.expanded()
         self.num_layers = nas.graph_config.num_layers
+        sizes = nas.graph_config.input_sizes
+        # Katib's inputSizes are [H, W, C]; without them no shape is known and every child "fits".
+        self.input_hw: tuple[int, int] | None = (sizes[0], sizes[1]) if len(sizes) >= 2 else None
+        if self.input_hw is not None and self.ops and widest_op_ids(self.ops, self.input_hw, self.num_layers) is None:
+            most = max(k for k in range(self.num_layers) if widest_op_ids(self.ops, self.input_hw, k) is not None)
+            raise SpaceError("nasConfig.graphConfig.numLayers", self.num_layers,
+                             f"at most {most} layers fit inputSizes {list(sizes)} with these operations (each "
+                             "one shrinks the map); use fewer layers or an op that keeps the map size")
 
     def build_choices(self) -> Iterator[Choice]:
         for i in range(self.num_layers):
@@ -90,11 +99,24 @@ class MacroEncoding(NasEncoding):
                 if bit not in (0, 1):
                     raise SpaceError(f"layer_{i}.skip_{j}", bit, "must be an integer in [0, 1]")
 
+    def fits(self, vector: Sequence[int]) -> bool:
+        """Whether each layer's op fits the map it receives (a 2x2 pooling needs a 2x2 map)."""
+        if self.input_hw is None:
+            return True
+        return first_misfit(self.ops, self.input_hw, [row[0] for row in self.rows(vector)]) is None
+
     def random_vector(self, rng: random.Random) -> Vector:
-        num_ops = len(self.ops)
+        """Uniform per decision among the ops that leave the remaining layers a fitting
+        continuation (every op where all fit, so seeds draw as before)."""
+        everything = list(range(len(self.ops)))
+        hw = self.input_hw
         out: list[int] = []
         for i in range(self.num_layers):
-            out.append(rng.randrange(num_ops))
+            allowed = everything if hw is None else fitting_ops(self.ops, hw, self.num_layers - i - 1)
+            op_id = allowed[rng.randrange(len(allowed))]
+            if hw is not None:
+                hw = op_output_hw(self.ops[op_id], hw)
+            out.append(op_id)
             out.extend(rng.randrange(2) for _ in range(i))
         return tuple(out)
 
