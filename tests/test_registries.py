@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from kubenas.op_shapes import OP_SHAPES
 from kubenas.registry import Registry, UnknownName
 from suggestion.algorithms.enas.algorithm import MODES
 from suggestion.algorithms.encoding import ENCODINGS
@@ -12,7 +13,6 @@ from suggestion.algorithms.registry import ALGORITHMS, UnknownAlgorithm
 from suggestion.early_stopping.registry import EARLY_STOPPING, UnknownEarlyStopping
 from trainer.cli import TRAINERS
 from trainer.data import DATASETS
-from kubenas.op_shapes import OP_SHAPES
 from trainer.ops import BUILDERS
 
 REGISTRIES: dict[str, Registry[object]] = {

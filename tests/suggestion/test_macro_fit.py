@@ -18,11 +18,11 @@ import torch
 from kubenas.op_shapes import first_misfit
 from kubenas.space import GraphConfig, NasConfig, Operation, SearchSpace
 from suggestion.algorithms.base import InvalidSettings, Problem
-from suggestion.algorithms.encoding.macro import MacroEncoding
 from suggestion.algorithms.enas import Enas
 from suggestion.algorithms.enas.macro import MacroMode
 from suggestion.algorithms.enas.session import new_session
 from suggestion.algorithms.enas.settings import EnasSettings
+from suggestion.algorithms.encoding.macro import MacroEncoding
 from suggestion.algorithms.random_search import RandomSearch
 from tests.suggestion.test_enas_spaces import ACCURACY, cat
 from trainer.enas.model import build_child, parse_child
