@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from dashboard.architecture import describe
+from dashboard.architecture import draw, find
 from dashboard.source import DataSource, NotFound, SourceError
 
 __all__ = ["POLL_MS", "create_app"]
@@ -65,10 +65,11 @@ class _Api:
         best = next((t for t in detail.trials if t.name == detail.summary.best_trial), None)
         data["best_architecture"] = None
         if best is not None:
-            drawing = describe(best.assignments, best.observation, {})
+            found = find(best.assignments, best.observation)
+            drawing = None if found is None else draw(found)
             if drawing is not None:
                 data["best_architecture"] = {"trial": best.name, **drawing.to_json()}
-            elif detail.is_nas:  # a DARTS genotype is in the trial's files or output, not its assignments
+            elif detail.is_nas:  # a one-shot search prints what it found: read the trial's output
                 data["best_architecture"] = self._architecture(experiment_id, best.name)
         return data
 
@@ -77,11 +78,11 @@ class _Api:
 
     def _architecture(self, experiment_id: str, trial_name: str) -> dict[str, Any] | None:
         detail = self.source.trial(experiment_id, trial_name)
-        hints = dict(detail.nn_hints)
-        if "output" not in hints and "architecture" not in detail.trial.assignments:
-            tail = self.source.log_tail(experiment_id, trial_name, LOG_TAIL_BYTES * 4)
-            hints["output"] = tail.text
-        drawing = describe(detail.trial.assignments, detail.trial.observation, hints)
+        output: list[str] = []
+        if "architecture" not in detail.trial.assignments:  # DARTS, enas-oneshot: the result is in the output
+            output = self.source.log_tail(experiment_id, trial_name, LOG_TAIL_BYTES * 4).text.splitlines()
+        found = find(detail.trial.assignments, detail.trial.observation, output, detail.nn_hints.get("genotype"))
+        drawing = None if found is None else draw(found)
         return None if drawing is None else {"trial": trial_name, **drawing.to_json()}
 
     def trial(self, experiment_id: str, trial_name: str) -> dict[str, Any]:

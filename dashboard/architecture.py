@@ -1,22 +1,26 @@
 """Architectures as drawings: nodes placed on a plane and labelled edges between them.
 
-Every kind of kubenas architecture becomes one `Drawing`: an ENAS macro network (a column
-of layers, each naming its op, with skip edges from earlier layers), a cell genotype
-(DARTS or ENAS micro; a normal and a reduction cell) and a NAS-Bench-201 cell. The
-browser draws a `Drawing` with the chart library; nothing here knows about HTML.
+The architecture is read once, by the core (`kubenas.architecture.find_architecture`, the
+reading the terminal, results.json and `kubenas-train retrain` use); this module only
+places it: an ENAS macro network (a column of layers naming their op, with skip edges
+from the input or earlier layers, Katib's indexing), a cell genotype (DARTS, ENAS micro,
+one-shot ENAS; a normal and a reduction cell) or a NAS-Bench-201 cell, each with the
+core's words. The browser draws a `Drawing` with the chart library; nothing here knows
+about HTML.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kubenas.genotype import GENOTYPE_LINE, Genotype, GenotypeError
+from kubenas.architecture import FoundArchitecture, describe_op, find_architecture, primitive_word
+from kubenas.genotype import Genotype, GenotypeError
 from kubenas.nb201 import NB201_EDGES, NB201_NUM_NODES, Cell201
-from kubenas.space import MacroArchitecture, SpaceError, loads_lenient
+from kubenas.space import MacroArchitecture
 
-__all__ = ["Drawing", "Edge", "Node", "describe", "genotype_from_text", "op_words"]
+__all__ = ["Drawing", "Edge", "Graph", "Node", "draw", "find"]
 
 
 @dataclass(frozen=True)
@@ -49,65 +53,49 @@ class Drawing:
     summary: str                   # one line a person reads
     graphs: Sequence[Graph]
     lines: Sequence[str] = field(default_factory=list)   # the architecture in words, one line each
+    source: str = ""               # where the trial's architecture was found
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def op_words(name: str) -> str:
-    """`separable_convolution_3x3` -> `separable convolution 3x3`."""
-    return name.replace("_", " ").strip() or "?"
+def find(assignments: Mapping[str, str], observation: Mapping[str, float | str], output: Iterable[str] = (),
+         genotype_file: object = None) -> FoundArchitecture | None:
+    """A trial's architecture as the core reads it; else the genotype.json a DARTS trial
+    wrote (`genotype_file`, its parsed JSON); None for an HPO trial or nothing readable."""
+    found = find_architecture(assignments, observation, output)
+    if found is None and isinstance(genotype_file, Mapping):
+        try:
+            genotype = Genotype.from_dict(genotype_file)
+        except GenotypeError:
+            return None
+        found = FoundArchitecture("cell", genotype.to_json(), None, "the trial's genotype.json", genotype=genotype)
+    return found
 
 
-def _macro_op(entry: Any, op_id: int) -> str:
-    """The words of one nn_config embedding entry: `convolution 3x3, 32 filters`."""
-    if not isinstance(entry, Mapping):
-        return f"op {op_id}"
-    words = [op_words(str(entry.get("opt_type", f"op {op_id}")))]
-    raw = entry.get("opt_params")
-    params: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    details = []
-    for key, value in params.items():
-        if key == "filter_size":
-            words[0] += f" {value}x{value}"
-        elif key == "num_filter":
-            details.append(f"{value} filters")
-        elif key == "reduction_type":
-            words[0] = f"{op_words(str(value))}"
-        elif key == "pool_size":
-            words[0] += f" {value}x{value}"
-        else:
-            details.append(f"{op_words(str(key))} {value}")
-    return ", ".join(words + details)
+def _skip_source(index: int) -> str:
+    # Katib's indexing: skip bit 0 is the network input, bit j the output of layer j-1.
+    return "input" if index == 0 else f"layer{index - 1}"
 
 
-def _macro(arch: MacroArchitecture, nn_config: Any) -> Drawing:
-    embedding = nn_config.get("embedding") if isinstance(nn_config, Mapping) else None
-    embedding = embedding if isinstance(embedding, Mapping) else {}
+def _macro(found: FoundArchitecture, arch: MacroArchitecture) -> list[Graph]:
     n = len(arch.rows)
     nodes = [Node("input", "input", 0.0, 0.0)]
     edges: list[Edge] = []
-    lines = []
     for i, row in enumerate(arch.rows):
-        label = _macro_op(embedding.get(str(row[0])), row[0])
+        op = found.ops.get(row[0])
+        label = describe_op(op) if op is not None else f"op {row[0]}"
         nodes.append(Node(f"layer{i}", f"layer {i}: {label}", 0.0, -(i + 1.0)))
         edges.append(Edge("input" if i == 0 else f"layer{i - 1}", f"layer{i}", kind="chain"))
-        skips = [j for j, bit in enumerate(row[1:]) if bit]
-        for j in skips:
-            if j != i - 1:  # the previous layer already feeds it
-                edges.append(Edge(f"layer{j}", f"layer{i}", bend=-0.35 * (i - j), kind="skip"))
-            else:
-                edges.append(Edge(f"layer{j}", f"layer{i}", bend=-0.25, kind="skip"))
-        skip_words = f"; skips from layer {', '.join(map(str, skips))}" if skips else ""
-        lines.append(f"layer {i}: {label}{skip_words}")
+        for j, bit in enumerate(row[1:]):
+            if bit:  # node j sits at y = -j (the input at 0), layer i at -(i + 1)
+                edges.append(Edge(_skip_source(j), f"layer{i}", bend=-0.3 * (i + 1 - j), kind="skip"))
     nodes.append(Node("output", "output", 0.0, -(n + 1.0)))
     edges.append(Edge(f"layer{n - 1}" if n else "input", "output", kind="chain"))
-    skip_count = sum(sum(row[1:]) for row in arch.rows)
-    return Drawing("macro", f"ENAS macro network: {n} layers, {skip_count} skip connections",
-                   [Graph("network", nodes, edges)], lines)
+    return [Graph("network", nodes, edges)]
 
 
-def _cell(title: str, edges_in: Sequence[tuple[str, int]], concat: Sequence[int]) -> tuple[Graph, list[str]]:
+def _cell(title: str, edges_in: Sequence[tuple[str, int]], concat: Sequence[int]) -> Graph:
     steps = len(edges_in) // 2
     nodes = [Node("c_{k-2}", "c_{k-2}", 0.0, 0.0), Node("c_{k-1}", "c_{k-1}", 1.0, 0.0)]
     names = ["c_{k-2}", "c_{k-1}"]
@@ -116,100 +104,38 @@ def _cell(title: str, edges_in: Sequence[tuple[str, int]], concat: Sequence[int]
         names.append(str(k))
     nodes.append(Node("c_{k}", "c_{k} (concat)", steps + 2.0, 0.0))
     edges: list[Edge] = []
-    lines = []
     for i, (op, source) in enumerate(edges_in):
         target = i // 2
         distance = target + 2 - source
         sign = 1.0 if i % 2 == 0 else -1.0
-        edges.append(Edge(names[source], str(target), op_words(op), bend=sign * (0.25 + 0.18 * distance)))
-        if i % 2:
-            first, second = edges_in[i - 1], edges_in[i]
-            lines.append(f"{title} node {target}: {op_words(first[0])} of {names[first[1]]}"
-                         f" + {op_words(second[0])} of {names[second[1]]}")
+        edges.append(Edge(names[source], str(target), primitive_word(op), bend=sign * (0.25 + 0.18 * distance)))
     for j, k in enumerate(concat):
         distance = steps + 2 - k  # node k-2 sits at x = k
         edges.append(Edge(str(k - 2), "c_{k}", "", bend=0.12 * distance * (1 if j % 2 else -1), kind="concat"))
-    lines.append(f"{title} output: concatenation of node {', '.join(str(k - 2) for k in concat)}")
-    return Graph(f"{title} cell", nodes, edges), lines
+    return Graph(f"{title} cell", nodes, edges)
 
 
-def _cells(genotype: Genotype, source: str) -> Drawing:
-    normal, normal_lines = _cell("normal", genotype.normal, genotype.normal_concat)
-    reduce, reduce_lines = _cell("reduction", genotype.reduce, genotype.reduce_concat)
-    return Drawing("cells", f"{source}: normal and reduction cell, {genotype.num_nodes} nodes each",
-                   [normal, reduce], normal_lines + reduce_lines)
-
-
-def _nb201(cell: Cell201) -> Drawing:
+def _nb201(cell: Cell201) -> list[Graph]:
     nodes = [Node(str(i), "input" if i == 0 else "output" if i == NB201_NUM_NODES - 1 else f"node {i}",
                   float(i), 0.0) for i in range(NB201_NUM_NODES)]
-    edges, lines = [], []
-    for n, (op, (to, src)) in enumerate(zip(cell.ops, NB201_EDGES)):
-        if op == "none":
-            continue
-        edges.append(Edge(str(src), str(to), op_words(op), bend=(0.3 + 0.2 * (to - src)) * (1 if n % 2 else -1)))
-        lines.append(f"node {to} <- node {src}: {op_words(op)}")
-    return Drawing("nb201", f"NAS-Bench-201 cell {cell.to_string()}", [Graph("cell", nodes, edges)], lines)
+    edges = [Edge(str(src), str(to), op, bend=(0.3 + 0.2 * (to - src)) * (1 if n % 2 else -1))
+             for n, (op, (to, src)) in enumerate(zip(cell.ops, NB201_EDGES)) if op != "none"]
+    return [Graph("cell", nodes, edges)]
 
 
-def genotype_from_text(text: str) -> Genotype | None:
-    """The genotype in trial output: the last `Best-Genotype=Genotype(...)` line, else the
-    last `<name>=Genotype(...)` one; None when there is none or it does not parse."""
-    found: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        match = GENOTYPE_LINE.search(line)
-        if match:
-            found.append((match[1], match[2].strip()))
-    preferred = [g for name, g in found if name == "Best-Genotype"] or [g for _, g in found]
-    for candidate in reversed(preferred):
-        try:
-            return Genotype.parse_katib(candidate)
-        except GenotypeError:
-            continue
-    return None
-
-
-def describe(assignments: Mapping[str, str], observation: Mapping[str, float | str],
-             hints: Mapping[str, Any]) -> Drawing | None:
-    """The drawing of a trial's architecture, or None when it has none (an HPO trial).
-
-    Looked for in order: the `architecture` assignment (macro rows + nn_config, a Genotype,
-    an NB201 string), a genotype the trial wrote (`hints["genotype"]`), a genotype the trial
-    reported as a metric or printed (`hints["output"]`)."""
-    text = assignments.get("architecture")
-    if isinstance(text, str) and text.strip():
-        try:
-            return _nb201(Cell201.from_string(text))
-        except SpaceError:
-            pass
-        try:
-            return _cells(Genotype.from_json(text), "ENAS micro")
-        except GenotypeError:
-            pass
-        try:
-            arch = MacroArchitecture.from_json(text)
-        except SpaceError:
-            arch = None
-        if arch is not None:
-            try:
-                config = loads_lenient(assignments.get("nn_config", "{}"), "nn_config")
-            except SpaceError:
-                config = {}
-            return _macro(arch, config)
-    if isinstance(hints.get("genotype"), Mapping):
-        try:
-            return _cells(Genotype.from_dict(hints["genotype"]), "DARTS genotype")
-        except GenotypeError:
-            pass
-    for value in observation.values():
-        if isinstance(value, str) and value.startswith("Genotype("):
-            try:
-                return _cells(Genotype.parse_katib(value), "DARTS genotype")
-            except GenotypeError:
-                continue
-    output = hints.get("output")
-    if isinstance(output, str):
-        genotype = genotype_from_text(output)
-        if genotype is not None:
-            return _cells(genotype, "DARTS genotype")
+def draw(found: FoundArchitecture) -> Drawing | None:
+    """The drawing of a found architecture, with the core's words (None for a kind not drawn)."""
+    lines = [line.strip() for line in found.lines()]
+    if found.macro is not None:
+        skips = sum(sum(row[1:]) for row in found.macro.rows)
+        return Drawing("macro", f"ENAS macro network: {len(found.macro.rows)} layers, {skips} skip connections",
+                       _macro(found, found.macro), lines, found.source)
+    if found.genotype is not None:
+        g = found.genotype
+        graphs = [_cell("normal", g.normal, g.normal_concat), _cell("reduction", g.reduce, g.reduce_concat)]
+        return Drawing("cells", f"cell genotype: normal and reduction cell, {g.num_nodes} nodes each", graphs, lines,
+                       found.source)
+    if found.cell is not None:
+        return Drawing("nb201", f"NAS-Bench-201 cell {found.cell.to_string()}", _nb201(found.cell), lines,
+                       found.source)
     return None

@@ -12,16 +12,17 @@ from starlette.testclient import TestClient
 
 from dashboard.app import create_app
 from dashboard.local_source import LocalSource
-from tests.dashboard.runs import HOSTILE_DIR, curve_experiment, nas_experiment, run
+from tests.dashboard.runs import HOSTILE_DIR, curve_experiment, nas_experiment, oneshot_experiment, run
 
 
 @pytest.fixture(scope="session")
 def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """runs/ with a finished early-stopping HPO run (in a directory named with markup) and a
-    finished ENAS macro run."""
+    finished ENAS macro run, and a finished one-shot search (its result only in its output)."""
     root = tmp_path_factory.mktemp("dashboard") / "runs"
     root.mkdir()
-    for doc, name in ((curve_experiment(), HOSTILE_DIR), (nas_experiment(), "nas-macro")):
+    for doc, name in ((curve_experiment(), HOSTILE_DIR), (nas_experiment(), "nas-macro"),
+                      (oneshot_experiment(), "oneshot-macro")):
         done = run(doc, root / name)
         assert done.returncode == 0, done.stdout + done.stderr
     return root

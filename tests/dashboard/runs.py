@@ -82,6 +82,28 @@ def nas_experiment(name: str = "nas-macro") -> dict[str, Any]:
     }}
 
 
+def oneshot_experiment(name: str = "oneshot-macro") -> dict[str, Any]:
+    """enas-oneshot over nas_experiment's space; the one trial (tests/programs/oneshot_result.py)
+    prints its found architecture as `trainer.enas_search` does, instantly."""
+    doc = nas_experiment(name)
+    spec = doc["spec"]
+    spec.update(parallelTrialCount=1, maxTrialCount=1)
+    spec["nasConfig"]["operations"][1]["parameters"].append(  # enas checks as strictly as Katib: a window
+        {"name": "pool_size", "parameterType": "categorical", "feasibleSpace": {"list": ["2"]}})
+    spec["objective"] = {"type": "maximize", "objectiveMetricName": "Validation-Accuracy"}
+    spec["algorithm"] = {"algorithmName": "enas-oneshot", "algorithmSettings": [
+        {"name": "dataset", "value": "digits"}, {"name": "random_state", "value": "1"}]}
+    spec["trialTemplate"] = {
+        "primaryContainerName": "training-container",
+        "trialParameters": [{"name": "algorithmSettings", "reference": "algorithm-settings"},
+                            {"name": "searchSpace", "reference": "search-space"}],
+        "trialSpec": _job(["python", "tests/programs/oneshot_result.py",
+                           "--algorithm-settings", "${trialParameters.algorithmSettings}",
+                           "--search-space", "${trialParameters.searchSpace}"]),
+    }
+    return doc
+
+
 def write(doc: dict[str, Any], directory: Path) -> Path:
     path = directory / f"{doc['metadata']['name']}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -13,6 +13,8 @@ from starlette.testclient import TestClient
 
 from dashboard.app import create_app
 from dashboard.local_source import LocalSource
+from kubenas.architecture import describe_op
+from kubenas.space import ExpandedOp
 from tests.dashboard.runs import HOSTILE, HOSTILE_DIR
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +31,7 @@ def _by_name(client: TestClient) -> dict[str, dict[str, Any]]:
 
 def test_list_summarises_each_run_as_its_results_say(client: TestClient, results: dict[str, Any]) -> None:
     listed = _by_name(client)
-    assert set(listed) == {"curve-median", "nas-macro"}
+    assert set(listed) == {"curve-median", "nas-macro", "oneshot-macro"}
     for name, res in results.items():
         entry = listed[name]
         assert entry["status"] == res["status"] == "Succeeded"
@@ -95,10 +97,29 @@ def test_best_nas_trial_is_drawn_as_a_macro_network(client: TestClient, results:
     assert len(layers) == 3
     config = yaml.safe_load(res["best_trial"]["assignments"]["nn_config"])
     rows = yaml.safe_load(res["best_trial"]["assignments"]["architecture"])
-    for line, row in zip(arch["lines"], rows):
-        assert config["embedding"][str(row[0])]["opt_type"].replace("_", " ") in line or "pooling" in line
+    assert arch["lines"][0] == "ENAS macro network, 3 layers:"
+    for i, (line, row) in enumerate(zip(arch["lines"][1:], rows)):
+        op = ExpandedOp.from_json(config["embedding"][str(row[0])])
+        assert line.startswith(f"layer {i}: {describe_op(op)}"), (line, op)
     skips = sum(sum(row[1:]) for row in rows)
     assert sum(1 for e in arch["graphs"][0]["edges"] if e["kind"] == "skip") == skips
+
+
+def test_one_shot_search_result_is_drawn_from_the_trials_output(client: TestClient,
+                                                                results: dict[str, Any]) -> None:
+    """enas-oneshot's trial is given the whole space; what it found is only in its output."""
+    res = results["oneshot-macro"]
+    assert "architecture" not in res["best_trial"]["assignments"]
+    arch = client.get("/api/experiments/oneshot-macro").json()["best_architecture"]
+    assert arch["trial"] == res["best_trial"]["name"] and arch["kind"] == "macro"
+    assert "Best-Architecture" in arch["source"]
+    # oneshot_result.py: layer i takes op i mod 3 and, after the first, skips from the input.
+    assert arch["lines"][1:] == ["layer 0: conv 3x3, 8 filters", "layer 1: conv 5x5, 8 filters; skip from input",
+                                 "layer 2: max pooling 2x2; skip from input"]
+    skips = [(e["source"], e["target"]) for e in arch["graphs"][0]["edges"] if e["kind"] == "skip"]
+    assert skips == [("input", "layer1"), ("input", "layer2")]
+    # The terminal's results.json names the same architecture in the same words.
+    assert res["best_trial"]["architecture"]["text"][1:] == [" " * 2 + line for line in arch["lines"][1:]]
 
 
 def test_unknown_things_get_clear_errors_not_tracebacks(client: TestClient) -> None:
@@ -145,7 +166,7 @@ def test_directories_that_are_not_runs_are_named(tmp_path: Path, runs_dir: Path)
     ]
     with TestClient(create_app(source)) as c:
         listed = c.get("/api/experiments").json()
-        assert listed["problems"] == problems and len(listed["experiments"]) == 2
+        assert listed["problems"] == problems and len(listed["experiments"]) == 3
         assert "does not exist" in c.get("/").text
 
 

@@ -1,10 +1,15 @@
-"""Architectures in words and drawings: ENAS macro rows, cell genotypes, NB201 cells."""
+"""Architectures drawn: ENAS macro rows, cell genotypes, NB201 cells, one-shot search results.
+
+What a trial found is read by the core (kubenas.architecture, as the terminal reads it);
+these tests check the placing, the edges and that the words are the core's.
+"""
 
 from __future__ import annotations
 
 import json
 
-from dashboard.architecture import describe, genotype_from_text, op_words
+from dashboard.architecture import draw, find
+from kubenas.architecture import find_architecture
 from kubenas.genotype import Genotype
 from kubenas.nb201 import Cell201
 
@@ -13,66 +18,93 @@ NN_CONFIG = json.dumps({"num_layers": 3, "input_sizes": [8, 8, 1], "output_sizes
     "2": {"opt_id": 2, "opt_type": "reduction", "opt_params": {"reduction_type": "max_pooling", "pool_size": "2"}}}})
 
 
-def test_macro_layers_name_their_op_and_skips() -> None:
-    drawing = describe({"architecture": "[[0], [2, 0], [0, 1, 1]]", "nn_config": NN_CONFIG}, {}, {})
+def _drawing(assignments, observation=None, output=(), genotype_file=None):  # type: ignore[no-untyped-def]
+    found = find(assignments, observation or {}, output, genotype_file)
+    return None if found is None else draw(found)
+
+
+def test_macro_layers_name_their_op_and_skips_by_katibs_indexing() -> None:
+    assignments = {"architecture": "[[0], [2, 0], [0, 1, 1]]", "nn_config": NN_CONFIG}
+    drawing = _drawing(assignments)
     assert drawing is not None and drawing.kind == "macro"
-    assert drawing.lines == ["layer 0: separable convolution 5x5, 32 filters",
-                             "layer 1: max pooling 2x2",
-                             "layer 2: separable convolution 5x5, 32 filters; skips from layer 0, 1"]
+    # The words are the terminal's, one reading of the trial.
+    core = find_architecture(assignments)
+    assert core is not None and drawing.lines == [line.strip() for line in core.lines()]
+    assert drawing.lines[1:] == ["layer 0: separable conv 5x5, 32 filters", "layer 1: max pooling 2x2",
+                                 "layer 2: separable conv 5x5, 32 filters; skips from input, layer 0"]
     [graph] = drawing.graphs
     assert [n.id for n in graph.nodes] == ["input", "layer0", "layer1", "layer2", "output"]
+    # Skip bit 0 is the network input, bit 1 layer 0 (layer 1 already feeds layer 2 in the chain).
     assert sorted((e.source, e.target) for e in graph.edges if e.kind == "skip") == \
-        [("layer0", "layer2"), ("layer1", "layer2")]
+        [("input", "layer2"), ("layer0", "layer2")]
+    assert [(e.source, e.target) for e in graph.edges if e.kind == "chain"] == \
+        [("input", "layer0"), ("layer0", "layer1"), ("layer1", "layer2"), ("layer2", "output")]
     assert drawing.summary == "ENAS macro network: 3 layers, 2 skip connections"
 
 
 def test_katib_quoted_macro_architecture_and_unknown_ops_still_draw() -> None:
-    drawing = describe({"architecture": "[[7], [7, 1]]", "nn_config": "{'embedding': {}}"}, {}, {})
-    assert drawing is not None and drawing.lines == ["layer 0: op 7", "layer 1: op 7; skips from layer 0"]
+    drawing = _drawing({"architecture": "[[7], [7, 1]]", "nn_config": "{'embedding': {}}"})
+    assert drawing is not None and drawing.lines[1:] == ["layer 0: op 7", "layer 1: op 7; skip from input"]
+
+
+def test_one_shot_enas_result_is_drawn_from_the_trials_output() -> None:
+    """An enas-oneshot trial is given the whole space and prints what it found."""
+    output = ["epoch=1 Training-Loss=1.2", "Current-Architecture=[[2], [0, 1]]",
+              "Best-Architecture=[[0], [2, 0], [0, 1, 1]]", f"Best-NN-Config={NN_CONFIG}",
+              "Validation-Accuracy=0.81"]
+    assignments = {"algorithm-settings": "{}", "search-space": "{}"}
+    assert _drawing(assignments) is None  # the assignments alone hold no architecture
+    drawing = _drawing(assignments, {"Validation-Accuracy": 0.81}, output)
+    assert drawing is not None and drawing.kind == "macro" and "Best-Architecture" in drawing.source
+    assert drawing.lines[-1] == "layer 2: separable conv 5x5, 32 filters; skips from input, layer 0"
 
 
 def test_micro_genotype_draws_a_normal_and_a_reduction_cell() -> None:
     genotype = Genotype.build([("sep_conv_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 2), ("sep_conv_5x5", 0)],
                               [("avg_pool_3x3", 0), ("avg_pool_3x3", 1), ("skip_connect", 2), ("dil_conv_3x3", 1)])
-    drawing = describe({"architecture": genotype.to_json()}, {}, {})
+    drawing = _drawing({"architecture": genotype.to_json()})
     assert drawing is not None and drawing.kind == "cells"
     assert [g.title for g in drawing.graphs] == ["normal cell", "reduction cell"]
-    assert "normal node 0: sep conv 3x3 of c_{k-2} + skip connect of c_{k-1}" in drawing.lines
-    assert "normal node 1: max pool 3x3 of 0 + sep conv 5x5 of c_{k-2}" in drawing.lines
+    core = find_architecture({"architecture": genotype.to_json()})
+    assert core is not None and drawing.lines == [line.strip() for line in core.lines()]
     normal = drawing.graphs[0]
     ops = [e for e in normal.edges if e.kind == "op"]
-    assert [(e.source, e.target, e.label) for e in ops][:2] == [("c_{k-2}", "0", "sep conv 3x3"),
-                                                               ("c_{k-1}", "0", "skip connect")]
+    assert [(e.source, e.target, e.label) for e in ops][:3] == [("c_{k-2}", "0", "sep_conv_3x3"),
+                                                               ("c_{k-1}", "0", "skip"),
+                                                               ("0", "1", "max_pool_3x3")]
     assert {(e.source, e.target) for e in normal.edges if e.kind == "concat"} == {("0", "c_{k}"), ("1", "c_{k}")}
 
 
 def test_darts_genotype_is_found_in_output_file_or_observation() -> None:
     genotype = Genotype.build([("skip_connect", 0), ("sep_conv_3x3", 1)], [("max_pool_3x3", 0), ("skip_connect", 1)])
-    output = f"epoch=1 Genotype={genotype.to_katib()}\nnoise\nBest-Genotype={genotype.to_katib()}\nGenotype=junk\n"
-    assert genotype_from_text(output) == genotype
-    assert genotype_from_text("no genotype here") is None
-    for hints, observation in (({"output": output}, {}), ({"genotype": genotype.to_dict()}, {}),
-                               ({}, {"Best-Genotype": genotype.to_katib()})):
-        drawing = describe({"algorithm-settings": "{}", "num-layers": "3"}, observation, hints)
-        assert drawing is not None and drawing.kind == "cells", (hints, observation)
-        assert drawing.summary.startswith("DARTS genotype: normal and reduction cell, 1 nodes")
+    output = ["epoch=1 Genotype=" + genotype.to_katib(), "noise", "Best-Genotype=" + genotype.to_katib()]
+    assignments = {"algorithm-settings": "{}", "num-layers": "3"}
+    for observation, lines, file in (({}, output, None), ({}, (), genotype.to_dict()),
+                                     ({"Best-Genotype": genotype.to_katib()}, (), None)):
+        drawing = _drawing(assignments, observation, lines, file)
+        assert drawing is not None and drawing.kind == "cells", (observation, lines, file)
+        assert drawing.summary == "cell genotype: normal and reduction cell, 1 nodes each"
+        assert [e.label for e in drawing.graphs[0].edges if e.kind == "op"] == ["skip", "sep_conv_3x3"]
+    assert _drawing(assignments, {}, (), {"normal": "junk"}) is None
 
 
 def test_nb201_cell_leaves_out_none_edges() -> None:
     cell = Cell201(("nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "none", "nor_conv_1x1"))
-    drawing = describe({"architecture": cell.to_string()}, {}, {})
+    drawing = _drawing({"architecture": cell.to_string()})
     assert drawing is not None and drawing.kind == "nb201"
     [graph] = drawing.graphs
     assert [(e.source, e.target, e.label) for e in graph.edges] == [
-        ("0", "1", "nor conv 3x3"), ("1", "2", "skip connect"), ("0", "3", "avg pool 3x3"), ("2", "3", "nor conv 1x1")]
+        ("0", "1", "nor_conv_3x3"), ("1", "2", "skip_connect"), ("0", "3", "avg_pool_3x3"), ("2", "3", "nor_conv_1x1")]
     assert [n.label for n in graph.nodes] == ["input", "node 1", "node 2", "output"]
 
 
 def test_hyperparameter_trials_and_unreadable_architectures_have_no_drawing() -> None:
-    assert describe({"lr": "0.1"}, {"loss": 0.5}, {}) is None
-    assert describe({"architecture": "not an architecture"}, {}, {}) is None
-    assert describe({"architecture": "[[0], [1]]"}, {}, {}) is None  # row 1 lacks its skip bit
+    assert _drawing({"lr": "0.1"}, {"loss": 0.5}) is None
+    assert _drawing({"architecture": "not an architecture"}) is None
+    assert _drawing({"architecture": "[[0], [1]]"}) is None  # row 1 lacks its skip bit
 
 
 def test_markup_in_op_names_stays_text_for_the_browser_to_escape() -> None:
-    assert op_words("<b>x</b>_3x3") == "<b>x</b> 3x3"
+    config = json.dumps({"embedding": {"0": {"opt_id": 0, "opt_type": "<b>x</b>", "opt_params": {}}}})
+    drawing = _drawing({"architecture": "[[0]]", "nn_config": config})
+    assert drawing is not None and drawing.graphs[0].nodes[1].label == "layer 0: <b>x</b>"

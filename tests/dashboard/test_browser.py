@@ -94,7 +94,7 @@ def test_list_experiment_architecture_trial_and_log(browser: Any, runs_dir: Path
         url = f"http://127.0.0.1:{server.port}"
         browser.get(url + "/")
         names = _wait("the experiment list", lambda: _texts(browser, "#experiments tbody td:first-child a"))
-        assert sorted(names) == ["curve-median", "nas-macro"]
+        assert sorted(names) == ["curve-median", "nas-macro", "oneshot-macro"]
         # the markup-named work directory shows as text, and nothing of it ran
         assert "<img src=x onerror=alert(2)>" in browser.find_element(By.ID, "experiments").text
         assert browser.execute_script("return document.querySelectorAll('main img').length") == 0

@@ -54,7 +54,7 @@ def test_serves_until_sigterm(runs_dir: Path) -> None:
             url = found[1] if found else None
         assert url is not None
         names = {e["name"] for e in httpx.get(url + "api/experiments", timeout=30).json()["experiments"]}
-        assert names == {"curve-median", "nas-macro"}
+        assert names == {"curve-median", "nas-macro", "oneshot-macro"}
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down, then ends by the signal it caught (the conventional exit status)
         assert proc.wait(timeout=30) == -signal.SIGTERM
