@@ -126,6 +126,8 @@ def _nb201(cell: Cell201) -> list[Graph]:
 def draw(found: FoundArchitecture) -> Drawing | None:
     """The drawing of a found architecture, with the core's words (None for a kind not drawn)."""
     lines = [line.strip() for line in found.lines()]
+    if found.macro is not None or found.cell is not None:
+        lines = lines[1:]  # the header line ("ENAS macro network, 3 layers:") is the summary's
     if found.macro is not None:
         skips = sum(sum(row[1:]) for row in found.macro.rows)
         return Drawing("macro", f"ENAS macro network: {len(found.macro.rows)} layers, {skips} skip connections",

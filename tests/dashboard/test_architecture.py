@@ -29,8 +29,8 @@ def test_macro_layers_name_their_op_and_skips_by_katibs_indexing() -> None:
     assert drawing is not None and drawing.kind == "macro"
     # The words are the terminal's, one reading of the trial.
     core = find_architecture(assignments)
-    assert core is not None and drawing.lines == [line.strip() for line in core.lines()]
-    assert drawing.lines[1:] == ["layer 0: separable conv 5x5, 32 filters", "layer 1: max pooling 2x2",
+    assert core is not None and drawing.lines == [line.strip() for line in core.lines()[1:]]
+    assert drawing.lines == ["layer 0: separable conv 5x5, 32 filters", "layer 1: max pooling 2x2",
                                  "layer 2: separable conv 5x5, 32 filters; skips from input, layer 0"]
     [graph] = drawing.graphs
     assert [n.id for n in graph.nodes] == ["input", "layer0", "layer1", "layer2", "output"]
@@ -44,7 +44,7 @@ def test_macro_layers_name_their_op_and_skips_by_katibs_indexing() -> None:
 
 def test_katib_quoted_macro_architecture_and_unknown_ops_still_draw() -> None:
     drawing = _drawing({"architecture": "[[7], [7, 1]]", "nn_config": "{'embedding': {}}"})
-    assert drawing is not None and drawing.lines[1:] == ["layer 0: op 7", "layer 1: op 7; skip from input"]
+    assert drawing is not None and drawing.lines == ["layer 0: op 7", "layer 1: op 7; skip from input"]
 
 
 def test_one_shot_enas_result_is_drawn_from_the_trials_output() -> None:
@@ -96,6 +96,7 @@ def test_nb201_cell_leaves_out_none_edges() -> None:
     assert [(e.source, e.target, e.label) for e in graph.edges] == [
         ("0", "1", "nor_conv_3x3"), ("1", "2", "skip_connect"), ("0", "3", "avg_pool_3x3"), ("2", "3", "nor_conv_1x1")]
     assert [n.label for n in graph.nodes] == ["input", "node 1", "node 2", "output"]
+    assert drawing.lines[0] == "node 1 = nor_conv_3x3(node 0)"
 
 
 def test_hyperparameter_trials_and_unreadable_architectures_have_no_drawing() -> None:
