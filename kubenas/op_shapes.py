@@ -37,7 +37,6 @@ __all__ = [
     "Params",
     "dilation",
     "first_misfit",
-    "fitting_ops",
     "int_param",
     "kernel",
     "op_output_hw",
@@ -233,21 +232,6 @@ def first_misfit(ops: Sequence[ExpandedOp], input_hw: tuple[int, int],
         except MapTooSmall as error:
             return layer, error
     return None
-
-
-def fitting_ops(ops: Sequence[ExpandedOp], hw: tuple[int, int], layers_left: int) -> list[int]:
-    """The op ids a macro layer may take on an `hw` map so that `layers_left` more layers
-    still fit after it (each op's output grows with its input, so the op keeping the
-    largest map is always the safest continuation)."""
-    fitting = []
-    for op_id, op in enumerate(ops):
-        try:
-            out = op_output_hw(op, hw)
-        except MapTooSmall:
-            continue
-        if widest_op_ids(ops, out, layers_left) is not None:
-            fitting.append(op_id)
-    return fitting
 
 
 def widest_op_ids(ops: Sequence[ExpandedOp], hw: tuple[int, int], layers: int) -> list[int] | None:

@@ -14,7 +14,6 @@ from kubenas.op_shapes import (
     MapTooSmall,
     OpError,
     first_misfit,
-    fitting_ops,
     op_output_hw,
     output_size,
     widest_op_ids,
@@ -51,16 +50,6 @@ def test_height_and_width_are_followed_separately() -> None:
     assert first_misfit([POOL], (32, 4), [0, 0]) is None
     misfit = first_misfit([POOL], (32, 4), [0, 0, 0])
     assert misfit is not None and misfit[0] == 2 and "1x1" in misfit[1].allowed
-
-
-@pytest.mark.parametrize("side", [1, 2, 5, 8, 28])
-@pytest.mark.parametrize("layers", [1, 3, 6])
-def test_fitting_ops_are_exactly_the_ones_with_a_fitting_continuation(side: int, layers: int) -> None:
-    ops = [CONV, POOL, STRIDED]
-    for first in range(len(ops)):
-        can_finish = any(_chain_fits(ops, (side, side), (first, *rest))
-                         for rest in itertools.product(range(len(ops)), repeat=layers - 1))
-        assert (first in fitting_ops(ops, (side, side), layers - 1)) == can_finish, (side, layers, first)
 
 
 def test_widest_chain_exists_exactly_when_some_chain_fits() -> None:

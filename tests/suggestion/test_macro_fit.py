@@ -10,6 +10,7 @@ Every suggested architecture is built by the real `trainer.enas` and run forward
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -77,6 +78,22 @@ def test_random_search_hands_out_only_architectures_that_fit(seed: int) -> None:
     assert max(pools) == 3  # it still reaches the deepest pooling the input allows
     for s in suggestions[:5]:
         assert _runs(dict(s.assignments), SIDE)
+
+
+@pytest.mark.parametrize("side", [2, 5, 8, 28])
+@pytest.mark.parametrize("layers", [1, 3, 6])
+def test_random_draws_reach_exactly_the_architectures_that_fit(side: int, layers: int) -> None:
+    """Every op sequence a random draw can produce fits, and every fitting one can be drawn
+    (brute force over all op sequences of a conv / 2x2 pooling / strided conv space)."""
+    strided = Operation("convolution", (cat("filter_size", "3"), cat("num_filter", "4"), cat("stride", "2")))
+    space = _space(layers, side, (CONV, POOLS, strided))
+    encoding = MacroEncoding(space.nas_config)  # type: ignore[arg-type]
+    fitting = {ids for ids in itertools.product(range(len(encoding.ops)), repeat=layers)
+               if first_misfit(encoding.ops, (side, side), ids) is None}
+    drawn = {tuple(row[0] for row in encoding.rows(encoding.random_vector(random.Random(seed)))) for seed in range(600)}
+    assert drawn <= fitting
+    if layers <= 3:  # deeper, some fitting sequences are too unlikely (uniform per decision) to see
+        assert drawn == fitting
 
 
 def test_random_vectors_are_unchanged_where_every_child_fits() -> None:

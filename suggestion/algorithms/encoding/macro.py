@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from kubenas.op_shapes import first_misfit, fitting_ops, op_output_hw, widest_op_ids
+from kubenas.op_shapes import MapTooSmall, first_misfit, op_output_hw, widest_op_ids
 from kubenas.space import ExpandedOp, MacroArchitecture, NasConfig, SpaceError, nn_config
 from suggestion.algorithms.encoding.base import (
     ARCHITECTURE,
@@ -26,6 +26,8 @@ from suggestion.algorithms.encoding.base import (
 )
 
 __all__ = ["MacroEncoding", "macro_assignments", "rows_key"]
+
+_MAX_REMEMBERED = 1 << 16  # (map, depth) answers kept per encoding
 
 
 def rows_key(rows: Sequence[Sequence[int]]) -> str:
@@ -59,6 +61,9 @@ class MacroEncoding(NasEncoding):
         sizes = nas.graph_config.input_sizes
         # Katib's inputSizes are [H, W, C]; without them no shape is known and every child "fits".
         self.input_hw: tuple[int, int] | None = (sizes[0], sizes[1]) if len(sizes) >= 2 else None
+        self._outs: dict[tuple[int, tuple[int, int]], tuple[int, int] | None] = {}
+        self._finishes: dict[tuple[tuple[int, int], int], bool] = {}
+        self._allowed_ops: dict[tuple[tuple[int, int], int], list[int]] = {}
         if self.input_hw is not None and self.ops and widest_op_ids(self.ops, self.input_hw, self.num_layers) is None:
             most = max(k for k in range(self.num_layers) if widest_op_ids(self.ops, self.input_hw, k) is not None)
             raise SpaceError("nasConfig.graphConfig.numLayers", self.num_layers,
@@ -99,6 +104,53 @@ class MacroEncoding(NasEncoding):
                 if bit not in (0, 1):
                     raise SpaceError(f"layer_{i}.skip_{j}", bit, "must be an integer in [0, 1]")
 
+    def _out(self, op_id: int, hw: tuple[int, int]) -> tuple[int, int] | None:
+        """The map op `op_id` makes from `hw` (None: it does not fit), remembered: random
+        draws ask for every op of every layer and the same (op, map) pairs recur."""
+        key = (op_id, hw)
+        if key in self._outs:
+            return self._outs[key]
+        try:
+            out: tuple[int, int] | None = op_output_hw(self.ops[op_id], hw)
+        except MapTooSmall:
+            out = None
+        if len(self._outs) < _MAX_REMEMBERED:
+            self._outs[key] = out
+        return out
+
+    def _can_finish(self, hw: tuple[int, int], layers: int) -> bool:
+        """Whether `layers` more layers fit after an `hw` map: the widest chain (each op's
+        output grows with its input, so the op keeping the largest map is always the safest
+        continuation), walked once and remembered for every (map, depth) on it."""
+        path: list[tuple[tuple[int, int], int]] = []
+        here, left = hw, layers
+        answer: bool | None = None
+        while answer is None:
+            if (here, left) in self._finishes:
+                answer = self._finishes[(here, left)]
+                break
+            path.append((here, left))
+            outs = [o for k in range(len(self.ops)) if (o := self._out(k, here)) is not None]
+            if left == 0 or any(o == here for o in outs):  # a map-keeping op fits every remaining layer
+                answer = True
+            elif not outs:
+                answer = False
+            else:
+                here, left = max(outs, key=min), left - 1
+        if len(self._finishes) < _MAX_REMEMBERED:
+            self._finishes.update(dict.fromkeys(path, answer))
+        return answer
+
+    def _allowed(self, hw: tuple[int, int], left: int) -> list[int]:
+        """The ops a layer may take on an `hw` map with `left` layers after it (remembered)."""
+        key = (hw, left)
+        allowed = self._allowed_ops.get(key)
+        if allowed is None:
+            allowed = [k for k in range(len(self.ops)) if (o := self._out(k, hw)) is not None and self._can_finish(o, left)]
+            if len(self._allowed_ops) < _MAX_REMEMBERED // 16:  # lists of op ids: fewer of them
+                self._allowed_ops[key] = allowed
+        return allowed
+
     def fits(self, vector: Sequence[int]) -> bool:
         """Whether each layer's op fits the map it receives (a 2x2 pooling needs a 2x2 map)."""
         if self.input_hw is None:
@@ -106,16 +158,16 @@ class MacroEncoding(NasEncoding):
         return first_misfit(self.ops, self.input_hw, [row[0] for row in self.rows(vector)]) is None
 
     def random_vector(self, rng: random.Random) -> Vector:
-        """Uniform per decision among the ops that leave the remaining layers a fitting
-        continuation (every op where all fit, so seeds draw as before)."""
+        """Uniform per decision among the ops that fit the map and leave the remaining
+        layers a fitting continuation (every op where all fit, so seeds draw as before)."""
         everything = list(range(len(self.ops)))
         hw = self.input_hw
         out: list[int] = []
         for i in range(self.num_layers):
-            allowed = everything if hw is None else fitting_ops(self.ops, hw, self.num_layers - i - 1)
+            allowed = everything if hw is None else self._allowed(hw, self.num_layers - i - 1)
             op_id = allowed[rng.randrange(len(allowed))]
             if hw is not None:
-                hw = op_output_hw(self.ops[op_id], hw)
+                hw = self._out(op_id, hw)
             out.append(op_id)
             out.extend(rng.randrange(2) for _ in range(i))
         return tuple(out)
