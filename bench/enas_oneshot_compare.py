@@ -17,6 +17,7 @@ accuracy reported. One torch thread everywhere.
 
     .venv/bin/python bench/enas_oneshot_compare.py --epochs 2 --retrain-epochs 3
     .venv/bin/python bench/enas_oneshot_compare.py --methods enas-oneshot random-oneshot
+    python bench/enas_oneshot_compare.py --device cuda --epochs 10 --retrain-epochs 20   # a GPU
 """
 
 from __future__ import annotations
@@ -49,20 +50,21 @@ def _settings(spec: dict[str, Any], **values: Any) -> None:
 
 
 def oneshot_experiment(name: str, sampler: str, epochs: int, seed: int, out: Path,
-                       train_limit: int | None, overrides: dict[str, int]) -> dict[str, Any]:
+                       train_limit: int | None, overrides: dict[str, int], device: str = "cpu") -> dict[str, Any]:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"]["name"] = name
     spec = doc["spec"]
     _settings(spec, num_epochs=epochs, sampler=sampler, random_state=seed, **overrides)
     container = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
     container["command"] = [a for a in container["command"] if not a.startswith("--output-dir")]
-    container["command"] += [f"--output-dir={out}/${{trialSpec.Name}}", "--device=cpu", "--threads=1"]
+    container["command"] += [f"--output-dir={out}/${{trialSpec.Name}}", f"--device={device}", "--threads=1"]
     if train_limit is not None:
         container["command"].append(f"--train-limit={train_limit}")
     return doc
 
 
-def multitrial_experiment(name: str, algorithm: str, trial_epochs: int, train_limit: int, seed: int) -> dict[str, Any]:
+def multitrial_experiment(name: str, algorithm: str, trial_epochs: int, train_limit: int, seed: int,
+                          device: str = "cpu") -> dict[str, Any]:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"]["name"] = name
     spec = doc["spec"]
@@ -77,7 +79,7 @@ def multitrial_experiment(name: str, algorithm: str, trial_epochs: int, train_li
     container["command"] = ["python", "-m", "trainer.enas", "--architecture=${trialParameters.architecture}",
                             "--nn_config=${trialParameters.nnConfig}", f"--num_epochs={trial_epochs}",
                             "--dataset=fashion-mnist", f"--train-limit={train_limit}", "--batch-size=128",
-                            "--device=cpu", "--threads=1", f"--seed={seed}"]
+                            f"--device={device}", "--threads=1", f"--seed={seed}"]
     return doc
 
 
@@ -93,7 +95,9 @@ def tree_cpu_seconds(proc: psutil.Process) -> float:
     return total
 
 
-def run_experiment(doc: dict[str, Any], workdir: Path, budget_cpu_s: float | None) -> dict[str, Any]:
+def run_experiment(doc: dict[str, Any], workdir: Path, budget_cpu_s: float | None, wall_budget: bool = False) -> dict[str, Any]:
+    """Run `kubenas run`; interrupt it once its process tree used `budget_cpu_s` CPU-seconds
+    (or, with `wall_budget`, that many wall seconds: on a GPU the host CPU is not the cost)."""
     path = workdir.with_suffix(".yaml")
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -107,7 +111,8 @@ def run_experiment(doc: dict[str, Any], workdir: Path, budget_cpu_s: float | Non
             cpu = max(cpu, tree_cpu_seconds(watched))
         except psutil.Error:
             pass
-        if budget_cpu_s is not None and cpu >= budget_cpu_s and not interrupted:
+        used = time.monotonic() - started if wall_budget else cpu
+        if budget_cpu_s is not None and used >= budget_cpu_s and not interrupted:
             proc.send_signal(signal.SIGINT)
             interrupted = True
     wall = time.monotonic() - started
@@ -137,12 +142,13 @@ def best_architecture(method: str, run: dict[str, Any], out: Path) -> tuple[str,
     return best["assignments"]["architecture"], best["assignments"]["nn_config"]
 
 
-def retrain(architecture: str, nn_config: str, epochs: int, seed: int, train_limit: int | None) -> dict[str, float]:
+def retrain(architecture: str, nn_config: str, epochs: int, seed: int, train_limit: int | None,
+            device: str = "cpu") -> dict[str, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "trainer.retrain", f"--architecture={architecture}",
                            f"--nn_config={nn_config}", "--dataset=fashion-mnist", f"--num_epochs={epochs}",
-                           "--batch-size=128", "--device=cpu", "--threads=1", f"--seed={seed}",
+                           "--batch-size=128", f"--device={device}", "--threads=1", f"--seed={seed}",
                            *([f"--train-limit={train_limit}"] if train_limit else [])],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     wall = time.monotonic() - started
@@ -165,6 +171,8 @@ def main() -> None:
     parser.add_argument("--retrain-train-limit", type=int, default=None, help="retrain on the first N images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-oneshot-compare")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda: then the multi-trial budget is wall seconds (the one-shot runs' mean wall)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     summary_path = args.out / "summary.json"
@@ -179,13 +187,15 @@ def main() -> None:
             subprocess.run(["rm", "-rf", str(workdir), str(outputs)], check=True)
         if method.endswith("oneshot"):
             doc = oneshot_experiment(f"cmp-{method}", method.split("-")[0], args.epochs, args.seed, outputs,
-                                     args.oneshot_train_limit, overrides)
+                                     args.oneshot_train_limit, overrides, args.device)
             run = run_experiment(doc, workdir, None)
         else:
-            oneshot = [summary[m]["search_cpu_s"] for m in ("enas-oneshot", "random-oneshot") if m in summary]
+            spent = "search_cpu_s" if args.device == "cpu" else "search_wall_s"
+            oneshot = [summary[m][spent] for m in ("enas-oneshot", "random-oneshot") if m in summary]
             budget = args.budget_cpu_s or (sum(oneshot) / len(oneshot) if oneshot else 600.0)
-            doc = multitrial_experiment(f"cmp-{method}", method, args.trial_epochs, args.trial_train_limit, args.seed)
-            run = run_experiment(doc, workdir, budget)
+            doc = multitrial_experiment(f"cmp-{method}", method, args.trial_epochs, args.trial_train_limit, args.seed,
+                                        args.device)
+            run = run_experiment(doc, workdir, budget, wall_budget=args.device != "cpu")
         architecture, nn_config = best_architecture(method, run, outputs)
         row = {"search_wall_s": round(run["wall_s"], 1), "search_cpu_s": round(run["cpu_s"], 1),
                "trials": run["results"]["counts"]["total"],
@@ -193,7 +203,7 @@ def main() -> None:
                "architecture": architecture, "entropy": entropy_by_epoch(workdir)}
         print(method, json.dumps({k: v for k, v in row.items() if k not in ("architecture", "entropy")}), flush=True)
         row["retrain"] = retrain(architecture, nn_config, args.retrain_epochs, args.seed,
-                               args.retrain_train_limit)
+                                 args.retrain_train_limit, args.device)
         print(method, "retrained", json.dumps(row["retrain"]), flush=True)
         summary[method] = row
         summary_path.write_text(json.dumps(summary, indent=1))
