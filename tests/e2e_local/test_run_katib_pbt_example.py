@@ -45,7 +45,10 @@ def test_corrected_simple_pbt_validates_and_runs(cli, write_experiment, run_expe
 
     assert run.code == 0, run.stdout + run.stderr
     results = run.results
-    assert (results["status"], results["reason"]) == ("Succeeded", "ExperimentMaxTrialsReached")
+    # Both trials run at once; an lr within ~2% of 0.01 scores >= the goal 0.99 (about one run in 20).
+    goal_met = max(float(t["observation"]["Validation-accuracy"]) for t in results["trials"]) >= 0.99
+    expected = "ExperimentGoalReached" if goal_met else "ExperimentMaxTrialsReached"
+    assert (results["status"], results["reason"]) == ("Succeeded", expected)
     assert len(results["trials"]) == 2
     for trial in results["trials"]:
         assert trial["condition"] == "Succeeded"
