@@ -71,15 +71,21 @@ def nas_experiment(name: str = "nas-macro") -> dict[str, Any]:
                     {"name": "reduction_type", "parameterType": "categorical",
                      "feasibleSpace": {"list": ["max_pooling", "avg_pooling"]}}]},
             ]},
-        "trialTemplate": {
-            "primaryContainerName": "training-container",
-            "trialParameters": [{"name": "neuralNetworkArchitecture", "reference": "architecture"},
-                                {"name": "neuralNetworkConfig", "reference": "nn_config"}],
-            "trialSpec": _job(["python", "tests/programs/nas_child.py",
-                               "--architecture", "${trialParameters.neuralNetworkArchitecture}",
-                               "--nn-config", "${trialParameters.neuralNetworkConfig}"]),
-        },
+        "trialTemplate": _template("tests/programs/nas_child.py", [
+            ("--architecture", "neuralNetworkArchitecture", "architecture"),
+            ("--nn-config", "neuralNetworkConfig", "nn_config")]),
     }}
+
+
+def _template(program: str, flags: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """A trialTemplate running `program` with one `flag ${trialParameters.name}` per
+    (flag, trial parameter name, the suggestion's assignment it references)."""
+    command = ["python", program]
+    for flag, name, _reference in flags:
+        command += [flag, f"${{trialParameters.{name}}}"]
+    return {"primaryContainerName": "training-container",
+            "trialParameters": [{"name": name, "reference": reference} for _flag, name, reference in flags],
+            "trialSpec": _job(command)}
 
 
 def oneshot_experiment(name: str = "oneshot-macro") -> dict[str, Any]:
@@ -93,14 +99,9 @@ def oneshot_experiment(name: str = "oneshot-macro") -> dict[str, Any]:
     spec["objective"] = {"type": "maximize", "objectiveMetricName": "Validation-Accuracy"}
     spec["algorithm"] = {"algorithmName": "enas-oneshot", "algorithmSettings": [
         {"name": "dataset", "value": "digits"}, {"name": "random_state", "value": "1"}]}
-    spec["trialTemplate"] = {
-        "primaryContainerName": "training-container",
-        "trialParameters": [{"name": "algorithmSettings", "reference": "algorithm-settings"},
-                            {"name": "searchSpace", "reference": "search-space"}],
-        "trialSpec": _job(["python", "tests/programs/oneshot_result.py",
-                           "--algorithm-settings", "${trialParameters.algorithmSettings}",
-                           "--search-space", "${trialParameters.searchSpace}"]),
-    }
+    spec["trialTemplate"] = _template("tests/programs/oneshot_result.py", [
+        ("--algorithm-settings", "algorithmSettings", "algorithm-settings"),
+        ("--search-space", "searchSpace", "search-space")])
     return doc
 
 
